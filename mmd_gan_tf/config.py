@@ -1,0 +1,165 @@
+"""The one frozen configuration object the library receives.
+
+Only `main.py`, `flags/` and `tools/` read command-line flags; they build a `Config`
+(see `flags/build.py`) and hand it to the library. Every field has the default of the
+built-in quick run; the paper presets in `flags/presets.py` override them.
+"""
+
+import dataclasses
+import json
+from typing import Optional, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Where images come from and how they are preprocessed (SPEC section 7)."""
+  dataset: str = "shapes"          # shapes | mnist | cifar10 | stl10 | celeb_a | lsun | folder | tfrecord
+  image_size: int = 32
+  channels: int = 3
+  split: str = "train"
+  data_dir: Optional[str] = None   # folder / tfrecord / lsun LMDB root
+  tfds_data_dir: Optional[str] = None
+  lsun_category: str = "bedroom"
+  preprocessing: str = "default"   # named per-paper preset, e.g. celeb_a: wang | binkowski | li
+  image_range: str = "tanh"        # tanh -> [-1, 1]; sigmoid -> [0, 1]
+  corrupt_is_fatal: bool = False   # corrupt files: skip with a warning (False) or fail (True)
+  shuffle_buffer: int = 10000
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Generator and critic architecture (SPEC sections 5-6)."""
+  arch: str = "dcgan"              # dcgan | dcgan5 | resnet | resnet_big | li
+  image_size: int = 32
+  channels: int = 3
+  z_dim: int = 128
+  z_distribution: str = "normal"   # normal (N(0,1)) | uniform (U[-1,1])
+  critic_dim: int = 16
+  width: float = 1.0               # channel multiplier; 1.0 = the paper's widths
+  spectral_norm: str = "matrix"    # none | matrix | conv | conv_gain
+  sn_multiplier: Optional[float] = None  # C in W * C / sigma; None -> 64**(1/L) for conv, 1 otherwise
+  output_activation: str = "tanh"  # tanh | sigmoid (must agree with DataConfig.image_range)
+  bn_momentum: float = 0.99
+  bn_epsilon: float = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """Loss, kernel and penalty settings (SPEC sections 2-4)."""
+  name: str = "rep"                # rep | rep_b | mmd | mmd_gp | smmd | wgan_gp | hinge | flow
+  kernel: str = "rbf"              # rbf | mix_rbf | mix_rq | mix_rq_dot | distance | bounded_rbf | poly
+  sigmas: Tuple[float, ...] = (1.0,)
+  alphas: Tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
+  dot_weight: float = 1.0
+  rep_lambda: float = 1.0          # Wang's general form; 1 = repulsive, -1 = attractive
+  bound_low: float = 0.25          # rep_b: fake-fake d2 lower bound
+  bound_high: float = 4.0          # rep_b: real-real d2 upper bound
+  gp_weight: float = 1.0
+  l2_weight: float = 1.0
+  ae_weight: float = 8.0
+  one_sided_weight: float = 16.0
+  mmd_epsilon: float = 1e-8
+  smmd_scale: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+  """Optimisers of the critic and the generator."""
+  optimizer: str = "adam"          # adam | rmsprop
+  critic_lr: float = 5e-4
+  generator_lr: float = 2e-4
+  beta1: float = 0.5
+  beta2: float = 0.999
+  epsilon: float = 1e-8
+  rho: float = 0.99                # rmsprop
+  clipnorm: Optional[float] = None  # per-tensor gradient clipping (Binkowski)
+  weight_clip: Optional[float] = None  # critic weight clipping (Li)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """The training loop."""
+  steps: int = 2000                # generator steps
+  batch_size: int = 64             # global batch, split over replicas
+  schedule: str = "simultaneous"   # simultaneous (Wang) | alternating (n_critic critic steps per G step)
+  n_critic: int = 1
+  n_critic_warmup: int = 0         # Li: 100 critic steps while g_step < warmup_steps or g_step % every == 0
+  n_critic_warmup_steps: int = 25
+  n_critic_warmup_every: int = 500
+  seed: int = 0
+  log_every: int = 50
+  sample_every: int = 500
+  checkpoint_every: int = 500
+  keep_checkpoints: int = 3
+  mixed_precision: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """In-training evaluation and KID-driven learning-rate adaptation (SPEC section 8)."""
+  eval_every: int = 0              # 0 = off
+  inception_weights: Optional[str] = None
+  kid_subsets: int = 10
+  kid_subset_size: int = 1000
+  num_samples: int = 2000
+  fid: bool = False
+  lr_adaptation: bool = False
+  lr_adaptation_every: int = 2000
+  lr_adaptation_samples: int = 2048
+  lr_adaptation_lag: int = 10      # compare with codes from this many evaluations earlier
+  lr_adaptation_p: float = 0.1
+  lr_adaptation_patience: int = 3
+  lr_adaptation_factor: float = 0.5
+  lr_floor: float = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowConfig:
+  """The gradient-flow generator update (SPEC section 9)."""
+  flow_lambda: float = 1.0
+  features: str = "critic"         # critic | rff
+  rff_dim: int = 256
+  solver: str = "direct"           # direct | cg
+  metric: str = "mean"             # mean (J J^T) | per_sample (E_z J_z J_z^T)
+  cg_iterations: int = 50
+  cg_tolerance: float = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Everything one run needs."""
+  data: DataConfig = DataConfig()
+  model: ModelConfig = ModelConfig()
+  loss: LossConfig = LossConfig()
+  optim: OptimConfig = OptimConfig()
+  train: TrainConfig = TrainConfig()
+  eval: EvalConfig = EvalConfig()
+  flow: FlowConfig = FlowConfig()
+  workdir: str = "runs/default"
+  export_dir: Optional[str] = None
+  strategy: str = "mirrored"       # mirrored | one_device | multi_worker
+  preset: str = ""
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "optim": OptimConfig,
+             "train": TrainConfig, "eval": EvalConfig, "flow": FlowConfig}
+
+
+def config_from_dict(values: dict) -> Config:
+  """Inverse of `Config.to_dict` (tuples restored from JSON lists)."""
+  kwargs = {}
+  for key, value in values.items():
+    if key in _SECTIONS:
+      cls = _SECTIONS[key]
+      fields = {f.name: f for f in dataclasses.fields(cls)}
+      section = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items() if k in fields}
+      kwargs[key] = cls(**section)
+    else:
+      kwargs[key] = value
+  return Config(**kwargs)

@@ -1,0 +1,36 @@
+"""Test set-up: two logical CPU devices, so MirroredStrategy runs with 2 replicas.
+
+This must run before TensorFlow initialises its devices, hence at import time of conftest.
+"""
+
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ASSETS = ROOT.parent / "shared" / "assets"
+
+
+def asset_path(relative: str) -> pathlib.Path:
+  """Path of a shared test asset; skips the test (fails under CI=true) when it is missing."""
+  path = ASSETS / relative
+  if not path.exists():
+    message = f"shared asset {path} is missing"
+    if os.environ.get("CI", "").lower() == "true":
+      pytest.fail(message)
+    pytest.skip(message)
+  return path
+
+
+@pytest.fixture
+def two_replica_strategy():
+  """A MirroredStrategy over the two logical CPU devices."""
+  return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
