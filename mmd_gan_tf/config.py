@@ -60,6 +60,10 @@ class LossConfig:
   one_sided_weight: float = 16.0
   mmd_epsilon: float = 1e-8
   smmd_scale: float = 10.0
+  distance_epsilon: float = 1e-8   # under each root of the distance (energy) kernel
+  poly_degree: int = 3             # KID polynomial kernel (gamma * a.b + coef)^degree
+  poly_gamma: Optional[float] = None  # None -> 1 / feature dimension
+  poly_coef: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +127,7 @@ class FlowConfig:
   metric: str = "mean"             # mean (J J^T) | per_sample (E_z J_z J_z^T)
   cg_iterations: int = 50
   cg_tolerance: float = 1e-6
+  rff_sigma: float = 1.0           # bandwidth s of the Gaussian kernel the random features approximate
 
 
 @dataclasses.dataclass(frozen=True)

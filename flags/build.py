@@ -1,0 +1,130 @@
+"""Builds and validates the one frozen `Config` from flags and presets.
+
+This is the command-line boundary: every bad value fails here, before any work starts,
+with one `ValueError` that names the flag and the value.
+"""
+
+import dataclasses
+from typing import Any, Mapping
+
+from flags import definitions
+from flags import presets
+from mmd_gan_tf import config as config_lib
+
+_POSITIVE_INTS = ("train.steps", "train.batch_size", "train.n_critic", "train.log_every",
+                  "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
+                  "model.z_dim", "model.critic_dim", "data.image_size", "eval.kid_subsets",
+                  "eval.kid_subset_size", "eval.num_samples", "flow.rff_dim")
+_POSITIVE_FLOATS = ("optim.critic_lr", "optim.generator_lr", "model.width")
+# 0 on the command line switches these off.
+_ZERO_IS_NONE = ("optim.clipnorm", "optim.weight_clip")
+
+
+def _flag_name(field: str) -> str:
+  for name, fields in definitions.FLAG_FIELDS.items():
+    if field in fields:
+      return "--" + name
+  return field
+
+
+def _convert(field: str, value: Any) -> Any:
+  if field in ("loss.sigmas", "loss.alphas"):
+    try:
+      return tuple(float(v) for v in value)
+    except ValueError as e:
+      raise ValueError(f"{_flag_name(field)}={','.join(value)} must be comma-separated numbers") from e
+  if field in _ZERO_IS_NONE and value == 0:
+    return None
+  return value
+
+
+def _overrides(flag_values: Mapping[str, Any]) -> dict:
+  dataset = flag_values.get("dataset") or "shapes"
+  loss = flag_values.get("loss") or "rep"
+  resolved = presets.resolve_preset(dataset, loss)
+  resolved["data.dataset"] = dataset
+  resolved["loss.name"] = loss
+  resolved["workdir"] = f"runs/{dataset}_{loss}"
+  resolved["preset"] = f"{dataset}/{loss}"
+  for name, fields in definitions.FLAG_FIELDS.items():
+    value = flag_values.get(name)
+    if value is None:
+      continue
+    for field in fields:
+      resolved[field] = _convert(field, value)
+  # One source of truth for quantities two sections need.
+  resolved["model.image_size"] = resolved.get("data.image_size", config_lib.DataConfig.image_size)
+  resolved["model.channels"] = resolved.get("data.channels", config_lib.DataConfig.channels)
+  resolved["model.output_activation"] = resolved.get("data.image_range", config_lib.DataConfig.image_range)
+  return resolved
+
+
+def _apply(overrides: Mapping[str, Any]) -> config_lib.Config:
+  base = config_lib.Config()
+  sections = {f.name: {} for f in dataclasses.fields(base) if dataclasses.is_dataclass(getattr(base, f.name))}
+  top = {}
+  for key, value in overrides.items():
+    if "." in key:
+      section, field = key.split(".", 1)
+      known = {f.name for f in dataclasses.fields(getattr(base, section))}
+      if field not in known:
+        raise ValueError(f"preset field {key!r} does not exist in the config")
+      sections[section][field] = value
+    else:
+      top[key] = value
+  for section, values in sections.items():
+    top[section] = dataclasses.replace(getattr(base, section), **values)
+  return dataclasses.replace(base, **top)
+
+
+def _get(cfg: config_lib.Config, field: str) -> Any:
+  section, name = field.split(".")
+  return getattr(getattr(cfg, section), name)
+
+
+def validate(cfg: config_lib.Config) -> None:
+  """Raises ValueError naming the flag and value of the first inconsistency."""
+  for field in _POSITIVE_INTS:
+    value = _get(cfg, field)
+    if not isinstance(value, int) or value <= 0:
+      raise ValueError(f"{_flag_name(field)}={value} must be a positive integer")
+  for field in _POSITIVE_FLOATS:
+    if _get(cfg, field) <= 0:
+      raise ValueError(f"{_flag_name(field)}={_get(cfg, field)} must be positive")
+  if cfg.eval.eval_every < 0:
+    raise ValueError(f"--eval_every={cfg.eval.eval_every} must be >= 0")
+  if cfg.data.channels not in (1, 3):
+    raise ValueError(f"--channels={cfg.data.channels} must be 1 or 3")
+  if cfg.loss.name in ("rep", "rep_b", "mmd", "mmd_gp", "smmd", "flow") and not cfg.loss.sigmas:
+    raise ValueError("--sigmas must not be empty")
+  if any(s <= 0 for s in cfg.loss.sigmas):
+    raise ValueError(f"--sigmas={','.join(map(str, cfg.loss.sigmas))} must all be positive")
+  if cfg.optim.clipnorm is not None and cfg.optim.clipnorm < 0:
+    raise ValueError(f"--clipnorm={cfg.optim.clipnorm} must be >= 0")
+  if cfg.optim.weight_clip is not None and cfg.optim.weight_clip < 0:
+    raise ValueError(f"--weight_clip={cfg.optim.weight_clip} must be >= 0")
+
+
+def _validate_library(cfg: config_lib.Config) -> None:
+  """Checks the library can build what the config asks for (architecture sizes, data sources)."""
+  from mmd_gan_tf import models  # pylint: disable=g-import-not-at-top
+  from mmd_gan_tf import data  # pylint: disable=g-import-not-at-top
+  if hasattr(models, "validate_model_config"):
+    models.validate_model_config(cfg.model)
+  if hasattr(data, "validate_data_config"):
+    data.validate_data_config(cfg.data)
+
+
+def build_config(flag_values: Mapping[str, Any], check_library: bool = True) -> config_lib.Config:
+  """Resolves preset + explicit flags into a validated, frozen `Config`.
+
+  Args:
+    flag_values: flag name -> value; None means "not given" (take the preset).
+    check_library: also ask the model and data modules whether they can build it
+      (off only where those modules are not importable, e.g. `--dry_run` tests).
+  """
+  cfg = _apply(_overrides(flag_values))
+  validate(cfg)
+  if check_library:
+    _validate_library(cfg)
+  return cfg

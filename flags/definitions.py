@@ -1,0 +1,157 @@
+"""Every command-line flag of `main.py`, in one `define_flags()`.
+
+All flags are optional. A flag left unset takes the value of the preset for the chosen
+(dataset, loss) pair (see `flags/presets.py`); a flag given explicitly always wins.
+"""
+
+from absl import flags as absl_flags
+
+DATASETS = ("shapes", "mnist", "cifar10", "stl10", "celeb_a", "lsun", "folder", "tfrecord")
+LOSS_NAMES = ("rep", "rep_b", "mmd", "mmd_gp", "smmd", "wgan_gp", "hinge", "flow")
+ARCHS = ("dcgan", "dcgan5", "resnet", "resnet_big", "li")
+KERNELS = ("rbf", "mix_rbf", "mix_rq", "mix_rq_dot", "distance", "bounded_rbf", "poly")
+
+# flag name -> the config fields it sets ("section.field").
+FLAG_FIELDS = {
+    # data
+    "dataset": ("data.dataset",),
+    "image_size": ("data.image_size", "model.image_size"),
+    "channels": ("data.channels", "model.channels"),
+    "split": ("data.split",),
+    "data_dir": ("data.data_dir",),
+    "tfds_data_dir": ("data.tfds_data_dir",),
+    "lsun_category": ("data.lsun_category",),
+    "preprocessing": ("data.preprocessing",),
+    "image_range": ("data.image_range",),
+    "corrupt_is_fatal": ("data.corrupt_is_fatal",),
+    "shuffle_buffer": ("data.shuffle_buffer",),
+    # model
+    "arch": ("model.arch",),
+    "z_dim": ("model.z_dim",),
+    "z_distribution": ("model.z_distribution",),
+    "critic_dim": ("model.critic_dim",),
+    "width": ("model.width",),
+    "spectral_norm": ("model.spectral_norm",),
+    "sn_multiplier": ("model.sn_multiplier",),
+    # loss
+    "loss": ("loss.name",),
+    "kernel": ("loss.kernel",),
+    "sigmas": ("loss.sigmas",),
+    "alphas": ("loss.alphas",),
+    "rep_lambda": ("loss.rep_lambda",),
+    "gp_weight": ("loss.gp_weight",),
+    "l2_weight": ("loss.l2_weight",),
+    # optimiser
+    "optimizer": ("optim.optimizer",),
+    "critic_lr": ("optim.critic_lr",),
+    "generator_lr": ("optim.generator_lr",),
+    "beta1": ("optim.beta1",),
+    "beta2": ("optim.beta2",),
+    "clipnorm": ("optim.clipnorm",),
+    "weight_clip": ("optim.weight_clip",),
+    # training loop
+    "steps": ("train.steps",),
+    "batch_size": ("train.batch_size",),
+    "schedule": ("train.schedule",),
+    "n_critic": ("train.n_critic",),
+    "seed": ("train.seed",),
+    "log_every": ("train.log_every",),
+    "sample_every": ("train.sample_every",),
+    "checkpoint_every": ("train.checkpoint_every",),
+    "keep_checkpoints": ("train.keep_checkpoints",),
+    "mixed_precision": ("train.mixed_precision",),
+    # evaluation
+    "eval_every": ("eval.eval_every",),
+    "inception_weights": ("eval.inception_weights",),
+    "kid_subsets": ("eval.kid_subsets",),
+    "kid_subset_size": ("eval.kid_subset_size",),
+    "eval_num_samples": ("eval.num_samples",),
+    "fid": ("eval.fid",),
+    "lr_adaptation": ("eval.lr_adaptation",),
+    # gradient flow
+    "flow_lambda": ("flow.flow_lambda",),
+    "flow_features": ("flow.features",),
+    "flow_rff_dim": ("flow.rff_dim",),
+    "flow_solver": ("flow.solver",),
+    "flow_metric": ("flow.metric",),
+    # run
+    "workdir": ("workdir",),
+    "export_dir": ("export_dir",),
+    "strategy": ("strategy",),
+}
+
+
+def define_flags() -> None:
+  """Defines every flag. Safe to call once per process."""
+  f = absl_flags
+  # Run.
+  f.DEFINE_enum("mode", "train", ["train", "export"], "train, or export the generator of the latest checkpoint.")
+  f.DEFINE_bool("dry_run", False, "Print the resolved config (preset + overrides) and exit.")
+  f.DEFINE_string("workdir", None, "Run directory (checkpoints, TensorBoard, samples, export). "
+                  "Default: runs/<dataset>_<loss>. Re-using it resumes the run.")
+  f.DEFINE_string("export_dir", None, "Where the SavedModel goes (default <workdir>/export).")
+  f.DEFINE_enum("strategy", None, ["mirrored", "one_device", "multi_worker"],
+                "tf.distribute strategy: mirrored (all local GPUs, or the CPU), one_device, or multi_worker "
+                "(MultiWorkerMirroredStrategy configured by TF_CONFIG).")
+  # Data.
+  f.DEFINE_enum("dataset", "shapes", list(DATASETS), "Dataset; `shapes` is built in and needs no download.")
+  f.DEFINE_integer("image_size", None, "Image height and width.")
+  f.DEFINE_integer("channels", None, "Image channels (1 or 3).")
+  f.DEFINE_string("split", None, "Dataset split (TFDS name, e.g. train or train+test).")
+  f.DEFINE_string("data_dir", None, "Image folder, TFRecord directory, or LSUN LMDB directory.")
+  f.DEFINE_string("tfds_data_dir", None, "TFDS data directory (datasets must already be prepared there).")
+  f.DEFINE_string("lsun_category", None, "LSUN category (bedroom, church_outdoor, ...).")
+  f.DEFINE_string("preprocessing", None, "Named per-paper preprocessing (e.g. wang, binkowski, li for celeb_a).")
+  f.DEFINE_enum("image_range", None, ["tanh", "sigmoid"], "Image range: tanh = [-1, 1], sigmoid = [0, 1].")
+  f.DEFINE_bool("corrupt_is_fatal", None, "Fail on a corrupt image file instead of skipping it.")
+  f.DEFINE_integer("shuffle_buffer", None, "Shuffle buffer size in images.")
+  # Model.
+  f.DEFINE_enum("arch", None, list(ARCHS), "Architecture: dcgan (Wang SN-DCGAN), dcgan5 (Binkowski), "
+                "resnet (SN-ResNet), resnet_big (Binkowski 128/160), li (Li's encoder/decoder).")
+  f.DEFINE_integer("z_dim", None, "Latent dimension.")
+  f.DEFINE_enum("z_distribution", None, ["normal", "uniform"], "Latent distribution.")
+  f.DEFINE_integer("critic_dim", None, "Critic output (feature) dimension.")
+  f.DEFINE_float("width", None, "Channel-width multiplier of both networks (1 = the paper's widths).")
+  f.DEFINE_enum("spectral_norm", None, ["none", "matrix", "conv", "conv_gain"], "Spectral normalisation.")
+  f.DEFINE_float("sn_multiplier", None, "C in W * C / sigma (default 64**(1/L) for conv, 1 otherwise).")
+  # Loss.
+  f.DEFINE_enum("loss", "rep", list(LOSS_NAMES), "Loss.")
+  f.DEFINE_enum("kernel", None, list(KERNELS), "Kernel on critic features.")
+  f.DEFINE_list("sigmas", None, "Bandwidths of rbf / mix_rbf (comma-separated).")
+  f.DEFINE_list("alphas", None, "Alphas of mix_rq / mix_rq_dot (comma-separated).")
+  f.DEFINE_float("rep_lambda", None, "Wang's lambda (1 = repulsive, -1 = attractive).")
+  f.DEFINE_float("gp_weight", None, "Gradient-penalty weight.")
+  f.DEFINE_float("l2_weight", None, "Critic activation L2 penalty weight (mmd_gp).")
+  # Optimiser.
+  f.DEFINE_enum("optimizer", None, ["adam", "rmsprop"], "Optimiser of both networks.")
+  f.DEFINE_float("critic_lr", None, "Critic learning rate.")
+  f.DEFINE_float("generator_lr", None, "Generator learning rate.")
+  f.DEFINE_float("beta1", None, "Adam beta1.")
+  f.DEFINE_float("beta2", None, "Adam beta2.")
+  f.DEFINE_float("clipnorm", None, "Per-tensor gradient clipping norm (0 = off).")
+  f.DEFINE_float("weight_clip", None, "Critic weight clipping bound (0 = off).")
+  # Loop.
+  f.DEFINE_integer("steps", None, "Generator steps.")
+  f.DEFINE_integer("batch_size", None, "Global batch size (split over replicas).")
+  f.DEFINE_enum("schedule", None, ["simultaneous", "alternating"], "Update schedule.")
+  f.DEFINE_integer("n_critic", None, "Critic steps per generator step (alternating schedule).")
+  f.DEFINE_integer("seed", None, "Random seed.")
+  f.DEFINE_integer("log_every", None, "Console/TensorBoard logging interval (steps).")
+  f.DEFINE_integer("sample_every", None, "Sample-grid interval (steps).")
+  f.DEFINE_integer("checkpoint_every", None, "Checkpoint interval (steps).")
+  f.DEFINE_integer("keep_checkpoints", None, "Checkpoints kept.")
+  f.DEFINE_bool("mixed_precision", None, "Networks in mixed_float16 (kernels stay float32).")
+  # Evaluation.
+  f.DEFINE_integer("eval_every", None, "KID/FID evaluation interval in steps (0 = off).")
+  f.DEFINE_string("inception_weights", None, "FID Inception weights (.npz, .tgz or .pb).")
+  f.DEFINE_integer("kid_subsets", None, "KID subsets during training.")
+  f.DEFINE_integer("kid_subset_size", None, "KID subset size.")
+  f.DEFINE_integer("eval_num_samples", None, "Generated (and real) images per evaluation.")
+  f.DEFINE_bool("fid", None, "Also compute FID during training.")
+  f.DEFINE_bool("lr_adaptation", None, "KID-driven learning-rate adaptation (Binkowski).")
+  # Gradient flow.
+  f.DEFINE_float("flow_lambda", None, "lambda of the gradient-flow solve (J J^T + lambda I) w = delta.")
+  f.DEFINE_enum("flow_features", None, ["critic", "rff"], "Flow feature map.")
+  f.DEFINE_integer("flow_rff_dim", None, "Random Fourier feature dimension.")
+  f.DEFINE_enum("flow_solver", None, ["direct", "cg"], "Flow solver.")
+  f.DEFINE_enum("flow_metric", None, ["mean", "per_sample"], "Flow metric (J J^T or E_z J_z J_z^T).")

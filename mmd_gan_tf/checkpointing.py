@@ -1,0 +1,82 @@
+"""Run-directory bookkeeping: the resolved config on disk and resume compatibility."""
+
+import json
+import os
+import tempfile
+
+from mmd_gan_tf import config as config_lib
+
+CONFIG_FILE = "config.json"
+
+# Fields that change what a checkpoint means: a resumed run may not change them.
+_MEANING_FIELDS = ("model", "loss.name", "loss.kernel", "data.image_size", "data.channels",
+                   "data.image_range")
+
+
+def atomic_write_text(path: str, text: str) -> None:
+  """Writes `text` to `path` via a temporary file and a rename, so a crash leaves old or new."""
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_")
+  try:
+    with os.fdopen(fd, "w") as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def prepare_workdir(workdir: str) -> None:
+  """Creates `workdir` or fails with one clear message (a file in the way, no permission)."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ValueError(f"--workdir={workdir} exists and is not a directory")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ValueError(f"--workdir={workdir} cannot be created: {e.strerror}") from e
+  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise ValueError(f"--workdir={workdir} is not writable")
+
+
+def _lookup(values: dict, dotted: str):
+  for key in dotted.split("."):
+    values = values.get(key) if isinstance(values, dict) else None
+  return values
+
+
+def incompatibilities(saved: dict, cfg: config_lib.Config) -> list:
+  """Human-readable differences between a saved config and `cfg` that forbid resuming."""
+  new = json.loads(cfg.to_json())
+  problems = []
+  for dotted in _MEANING_FIELDS:
+    old_value, new_value = _lookup(saved, dotted), _lookup(new, dotted)
+    if isinstance(old_value, dict):
+      problems += [f"{dotted}.{k}: checkpoint has {old_value.get(k)!r}, this run asks for {v!r}"
+                   for k, v in new_value.items() if old_value.get(k) != v]
+    elif old_value != new_value:
+      problems.append(f"{dotted}: checkpoint has {old_value!r}, this run asks for {new_value!r}")
+  return problems
+
+
+def check_and_save_config(cfg: config_lib.Config, workdir: str, has_checkpoint: bool) -> None:
+  """Refuses to resume a checkpoint with a config of another meaning; then writes config.json."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if has_checkpoint and os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    problems = incompatibilities(saved, cfg)
+    if problems:
+      raise ValueError(f"--workdir={workdir} holds a checkpoint of a different run; resuming it with this "
+                       "config would change what the checkpoint means. Use a new --workdir or the old "
+                       "settings. Differences:\n  " + "\n  ".join(problems))
+  atomic_write_text(path, cfg.to_json() + "\n")
+
+
+def load_config(workdir: str) -> config_lib.Config:
+  """The config a run directory was trained with."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise ValueError(f"--workdir={workdir} has no {CONFIG_FILE}: not a training run directory")
+  with open(path) as f:
+    return config_lib.config_from_dict(json.load(f))

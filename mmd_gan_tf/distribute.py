@@ -1,0 +1,64 @@
+"""tf.distribute plumbing: strategy choice, chief detection, the cross-replica all-gather."""
+
+import os
+import tempfile
+
+import tensorflow as tf
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+  """Returns the strategy named by `--strategy`.
+
+  Args:
+    name: "mirrored" (all local GPUs, else all logical CPUs), "one_device" (first GPU, else
+      the CPU) or "multi_worker" (MultiWorkerMirroredStrategy from TF_CONFIG).
+  """
+  gpus = tf.config.list_logical_devices("GPU")
+  if name == "mirrored":
+    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+  if name == "one_device":
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+  if name == "multi_worker":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  raise ValueError(f"--strategy={name!r} must be one of mirrored, one_device, multi_worker")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """True on the worker that writes summaries, checkpoints and exports."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.cluster_spec().as_dict():
+    return True
+  task_type, task_id = resolver.task_type, resolver.task_id
+  return task_type == "chief" or (task_type == "worker" and task_id == 0
+                                  and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def write_dir(path: str, strategy: tf.distribute.Strategy) -> str:
+  """The directory this worker writes `path` to: `path` on the chief, a scratch dir elsewhere.
+
+  Non-chief workers must still run checkpoint saves (they are collective), but into a
+  throw-away directory, so that only the chief's files are ever read back.
+  """
+  if is_chief(strategy):
+    return path
+  return os.path.join(tempfile.gettempdir(), f"worker_{strategy.cluster_resolver.task_id}",
+                      os.path.basename(path))
+
+
+def all_gather(local: tf.Tensor) -> tf.Tensor:
+  """Concatenates `local` [b, ...] over replicas along axis 0, differentiably.
+
+  In replica context with more than one replica this is `ReplicaContext.all_gather`, whose
+  gradient sends each replica's slice of the upstream gradient, summed over replicas, back to
+  the replica that produced it; with one replica it is the identity.
+  """
+  ctx = tf.distribute.get_replica_context()
+  if ctx is None or ctx.num_replicas_in_sync == 1:
+    return local
+  return ctx.all_gather(local, axis=0)
+
+
+def num_replicas() -> int:
+  """Replicas in sync in the current context (1 outside any strategy)."""
+  return tf.distribute.get_strategy().num_replicas_in_sync

@@ -1,0 +1,269 @@
+"""Kernels on critic features (SPEC section 2).
+
+Every kernel has the signature `fn(real [m, d], fake [n, d], cfg: LossConfig) -> GramBlocks` and is
+dtype-generic: float32 in training, float64 for KID and the numpy oracles; half-precision inputs are
+cast to float32 so kernel arithmetic never runs in float16. Pairwise squared distances are
+d2 = |a|^2 + |b|^2 - 2 a.b, clamped at >= 0.
+
+The diagonal blocks carry the kernel's TRUE diagonal k(a_i, a_i), computed from |a_i|^2 rather than
+read off the rounded d2 matrix, and written into the Gram matrix so that `sum(K) - trace(K)` is
+exactly the off-diagonal sum. It is not always constant: `mix_rq_dot`'s is len(alphas) + w |a|^2
+(Binkowski's code subtracted a constant there, a bias as large as MMD^2 itself).
+"""
+
+from typing import Callable, Dict, NamedTuple
+
+import tensorflow as tf
+
+from mmd_gan_tf.config import LossConfig
+
+
+class GramBlocks(NamedTuple):
+  """The Gram blocks of one kernel on m real and n fake feature vectors.
+
+  Attributes:
+    real_real: [m, m] k(r_i, r_j), diagonal equal to `real_diag`.
+    fake_fake: [n, n] k(f_i, f_j), diagonal equal to `fake_diag`.
+    real_fake: [m, n] k(r_i, f_j).
+    real_diag: [m] k(r_i, r_i).
+    fake_diag: [n] k(f_i, f_i).
+  """
+  real_real: tf.Tensor
+  fake_fake: tf.Tensor
+  real_fake: tf.Tensor
+  real_diag: tf.Tensor
+  fake_diag: tf.Tensor
+
+
+class Pairs(NamedTuple):
+  """Pairwise quantities of one block, everything a kernel value needs (broadcastable shapes)."""
+  d2: tf.Tensor        # [m, n] squared distances, >= 0
+  dot: tf.Tensor       # [m, n] dot products
+  sq_left: tf.Tensor   # [m, 1] squared norms of the left vectors
+  sq_right: tf.Tensor  # [1, n] squared norms of the right vectors
+  dim: tf.Tensor       # scalar, the feature dimension d
+
+
+def as_kernel_dtype(x) -> tf.Tensor:
+  """Returns `x` as a float tensor for kernel arithmetic: float16/bfloat16 -> float32, else unchanged."""
+  x = tf.convert_to_tensor(x)
+  if x.dtype in (tf.float16, tf.bfloat16):
+    return tf.cast(x, tf.float32)
+  if x.dtype not in (tf.float32, tf.float64):
+    raise ValueError(f"kernel inputs must be floating point, got dtype {x.dtype.name}")
+  return x
+
+
+def _check_pair(left: tf.Tensor, right: tf.Tensor) -> None:
+  if left.shape.rank != 2 or right.shape.rank != 2:
+    raise ValueError(f"kernel inputs must be [batch, dim] matrices, got shapes {left.shape} and {right.shape}")
+  if left.shape[1] is not None and right.shape[1] is not None and left.shape[1] != right.shape[1]:
+    raise ValueError(f"feature dimensions differ: {left.shape[1]} vs {right.shape[1]}")
+  if left.dtype != right.dtype:
+    raise ValueError(f"kernel inputs have different dtypes: {left.dtype.name} vs {right.dtype.name}")
+
+
+def pairs(left: tf.Tensor, right: tf.Tensor) -> Pairs:
+  """Pairwise squared distances and dot products of left [m, d] and right [n, d]."""
+  dot = tf.matmul(left, right, transpose_b=True)
+  sq_left = tf.reduce_sum(tf.square(left), axis=1, keepdims=True)
+  sq_right = tf.transpose(tf.reduce_sum(tf.square(right), axis=1, keepdims=True))
+  d2 = tf.maximum(sq_left + sq_right - 2 * dot, 0)
+  dim = tf.cast(tf.shape(left)[1], left.dtype)
+  return Pairs(d2=d2, dot=dot, sq_left=sq_left, sq_right=sq_right, dim=dim)
+
+
+def diagonal_pairs(block: Pairs) -> Pairs:
+  """The exact pairwise quantities of the pairs (a_i, a_i) of a same-set block: d2 = 0, dot = |a_i|^2."""
+  sq = block.sq_left[:, 0]
+  return Pairs(d2=tf.zeros_like(sq), dot=sq, sq_left=sq, sq_right=sq, dim=block.dim)
+
+
+def _single_sigma(cfg: LossConfig) -> float:
+  if len(cfg.sigmas) != 1:
+    raise ValueError(f"kernel {cfg.kernel!r} takes exactly one bandwidth, got sigmas={cfg.sigmas}")
+  return cfg.sigmas[0]
+
+
+def _rbf_values(p: Pairs, sigma: float) -> tf.Tensor:
+  return tf.exp(-p.d2 / tf.cast(2 * sigma**2, p.d2.dtype))
+
+
+def rbf_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
+  """Gaussian kernel exp(-d2 / (2 s^2)), s = the one entry of cfg.sigmas (Wang 2019; Arbel 2018)."""
+  return _rbf_values(p, _single_sigma(cfg))
+
+
+def mix_rbf_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
+  """Mixture of Gaussians, a SUM over cfg.sigmas of exp(-d2 / (2 s^2)) (Li 2017, eq. in section 5)."""
+  if not cfg.sigmas:
+    raise ValueError("mix_rbf needs at least one sigma, got sigmas=()")
+  return tf.add_n([_rbf_values(p, sigma) for sigma in cfg.sigmas])
+
+
+def mix_rq_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
+  """Rational-quadratic mixture, SUM over alpha of (1 + d2 / (2 alpha))^(-alpha) (Binkowski 2018, sec. 5)."""
+  if not cfg.alphas or min(cfg.alphas) <= 0:
+    raise ValueError(f"mix_rq needs positive alphas, got alphas={cfg.alphas}")
+  dtype = p.d2.dtype
+  return tf.add_n([tf.pow(1 + p.d2 / tf.cast(2 * alpha, dtype), tf.cast(-alpha, dtype)) for alpha in cfg.alphas])
+
+
+def mix_rq_dot_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
+  """mix_rq plus a linear kernel, k = mix_rq + w a.b with w = cfg.dot_weight (Binkowski's `mix_rq_1dot`)."""
+  return mix_rq_values(p, cfg) + tf.cast(cfg.dot_weight, p.dot.dtype) * p.dot
+
+
+def distance_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
+  """Distance (energy / Cramer) kernel |a| + |b| - |a - b|, with cfg.distance_epsilon under each root.
+
+  Binkowski 2018, section 5 (the kernel inducing the energy distance). The epsilon keeps the gradient of
+  the root finite at coincident points.
+  """
+  eps = tf.cast(cfg.distance_epsilon, p.d2.dtype)
+  return tf.sqrt(p.sq_left + eps) + tf.sqrt(p.sq_right + eps) - tf.sqrt(p.d2 + eps)
+
+
+def poly_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
+  """Polynomial kernel (gamma a.b + coef)^degree, gamma = 1/d by default: the KID kernel (Binkowski 2018)."""
+  dtype = p.dot.dtype
+  gamma = 1 / p.dim if cfg.poly_gamma is None else tf.cast(cfg.poly_gamma, dtype)
+  return tf.pow(gamma * p.dot + tf.cast(cfg.poly_coef, dtype), tf.cast(cfg.poly_degree, dtype))
+
+
+ValuesFn = Callable[[Pairs, LossConfig], tf.Tensor]
+
+# Elementwise kernel values; `bounded_rbf` is plain rbf off the critic's within-set blocks.
+KERNEL_VALUES: Dict[str, ValuesFn] = {
+    "rbf": rbf_values,
+    "mix_rbf": mix_rbf_values,
+    "mix_rq": mix_rq_values,
+    "mix_rq_dot": mix_rq_dot_values,
+    "distance": distance_values,
+    "bounded_rbf": rbf_values,
+    "poly": poly_values,
+}
+
+
+def _prepare(real, fake):
+  real, fake = as_kernel_dtype(real), as_kernel_dtype(fake)
+  _check_pair(real, fake)
+  return real, fake
+
+
+def gram_blocks(values: ValuesFn, real, fake, cfg: LossConfig) -> GramBlocks:
+  """The three Gram blocks of an elementwise kernel, with the true diagonal written in.
+
+  Args:
+    values: kernel value function of `Pairs`.
+    real: [m, d] real features.
+    fake: [n, d] fake features.
+    cfg: the loss configuration (bandwidths etc.).
+
+  Returns:
+    GramBlocks in the dtype of the inputs (float32 for half-precision inputs).
+  """
+  real, fake = _prepare(real, fake)
+  real_pairs, fake_pairs = pairs(real, real), pairs(fake, fake)
+  real_diag = values(diagonal_pairs(real_pairs), cfg)
+  fake_diag = values(diagonal_pairs(fake_pairs), cfg)
+  return GramBlocks(
+      real_real=tf.linalg.set_diag(values(real_pairs, cfg), real_diag),
+      fake_fake=tf.linalg.set_diag(values(fake_pairs, cfg), fake_diag),
+      real_fake=values(pairs(real, fake), cfg),
+      real_diag=real_diag,
+      fake_diag=fake_diag)
+
+
+def cross_kernel(left, right, cfg: LossConfig) -> tf.Tensor:
+  """k(left_i, right_j) for the kernel cfg.kernel: [m, d], [n, d] -> [m, n] (used by the witness function)."""
+  left, right = _prepare(left, right)
+  return _values_for(cfg.kernel)(pairs(left, right), cfg)
+
+
+def _values_for(name: str) -> ValuesFn:
+  if name not in KERNEL_VALUES:
+    raise ValueError(f"unknown kernel {name!r}; known: {sorted(KERNEL_VALUES)}")
+  return KERNEL_VALUES[name]
+
+
+def rbf(real, fake, cfg: LossConfig) -> GramBlocks:
+  """Gaussian kernel exp(-d2 / (2 s^2)); see `rbf_values`."""
+  return gram_blocks(rbf_values, real, fake, cfg)
+
+
+def mix_rbf(real, fake, cfg: LossConfig) -> GramBlocks:
+  """Sum of Gaussians over cfg.sigmas; see `mix_rbf_values`."""
+  return gram_blocks(mix_rbf_values, real, fake, cfg)
+
+
+def mix_rq(real, fake, cfg: LossConfig) -> GramBlocks:
+  """Rational-quadratic mixture over cfg.alphas; see `mix_rq_values`."""
+  return gram_blocks(mix_rq_values, real, fake, cfg)
+
+
+def mix_rq_dot(real, fake, cfg: LossConfig) -> GramBlocks:
+  """mix_rq + w a.b; its diagonal len(alphas) + w |a|^2 is not constant. See `mix_rq_dot_values`."""
+  return gram_blocks(mix_rq_dot_values, real, fake, cfg)
+
+
+def distance(real, fake, cfg: LossConfig) -> GramBlocks:
+  """Distance (energy) kernel; diagonal 2 sqrt(|a|^2 + eps) - sqrt(eps). See `distance_values`."""
+  return gram_blocks(distance_values, real, fake, cfg)
+
+
+def poly(real, fake, cfg: LossConfig) -> GramBlocks:
+  """KID polynomial kernel; see `poly_values`."""
+  return gram_blocks(poly_values, real, fake, cfg)
+
+
+def bounded_rbf(real, fake, cfg: LossConfig) -> GramBlocks:
+  """Wang's bounded Gaussian kernel RBF-B, for the critic loss of `rep_b` only (Wang 2019, section 4).
+
+  real-real: exp(-min(d2, b_u) / (2 s^2)), so real features stop being pushed apart beyond d2 = b_u;
+  fake-fake: exp(-max(d2, b_l) / (2 s^2)), so fake features stop being pulled closer than d2 = b_l;
+  real-fake: the plain rbf. b_l = cfg.bound_low, b_u = cfg.bound_high, s = the one cfg.sigmas entry.
+
+  Args:
+    real: [m, d] real features.
+    fake: [n, d] fake features.
+    cfg: the loss configuration.
+
+  Returns:
+    GramBlocks; fake_diag is exp(-b_l / (2 s^2)), the bounded kernel at coincident points.
+  """
+  if not 0 <= cfg.bound_low <= cfg.bound_high:
+    raise ValueError(f"need 0 <= bound_low <= bound_high, got {cfg.bound_low}, {cfg.bound_high}")
+  real, fake = _prepare(real, fake)
+  sigma, dtype = _single_sigma(cfg), real.dtype
+  cap_real = lambda p: p._replace(d2=tf.minimum(p.d2, tf.cast(cfg.bound_high, dtype)))
+  floor_fake = lambda p: p._replace(d2=tf.maximum(p.d2, tf.cast(cfg.bound_low, dtype)))
+  real_pairs, fake_pairs = pairs(real, real), pairs(fake, fake)
+  real_diag = _rbf_values(cap_real(diagonal_pairs(real_pairs)), sigma)
+  fake_diag = _rbf_values(floor_fake(diagonal_pairs(fake_pairs)), sigma)
+  return GramBlocks(
+      real_real=tf.linalg.set_diag(_rbf_values(cap_real(real_pairs), sigma), real_diag),
+      fake_fake=tf.linalg.set_diag(_rbf_values(floor_fake(fake_pairs), sigma), fake_diag),
+      real_fake=_rbf_values(pairs(real, fake), sigma),
+      real_diag=real_diag,
+      fake_diag=fake_diag)
+
+
+KernelFn = Callable[[tf.Tensor, tf.Tensor, LossConfig], GramBlocks]
+
+KERNELS: Dict[str, KernelFn] = {
+    "rbf": rbf,
+    "mix_rbf": mix_rbf,
+    "mix_rq": mix_rq,
+    "mix_rq_dot": mix_rq_dot,
+    "distance": distance,
+    "bounded_rbf": bounded_rbf,
+    "poly": poly,
+}
+
+
+def get_kernel(name: str) -> KernelFn:
+  """KERNELS[name] with a clear error for an unknown name."""
+  if name not in KERNELS:
+    raise ValueError(f"unknown kernel {name!r}; known: {sorted(KERNELS)}")
+  return KERNELS[name]

@@ -1,0 +1,319 @@
+"""Critic and generator losses of the MMD GAN family and the baselines (SPEC section 4).
+
+Every loss is `fn(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms`; `LOSSES[name]` is a
+`LossSpec` holding the critic and the generator loss. The critic MINIMISES its loss.
+
+The replica rule (ARCHITECTURE.md): kernel / MMD terms use the GLOBAL, all-gathered features
+`real_features` / `fake_features`; per-example terms (penalties, reconstruction errors) are local
+means over this replica's examples. The trainer divides every loss by num_replicas_in_sync.
+
+Every MMD-based loss reports the metrics "kernel/real_real", "kernel/fake_fake", "kernel/real_fake"
+(the Gram block means; off-diagonal means for rep / rep_b), "mmd2", and its penalty components.
+"""
+
+from typing import Callable, Dict, NamedTuple, Optional, Sequence
+
+import tensorflow as tf
+
+from mmd_gan_tf import estimators, kernels, penalties
+from mmd_gan_tf.config import LossConfig
+
+
+class CriticOutputs(NamedTuple):
+  """What the trainer hands to a loss.
+
+  Attributes:
+    real_images: [b, H, W, C] this replica's real images.
+    fake_images: [b, H, W, C] this replica's generated images.
+    real_features: [B, critic_dim] critic features of the GLOBAL real batch (all-gathered, differentiable).
+    fake_features: [B, critic_dim] critic features of the GLOBAL fake batch.
+    critic: callable(images, training=True) -> [b, critic_dim] local features.
+    gather: callable [b, ...] -> [B, ...] (differentiable all-gather; identity on one device).
+    real_activations: list of local critic activations on real images, or None.
+    fake_activations: list of local critic activations on fake images, or None.
+    real_reconstruction: [b, H, W, C] decoder output for the real codes (loss `mmd`), or None.
+    fake_reconstruction: [b, H, W, C] decoder output for the fake codes, or None.
+  """
+  real_images: tf.Tensor
+  fake_images: tf.Tensor
+  real_features: tf.Tensor
+  fake_features: tf.Tensor
+  critic: Optional[Callable] = None
+  gather: Optional[Callable] = None
+  real_activations: Optional[Sequence[tf.Tensor]] = None
+  fake_activations: Optional[Sequence[tf.Tensor]] = None
+  real_reconstruction: Optional[tf.Tensor] = None
+  fake_reconstruction: Optional[tf.Tensor] = None
+
+
+class LossTerms(NamedTuple):
+  """A scalar loss and the scalars to log beside it."""
+  loss: tf.Tensor
+  metrics: Dict[str, tf.Tensor]
+
+
+LossFn = Callable[[CriticOutputs, LossConfig], LossTerms]
+
+
+class LossSpec(NamedTuple):
+  """One entry of `LOSSES`: the two losses and what the trainer must compute for them."""
+  critic_loss: LossFn
+  generator_loss: LossFn
+  needs_activations: bool = False
+  needs_decoder: bool = False
+
+
+# ----------------------------------------------------------------------------------------------------
+# Shared pieces.
+
+
+def _features(outputs: CriticOutputs):
+  return kernels.as_kernel_dtype(outputs.real_features), kernels.as_kernel_dtype(outputs.fake_features)
+
+
+def _blocks(outputs: CriticOutputs, cfg: LossConfig) -> kernels.GramBlocks:
+  """Gram blocks of the configured (unbounded) kernel on the global features."""
+  if cfg.kernel == "bounded_rbf":
+    raise ValueError("kernel 'bounded_rbf' is critic-side only: use loss 'rep_b' with kernel 'rbf'")
+  return kernels.get_kernel(cfg.kernel)(*_features(outputs), cfg)
+
+
+def _kernel_metrics(blocks: kernels.GramBlocks, mean: Callable = tf.reduce_mean) -> Dict[str, tf.Tensor]:
+  return {"kernel/real_real": mean(blocks.real_real), "kernel/fake_fake": mean(blocks.fake_fake),
+          "kernel/real_fake": mean(blocks.real_fake)}
+
+
+def _scalar_critic(features: tf.Tensor, name: str) -> tf.Tensor:
+  if features.shape.rank != 2 or features.shape[1] != 1:
+    raise ValueError(f"loss {name!r} needs critic_dim 1, got critic features of shape {features.shape}")
+  return tf.cast(features[:, 0], tf.float32) if features.dtype != tf.float64 else features[:, 0]
+
+
+def _require(value, what: str, loss: str):
+  if value is None:
+    raise ValueError(f"loss {loss!r} needs CriticOutputs.{what}, got None")
+  return value
+
+
+# ----------------------------------------------------------------------------------------------------
+# rep / rep_b (Wang, Sun, Halgamuge 2019).
+
+
+def rep_critic_value(blocks: kernels.GramBlocks, rep_lambda: float) -> tf.Tensor:
+  """Wang's general critic loss L_D = lambda mean K_rr - (lambda - 1) mean K_rf - mean K_ff.
+
+  Wang et al. 2019, eq. 4 (off-diagonal means, as in their code). lambda = 1 is the repulsive loss
+  mean K_rr - mean K_ff; lambda = -1 is the attractive L_D = -MMD^2 = -L_G.
+
+  Args:
+    blocks: GramBlocks with all three blocks [m, m].
+    rep_lambda: lambda.
+
+  Returns:
+    Scalar critic loss (minimised by the critic).
+  """
+  lam = tf.cast(rep_lambda, blocks.real_real.dtype)
+  mean = estimators.off_diagonal_mean
+  return lam * mean(blocks.real_real) - (lam - 1) * mean(blocks.real_fake) - mean(blocks.fake_fake)
+
+
+def _rep_metrics(blocks: kernels.GramBlocks) -> Dict[str, tf.Tensor]:
+  metrics = _kernel_metrics(blocks, estimators.off_diagonal_mean)
+  metrics["mmd2"] = estimators.mmd2_all_off_diagonal(blocks)
+  return metrics
+
+
+def rep_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """Repulsive critic loss (general lambda form, cfg.rep_lambda) with the kernel cfg.kernel."""
+  blocks = _blocks(outputs, cfg)
+  return LossTerms(rep_critic_value(blocks, cfg.rep_lambda), _rep_metrics(blocks))
+
+
+def rep_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """Generator loss of rep / rep_b: the all-off-diagonal MMD^2 with the plain kernel (Wang 2019, eq. 2)."""
+  blocks = _blocks(outputs, _plain_rbf_cfg(cfg))
+  metrics = _rep_metrics(blocks)
+  return LossTerms(metrics["mmd2"], metrics)
+
+
+def _plain_rbf_cfg(cfg: LossConfig) -> LossConfig:
+  """rep_b's cfg.kernel may be 'rbf' or 'bounded_rbf'; the generator side always uses the plain rbf."""
+  if cfg.name == "rep_b" or cfg.kernel == "bounded_rbf":
+    if cfg.kernel not in ("rbf", "bounded_rbf"):
+      raise ValueError(f"loss 'rep_b' is defined for the rbf kernel only, got kernel {cfg.kernel!r}")
+    return _replace(cfg, kernel="rbf")
+  return cfg
+
+
+def _replace(cfg: LossConfig, **changes) -> LossConfig:
+  import dataclasses  # local: only rep_b needs it
+  return dataclasses.replace(cfg, **changes)
+
+
+def rep_b_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """rep with Wang's bounded kernel RBF-B in the critic loss (Wang 2019, section 4); metrics from plain rbf."""
+  plain = _plain_rbf_cfg(_replace(cfg, name="rep_b"))
+  bounded = kernels.bounded_rbf(*_features(outputs), plain)
+  metrics = _rep_metrics(_blocks(outputs, plain))
+  metrics["kernel_bounded/real_real"] = estimators.off_diagonal_mean(bounded.real_real)
+  metrics["kernel_bounded/fake_fake"] = estimators.off_diagonal_mean(bounded.fake_fake)
+  return LossTerms(rep_critic_value(bounded, cfg.rep_lambda), metrics)
+
+
+# ----------------------------------------------------------------------------------------------------
+# mmd (Li et al. 2017).
+
+
+def one_sided(real_features: tf.Tensor, fake_features: tf.Tensor) -> tf.Tensor:
+  """Li's one-sided term h = -mean_j relu(-(mean_i r_ij - mean_i f_ij)) over feature dimensions j.
+
+  Args:
+    real_features: [m, d].
+    fake_features: [n, d].
+
+  Returns:
+    Scalar h <= 0 (0 when the real feature mean dominates the fake one in every dimension).
+  """
+  gap = tf.reduce_mean(real_features, axis=0) - tf.reduce_mean(fake_features, axis=0)
+  return -tf.reduce_mean(tf.nn.relu(-gap))
+
+
+def _li_terms(outputs: CriticOutputs, cfg: LossConfig):
+  blocks = _blocks(outputs, cfg)
+  mmd2 = estimators.mmd2_biased(blocks)
+  distance = tf.sqrt(tf.nn.relu(mmd2) + tf.cast(cfg.mmd_epsilon, mmd2.dtype))
+  h = one_sided(*_features(outputs))
+  metrics = _kernel_metrics(blocks)
+  metrics.update({"mmd2": mmd2, "one_sided": h})
+  return distance + cfg.one_sided_weight * h, metrics
+
+
+def reconstruction_error(images: tf.Tensor, reconstruction: tf.Tensor) -> tf.Tensor:
+  """Mean squared reconstruction error over all local elements (Li 2017's AE regulariser)."""
+  images = kernels.as_kernel_dtype(images)
+  return tf.reduce_mean(tf.square(kernels.as_kernel_dtype(reconstruction) - images))
+
+
+def mmd_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """Li's critic loss, minimised: -(sqrt(relu(MMD2_b) + eps) + 16 h) + 8 AE(real) + 8 AE(fake) (Li 2017, eq. 7)."""
+  objective, metrics = _li_terms(outputs, cfg)
+  ae_real = reconstruction_error(outputs.real_images, _require(outputs.real_reconstruction,
+                                                               "real_reconstruction", "mmd"))
+  ae_fake = reconstruction_error(outputs.fake_images, _require(outputs.fake_reconstruction,
+                                                               "fake_reconstruction", "mmd"))
+  metrics.update({"ae/real": ae_real, "ae/fake": ae_fake})
+  return LossTerms(-objective + cfg.ae_weight * (ae_real + ae_fake), metrics)
+
+
+def mmd_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """Li's generator loss sqrt(relu(MMD2_b) + eps) + 16 h."""
+  objective, metrics = _li_terms(outputs, cfg)
+  return LossTerms(objective, metrics)
+
+
+# ----------------------------------------------------------------------------------------------------
+# mmd_gp (Binkowski et al. 2018) and smmd (Arbel et al. 2018).
+
+
+def _unbiased_terms(outputs: CriticOutputs, cfg: LossConfig):
+  blocks = _blocks(outputs, cfg)
+  mmd2 = estimators.mmd2_unbiased(blocks)
+  metrics = _kernel_metrics(blocks)
+  metrics["mmd2"] = mmd2
+  return mmd2, metrics
+
+
+def mmd_gp_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """Binkowski's critic loss -MMD2_u + lambda_gp GP(witness) + lambda_l2 L2(activations).
+
+  The GP is taken at random interpolates of the local real and fake images, the gradient norm per
+  example over all pixels; L2 covers the activations of every critic layer on real and fake images.
+  """
+  mmd2, metrics = _unbiased_terms(outputs, cfg)
+  points = penalties.interpolate(outputs.real_images, outputs.fake_images)
+  gp = penalties.witness_gradient_penalty(_require(outputs.critic, "critic", "mmd_gp"), points,
+                                          *_features(outputs), cfg)
+  real_acts = _require(outputs.real_activations, "real_activations", "mmd_gp")
+  fake_acts = _require(outputs.fake_activations, "fake_activations", "mmd_gp")
+  l2 = penalties.activation_l2(list(real_acts) + list(fake_acts))
+  metrics.update({"penalty/gp": gp, "penalty/l2": l2})
+  return LossTerms(-mmd2 + cfg.gp_weight * gp + cfg.l2_weight * l2, metrics)
+
+
+def mmd_gp_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """Binkowski's generator loss MMD2_u(real, fake)."""
+  mmd2, metrics = _unbiased_terms(outputs, cfg)
+  return LossTerms(mmd2, metrics)
+
+
+def smmd_scale(critic: Callable, real_images: tf.Tensor, cfg: LossConfig) -> tf.Tensor:
+  """Arbel's scale s = 1 / (lambda mean_{x real} |J_psi(x)|_F^2 + 1), lambda = cfg.smmd_scale (Arbel 2018, eq. 9)."""
+  jacobian = tf.reduce_mean(penalties.jacobian_squared_norm(critic, real_images))
+  return 1 / (cfg.smmd_scale * jacobian + 1)
+
+
+def _smmd_terms(outputs: CriticOutputs, cfg: LossConfig):
+  mmd2, metrics = _unbiased_terms(outputs, cfg)
+  scale = tf.cast(smmd_scale(_require(outputs.critic, "critic", "smmd"), outputs.real_images, cfg), mmd2.dtype)
+  metrics.update({"smmd/scale": scale, "smmd/scaled_mmd2": scale * mmd2})
+  return scale * mmd2, metrics
+
+
+def smmd_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """Arbel's critic loss -s MMD2_u (the critic maximises the scaled MMD)."""
+  scaled, metrics = _smmd_terms(outputs, cfg)
+  return LossTerms(-scaled, metrics)
+
+
+def smmd_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """Arbel's generator loss s MMD2_u (s does not depend on the generator)."""
+  scaled, metrics = _smmd_terms(outputs, cfg)
+  return LossTerms(scaled, metrics)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Baselines: wgan_gp (Gulrajani et al. 2017) and hinge (Miyato et al. 2018).
+
+
+def wgan_gp_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """WGAN-GP critic loss mean D(fake) - mean D(real) + lambda GP(D) at interpolates (lambda = cfg.gp_weight)."""
+  real = _scalar_critic(outputs.real_features, "wgan_gp")
+  fake = _scalar_critic(outputs.fake_features, "wgan_gp")
+  critic = _require(outputs.critic, "critic", "wgan_gp")
+  points = penalties.interpolate(outputs.real_images, outputs.fake_images)
+  gp = penalties.gradient_penalty(lambda t: critic(t, training=True)[:, 0], points)
+  wasserstein = tf.reduce_mean(real) - tf.reduce_mean(fake)
+  return LossTerms(-wasserstein + cfg.gp_weight * gp, {"wasserstein": wasserstein, "penalty/gp": gp})
+
+
+def hinge_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """Hinge critic loss mean relu(1 - D(real)) + mean relu(1 + D(fake)) (Miyato et al. 2018)."""
+  del cfg
+  real = _scalar_critic(outputs.real_features, "hinge")
+  fake = _scalar_critic(outputs.fake_features, "hinge")
+  loss = tf.reduce_mean(tf.nn.relu(1 - real)) + tf.reduce_mean(tf.nn.relu(1 + fake))
+  return LossTerms(loss, {"critic/real": tf.reduce_mean(real), "critic/fake": tf.reduce_mean(fake)})
+
+
+def critic_mean_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """Generator loss of wgan_gp and hinge: -mean D(fake)."""
+  fake = _scalar_critic(outputs.fake_features, cfg.name)
+  return LossTerms(-tf.reduce_mean(fake), {"critic/fake": tf.reduce_mean(fake)})
+
+
+LOSSES: Dict[str, LossSpec] = {
+    "rep": LossSpec(rep_critic_loss, rep_generator_loss),
+    "rep_b": LossSpec(rep_b_critic_loss, rep_generator_loss),
+    "mmd": LossSpec(mmd_critic_loss, mmd_generator_loss, needs_decoder=True),
+    "mmd_gp": LossSpec(mmd_gp_critic_loss, mmd_gp_generator_loss, needs_activations=True),
+    "smmd": LossSpec(smmd_critic_loss, smmd_generator_loss),
+    "wgan_gp": LossSpec(wgan_gp_critic_loss, critic_mean_generator_loss),
+    "hinge": LossSpec(hinge_critic_loss, critic_mean_generator_loss),
+}
+
+
+def get_loss(name: str) -> LossSpec:
+  """LOSSES[name] with a clear error for an unknown name."""
+  if name not in LOSSES:
+    raise ValueError(f"unknown loss {name!r}; known: {sorted(LOSSES)}")
+  return LOSSES[name]

@@ -1,0 +1,93 @@
+"""Pieces shared by every architecture: channel scaling, SN layer factory, the critic wrapper."""
+
+import keras
+import tensorflow as tf
+
+from mmd_gan_tf.config import ModelConfig
+from mmd_gan_tf.layers import spectral_norm as sn
+
+
+def channels(cfg: ModelConfig, paper_channels: int) -> int:
+  """The paper's channel count scaled by `cfg.width` (at least 1)."""
+  return max(1, int(round(paper_channels * cfg.width)))
+
+
+class SNLayers:
+  """Makes a critic's layers with `cfg.spectral_norm` and sets C once all are known.
+
+  C = cfg.sn_multiplier, else 64**(1/L) in conv mode with L the number of SN layers (Wang), else 1.
+  Call `finalize()` after the network is wired; C is read by the layers at call time.
+  """
+
+  def __init__(self, cfg: ModelConfig, kernel_initializer="glorot_uniform", use_bias=True):
+    self.cfg = cfg
+    self.kernel_initializer = kernel_initializer
+    self.use_bias = use_bias
+    self.layers = []
+
+  def _make(self, cls, *args, **kwargs):
+    kwargs.setdefault("kernel_initializer", self.kernel_initializer)
+    kwargs.setdefault("use_bias", self.use_bias)
+    layer = cls(*args, mode=self.cfg.spectral_norm, **kwargs)
+    self.layers.append(layer)
+    return layer
+
+  def dense(self, units, **kwargs):
+    return self._make(sn.SNDense, units, **kwargs)
+
+  def conv(self, filters, kernel_size, strides=1, padding="same", **kwargs):
+    return self._make(sn.SNConv2D, filters, kernel_size, strides=strides, padding=padding, **kwargs)
+
+  def finalize(self) -> float:
+    num_layers = len(self.layers) if self.cfg.spectral_norm != "none" else 0
+    multiplier = sn.default_multiplier(self.cfg.spectral_norm, num_layers, self.cfg.sn_multiplier)
+    for layer in self.layers:
+      layer.multiplier = multiplier
+    return multiplier
+
+
+def batch_norm(cfg: ModelConfig, **kwargs) -> keras.layers.BatchNormalization:
+  return keras.layers.BatchNormalization(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon, **kwargs)
+
+
+def output_activation(cfg: ModelConfig, x):
+  """tanh -> [-1, 1] or sigmoid -> [0, 1], computed in float32."""
+  return keras.layers.Activation(cfg.output_activation, dtype="float32", name="output")(x)
+
+
+class Critic(keras.Model):
+  """The critic psi: images [b, S, S, C] -> features [b, critic_dim] float32.
+
+  Wraps a functional `network` whose outputs are [features, *hidden activations]; exposes
+  `features_and_activations` for penalties that need every layer (Binkowski's L2 penalty).
+  """
+
+  def __init__(self, network: keras.Model, multiplier: float = 1.0, **kwargs):
+    super().__init__(**kwargs)
+    self.network = network
+    self.sn_multiplier = float(multiplier)
+
+  def call(self, images, training=False):
+    return self.features_and_activations(images, training=training)[0]
+
+  def features_and_activations(self, images, training=False):
+    """Returns (features [b, critic_dim] float32, [every layer's output, features last] float32).
+
+    Each call with training=True does one power iteration in every SN layer.
+    """
+    outputs = self.network(images, training=training)
+    outputs = [tf.cast(x, tf.float32) for x in tf.nest.flatten(outputs)]
+    return outputs[0], outputs[1:] + [outputs[0]]
+
+
+def make_critic(cfg: ModelConfig, images, features, activations, factory: SNLayers, name="critic"):
+  """Wires a functional critic network into a built `Critic`."""
+  network = keras.Model(images, [features] + list(activations), name=f"{name}_network")
+  multiplier = factory.finalize()
+  critic = Critic(network, multiplier, name=name)
+  critic(tf.zeros((1, cfg.image_size, cfg.image_size, cfg.channels)), training=False)
+  return critic
+
+
+def flatten(x):
+  return keras.layers.Flatten()(x)

@@ -1,0 +1,65 @@
+"""TensorBoard scalars and images, sample-grid PNGs, and the console progress line."""
+
+import math
+import os
+import time
+from typing import Mapping
+
+import numpy as np
+import tensorflow as tf
+
+
+def to_uint8(images: tf.Tensor, image_range: str) -> tf.Tensor:
+  """Maps float images in [-1, 1] ("tanh") or [0, 1] ("sigmoid") to uint8 [0, 255]."""
+  images = tf.cast(images, tf.float32)
+  if image_range == "tanh":
+    images = (images + 1.0) * 0.5
+  return tf.cast(tf.round(tf.clip_by_value(images, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def image_grid(images: np.ndarray) -> np.ndarray:
+  """Tiles uint8 images [n, h, w, c] into one [rows*h, cols*w, c] image (cols = ceil(sqrt(n)))."""
+  n, h, w, c = images.shape
+  cols = int(math.ceil(math.sqrt(n)))
+  rows = int(math.ceil(n / cols))
+  grid = np.zeros((rows * h, cols * w, c), dtype=images.dtype)
+  for i in range(n):
+    r, q = divmod(i, cols)
+    grid[r * h:(r + 1) * h, q * w:(q + 1) * w] = images[i]
+  return grid
+
+
+def write_png(path: str, image: np.ndarray) -> None:
+  """Writes a uint8 [h, w, c] image as PNG (atomically)."""
+  tmp = path + ".tmp"
+  tf.io.write_file(tmp, tf.io.encode_png(image))
+  os.replace(tmp, path)
+
+
+def write_scalars(writer, values: Mapping[str, float], step: int) -> None:
+  """One TensorBoard scalar per entry (no-op writer on non-chief workers)."""
+  with writer.as_default(step=step):
+    for name, value in values.items():
+      tf.summary.scalar(name, value)
+
+
+class Progress:
+  """Measures steps/s over each logging interval and formats the console line."""
+
+  def __init__(self, start_step: int, total_steps: int):
+    self._last_step = start_step
+    self._last_time = time.time()
+    self._total = total_steps
+
+  def rate(self, step: int) -> float:
+    """Steps per second since the previous call."""
+    now = time.time()
+    rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
+    self._last_step, self._last_time = step, now
+    return rate
+
+  def line(self, step: int, rate: float, values: Mapping[str, float]) -> str:
+    eta = (self._total - step) / rate if rate > 0 else float("inf")
+    eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "--:--:--"
+    shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())
+    return f"step {step}/{self._total} | {shown} | {rate:.2f} steps/s | ETA {eta_text}"

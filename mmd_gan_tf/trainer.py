@@ -1,0 +1,210 @@
+"""The training loop: build, restore, step, log, checkpoint, export.
+
+`train(cfg)` is the only entry point; `main.py` calls it with the frozen config.
+"""
+
+import os
+import time
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from mmd_gan_tf import checkpointing
+from mmd_gan_tf import config as config_lib
+from mmd_gan_tf import data as data_lib
+from mmd_gan_tf import distribute
+from mmd_gan_tf import export as export_lib
+from mmd_gan_tf import losses as losses_lib
+from mmd_gan_tf import models
+from mmd_gan_tf import steps as steps_lib
+from mmd_gan_tf import summaries
+
+NUM_GRID_SAMPLES = 64
+
+
+class DivergedError(RuntimeError):
+  """A loss became NaN or infinite."""
+
+
+def make_optimizer(cfg: config_lib.OptimConfig, learning_rate: float) -> keras.optimizers.Optimizer:
+  """Adam or RMSprop per the config (clipping is done by the step, on the global gradient)."""
+  if cfg.optimizer == "adam":
+    return keras.optimizers.Adam(learning_rate, beta_1=cfg.beta1, beta_2=cfg.beta2, epsilon=cfg.epsilon)
+  if cfg.optimizer == "rmsprop":
+    return keras.optimizers.RMSprop(learning_rate, rho=cfg.rho, epsilon=cfg.epsilon)
+  raise ValueError(f"--optimizer={cfg.optimizer!r} must be adam or rmsprop")
+
+
+def build_networks(cfg: config_lib.Config) -> steps_lib.Networks:
+  """Models and optimizers; call inside `strategy.scope()`.
+
+  Optimizers are built on their variables here, before the first traced step (otherwise the
+  slot variables would be created inside `strategy.run` and fail).
+  """
+  generator = models.build_generator(cfg.model)
+  critic = models.build_critic(cfg.model)
+  decoder = models.build_decoder(cfg.model)
+  critic_optimizer = make_optimizer(cfg.optim, cfg.optim.critic_lr)
+  generator_optimizer = make_optimizer(cfg.optim, cfg.optim.generator_lr)
+  critic_variables = list(critic.trainable_variables)
+  if decoder is not None:
+    critic_variables += list(decoder.trainable_variables)
+  critic_optimizer.build(critic_variables)
+  generator_optimizer.build(generator.trainable_variables)
+  return steps_lib.Networks(generator, critic, decoder, critic_optimizer, generator_optimizer)
+
+
+def make_checkpoint(nets: steps_lib.Networks, step: tf.Variable, **extra) -> tf.train.Checkpoint:
+  """Everything a resumed run needs: weights, optimizer slots, the step (which keys all noise)."""
+  objects = dict(generator=nets.generator, critic=nets.critic, critic_optimizer=nets.critic_optimizer,
+                 generator_optimizer=nets.generator_optimizer, step=step, **extra)
+  if nets.decoder is not None:
+    objects["decoder"] = nets.decoder
+  return tf.train.Checkpoint(**objects)
+
+
+def _distributed_fns(strategy, nets, cfg, spec, step, critic_count):
+  """tf.functions running one (simultaneous | critic | generator) step on the next batch.
+
+  Each function advances its own counter, which keys its noise: every critic step of an
+  alternating schedule draws fresh z, and a resumed run continues the same streams.
+  """
+  simultaneous_fn, critic_fn, generator_fn = steps_lib.make_replica_fns(nets, cfg, spec)
+
+  def wrap(replica_fn, counter):
+    @tf.function
+    def run(iterator):
+      real = next(iterator)
+      per_replica = strategy.run(replica_fn, args=(real, counter.read_value()))
+      metrics = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in per_replica.items()}
+      counter.assign_add(1)
+      return metrics
+    return run
+
+  return wrap(simultaneous_fn, step), wrap(critic_fn, critic_count), wrap(generator_fn, step)
+
+
+def clip_weights(variables, bound: float) -> None:
+  """Li et al.: clip critic weights to [-bound, bound] after each critic update."""
+  for v in variables:
+    v.assign(tf.clip_by_value(v, -bound, bound))
+
+
+def critic_steps_for(cfg: config_lib.TrainConfig, generator_step: int) -> int:
+  """n_critic, or Li's warm-up count while the generator is young and every few hundred steps."""
+  if cfg.n_critic_warmup and (generator_step < cfg.n_critic_warmup_steps
+                              or generator_step % cfg.n_critic_warmup_every == 0):
+    return cfg.n_critic_warmup
+  return cfg.n_critic
+
+
+def _dataset(strategy, cfg: config_lib.Config, start_step: int):
+  global_batch = cfg.train.batch_size
+
+  def dataset_fn(ctx):
+    # A resumed run reads a fresh part of the stream instead of replaying the start.
+    return data_lib.make_dataset(cfg.data, ctx.get_per_replica_batch_size(global_batch),
+                                 seed=cfg.train.seed + 7919 * start_step, input_context=ctx)
+
+  return iter(strategy.distribute_datasets_from_function(dataset_fn))
+
+
+def _fixed_noise(cfg: config_lib.Config) -> tf.Tensor:
+  return steps_lib.sample_z(cfg.model, NUM_GRID_SAMPLES,
+                            steps_lib.noise_seed(cfg.train.seed, -1, steps_lib.NOISE_SAMPLES))
+
+
+def _write_samples(nets, cfg, fixed_z, workdir, writer, step: int) -> str:
+  images = summaries.to_uint8(nets.generator(fixed_z, training=False), cfg.data.image_range).numpy()
+  grid = summaries.image_grid(images)
+  os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+  path = os.path.join(workdir, "samples", f"step_{step:07d}.png")
+  summaries.write_png(path, grid)
+  with writer.as_default(step=step):
+    tf.summary.image("samples", grid[None])
+  return path
+
+
+def _check_finite(metrics: dict, step: int, manager) -> None:
+  bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
+  if bad:
+    raise DivergedError(f"training diverged at step {step}: {bad}; last good checkpoint: "
+                        f"{manager.latest_checkpoint}")
+
+
+def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = None) -> dict:
+  """Trains (or resumes) the run in `cfg.workdir`; returns the last logged metrics."""
+  strategy = strategy or distribute.make_strategy(cfg.strategy)
+  replicas = strategy.num_replicas_in_sync
+  if cfg.train.batch_size % replicas:
+    raise ValueError(f"--batch_size={cfg.train.batch_size} must be divisible by the {replicas} replicas")
+  chief = distribute.is_chief(strategy)
+  workdir = cfg.workdir
+  if chief:
+    checkpointing.prepare_workdir(workdir)
+  spec = losses_lib.LOSSES[cfg.loss.name]
+
+  with strategy.scope():
+    nets = build_networks(cfg)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    critic_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="critic_count",
+                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+  checkpoint = make_checkpoint(nets, step, critic_count=critic_count)
+  manager = tf.train.CheckpointManager(
+      checkpoint, distribute.write_dir(os.path.join(workdir, "checkpoints"), strategy),
+      max_to_keep=cfg.train.keep_checkpoints)
+  if chief:
+    checkpointing.check_and_save_config(cfg, workdir, manager.latest_checkpoint is not None)
+  if manager.latest_checkpoint:
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
+  start_step = int(step.numpy())
+
+  writer = (tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief
+            else tf.summary.create_noop_writer())
+  iterator = _dataset(strategy, cfg, start_step)
+  simultaneous_step, critic_step, generator_step = _distributed_fns(strategy, nets, cfg, spec, step, critic_count)
+  fixed_z = _fixed_noise(cfg)
+  progress = summaries.Progress(start_step, cfg.train.steps)
+  metrics = {}
+  current = start_step
+  while current < cfg.train.steps:
+    if cfg.train.schedule == "simultaneous":
+      metrics = simultaneous_step(iterator)
+    else:
+      for _ in range(critic_steps_for(cfg.train, current)):
+        critic_metrics = critic_step(iterator)
+        if cfg.optim.weight_clip:
+          clip_weights(nets.critic.trainable_variables, cfg.optim.weight_clip)
+      metrics = {**critic_metrics, **generator_step(iterator)}
+    current += 1
+    last = current == cfg.train.steps
+    should_log = current % cfg.train.log_every == 0 or last
+    should_save = current % cfg.train.checkpoint_every == 0 or last
+    if should_log or should_save:
+      # Never checkpoint a diverged model: check the losses before saving.
+      values = {k: float(v) for k, v in metrics.items()}
+      _check_finite(values, current, manager)
+    if should_log:
+      rate = progress.rate(current)
+      values.update({"lr/critic": float(nets.critic_optimizer.learning_rate.numpy()),
+                     "lr/generator": float(nets.generator_optimizer.learning_rate.numpy()),
+                     "perf/steps_per_sec": rate})
+      summaries.write_scalars(writer, values, current)
+      shown = {k: values[k] for k in ("loss/critic", "loss/generator") if k in values}
+      logging.info(progress.line(current, rate, shown))
+    if current % cfg.train.sample_every == 0 or last:
+      _write_samples(nets, cfg, fixed_z, workdir, writer, current)
+    if should_save:
+      manager.save(checkpoint_number=current)
+    writer.flush()
+
+  if chief and cfg.train.steps > start_step:
+    export_dir = cfg.export_dir or os.path.join(workdir, "export")
+    export_lib.export_generator(nets.generator, cfg, export_dir)
+    logging.info("Exported the generator to %s", export_dir)
+  return {k: float(v) for k, v in metrics.items()}

@@ -1,0 +1,147 @@
+"""The built-in `shapes` dataset: determinism, ranges, channels, sharding."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmd_gan_tf.config import DataConfig
+from mmd_gan_tf.data import make_dataset, validate_data_config
+from mmd_gan_tf.data import shapes
+
+
+def _take(cfg, batch_size=8, seed=0, batches=2, **kwargs):
+  dataset = make_dataset(cfg, batch_size, seed, **kwargs)
+  return np.concatenate([b.numpy() for b in dataset.take(batches)])
+
+
+def test_deterministic_by_seed():
+  cfg = DataConfig()
+  np.testing.assert_array_equal(_take(cfg, seed=3), _take(cfg, seed=3))
+
+
+def test_different_seeds_differ():
+  cfg = DataConfig()
+  first, second = _take(cfg, seed=0), _take(cfg, seed=1)
+  assert np.abs(first - second).mean() > 0.1
+
+
+def test_examples_within_a_batch_differ():
+  images = _take(DataConfig(), batch_size=16, batches=1)
+  flat = images.reshape(len(images), -1)
+  distances = np.abs(flat[:, None] - flat[None]).mean(-1)
+  assert distances[~np.eye(len(images), dtype=bool)].min() > 0.01
+
+
+def test_stream_independent_of_batch_size():
+  # Same examples; the vectorised rendering may round differently (~1e-6) for other batch shapes.
+  cfg = DataConfig()
+  np.testing.assert_allclose(_take(cfg, batch_size=4, batches=4), _take(cfg, batch_size=8, batches=2), atol=1e-5)
+
+
+def test_splits_differ():
+  train = _take(DataConfig(split="train"))
+  test = _take(DataConfig(split="test"))
+  assert np.abs(train - test).mean() > 0.1
+
+
+@pytest.mark.parametrize("image_range,low,high", [("tanh", -1.0, 1.0), ("sigmoid", 0.0, 1.0)])
+def test_shape_dtype_range(image_range, low, high):
+  cfg = DataConfig(image_range=image_range)
+  dataset = make_dataset(cfg, 8, 0)
+  assert dataset.element_spec.shape.as_list() == [8, 32, 32, 3]
+  assert dataset.element_spec.dtype == tf.float32
+  images = _take(cfg)
+  assert images.dtype == np.float32
+  assert images.min() >= low and images.max() <= high
+  # The images use the range, not a sliver of it.
+  assert images.min() < low + 0.25 * (high - low) and images.max() > high - 0.25 * (high - low)
+
+
+def test_each_image_has_a_shape_on_its_background():
+  images = _take(DataConfig(image_range="sigmoid"), batch_size=32, batches=1)
+  corner = images[:, :1, :1, :]  # the background colour
+  differs = np.abs(images - corner).max(-1) > 0.2
+  fraction = differs.reshape(len(images), -1).mean(-1)
+  assert (fraction > 0.01).all() and (fraction < 0.95).all()
+
+
+@pytest.mark.parametrize("image_size", [16, 64])
+def test_channels_1_and_other_sizes(image_size):
+  cfg = DataConfig(channels=1, image_size=image_size)
+  images = _take(cfg, batches=1)
+  assert images.shape == (8, image_size, image_size, 1)
+  assert images.min() >= -1.0 and images.max() <= 1.0
+  assert images.std() > 0.1
+
+
+def test_grayscale_is_luminance_of_rgb():
+  rgb = _take(DataConfig(image_range="sigmoid"), batches=1)
+  gray = _take(DataConfig(image_range="sigmoid", channels=1), batches=1)
+  luminance = rgb @ np.array([0.2989, 0.5870, 0.1140], np.float32)
+  np.testing.assert_allclose(gray[..., 0], luminance, atol=2e-3)
+
+
+def test_finite_epoch_without_repeat():
+  cfg = DataConfig()
+  dataset = make_dataset(cfg, 500, 0, repeat=False)
+  count = dataset.reduce(0, lambda count, _: count + 1).numpy()
+  assert count == shapes.EPOCH_SIZE // 500
+
+
+def test_replicas_get_distinct_examples(two_replica_strategy):
+  cfg = DataConfig(image_range="sigmoid")
+  global_batch = 8
+
+  def dataset_fn(ctx):
+    return make_dataset(cfg, ctx.get_per_replica_batch_size(global_batch), 0, input_context=ctx)
+
+  distributed = two_replica_strategy.distribute_datasets_from_function(dataset_fn)
+  per_replica = next(iter(distributed))
+  first, second = [t.numpy() for t in two_replica_strategy.experimental_local_results(per_replica)]
+  assert first.shape == second.shape == (4, 32, 32, 3)
+  # One worker = one input pipeline; its replicas take consecutive batches: examples 0..3 and 4..7.
+  single = _take(cfg, batch_size=4, batches=2)
+  np.testing.assert_array_equal(first, single[:4])
+  np.testing.assert_array_equal(second, single[4:])
+
+
+def test_input_pipelines_read_disjoint_shards():
+  cfg = DataConfig(image_range="sigmoid")
+  contexts = [tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=p, num_replicas_in_sync=2)
+              for p in range(2)]
+  first, second = [_take(cfg, batch_size=4, batches=1, input_context=ctx) for ctx in contexts]
+  # Pipeline p of 2 takes examples p, p + 2, ...: together they are examples 0..7 of the single stream.
+  single = _take(cfg, batch_size=8, batches=1)
+  np.testing.assert_allclose(first, single[0::2], atol=1e-5)
+  np.testing.assert_allclose(second, single[1::2], atol=1e-5)
+  assert np.abs(first - second).mean() > 0.05
+
+
+def test_render_primitives_match_geometry():
+  # One white disc of known centre and radius on black: area and centroid agree with the geometry.
+  params = np.zeros([1, 28], np.float32)
+  params[0, 3] = 0.0  # one shape
+  shape = [0.0, 0.5, 0.5, 0.5, 0.0, 0.5, 0.5, 0.5]  # disc, centre (0.5, 0.5), radius 0.21
+  params[0, 4:12] = shape
+  image = shapes.render(tf.constant(params), 64, 3).numpy()[0, ..., 0]
+  radius = 0.12 + 0.18 * 0.5
+  area = image.mean()  # colour 0.5 on background 0: coverage * 0.5
+  np.testing.assert_allclose(area / 0.5, np.pi * radius ** 2, rtol=0.02)
+  ys, xs = np.mgrid[0:64, 0:64] + 0.5
+  np.testing.assert_allclose([(image * xs).sum() / image.sum(), (image * ys).sum() / image.sum()], [32, 32],
+                             atol=0.05)
+
+
+def test_validate_rejects_bad_values():
+  with pytest.raises(ValueError, match="nope"):
+    validate_data_config(DataConfig(dataset="nope"))
+  with pytest.raises(ValueError, match="relu"):
+    validate_data_config(DataConfig(image_range="relu"))
+  with pytest.raises(ValueError, match="channels"):
+    validate_data_config(DataConfig(channels=2))
+  with pytest.raises(ValueError, match="image_size 2"):
+    validate_data_config(DataConfig(image_size=2))
+  with pytest.raises(ValueError, match="bogus"):
+    validate_data_config(DataConfig(split="bogus"))
+  with pytest.raises(ValueError, match="batch_size"):
+    make_dataset(DataConfig(), 0, 0)
