@@ -24,6 +24,7 @@ class DataConfig:
   image_range: str = "tanh"        # tanh -> [-1, 1]; sigmoid -> [0, 1]
   corrupt_is_fatal: bool = False   # corrupt files: skip with a warning (False) or fail (True)
   shuffle_buffer: int = 10000
+  tfds_download: bool = True       # TFDS data missing from tfds_data_dir: download it (True) or fail (False)
 
 
 @dataclasses.dataclass(frozen=True)

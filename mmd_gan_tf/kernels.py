@@ -86,7 +86,7 @@ def _single_sigma(cfg: LossConfig) -> float:
 
 
 def _rbf_values(p: Pairs, sigma: float) -> tf.Tensor:
-  return tf.exp(-p.d2 / tf.cast(2 * sigma**2, p.d2.dtype))
+  return tf.exp(-p.d2 / tf.constant(2 * sigma**2, p.d2.dtype))
 
 
 def rbf_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
@@ -106,12 +106,13 @@ def mix_rq_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
   if not cfg.alphas or min(cfg.alphas) <= 0:
     raise ValueError(f"mix_rq needs positive alphas, got alphas={cfg.alphas}")
   dtype = p.d2.dtype
-  return tf.add_n([tf.pow(1 + p.d2 / tf.cast(2 * alpha, dtype), tf.cast(-alpha, dtype)) for alpha in cfg.alphas])
+  terms = [tf.pow(1 + p.d2 / tf.constant(2 * alpha, dtype), tf.constant(-alpha, dtype)) for alpha in cfg.alphas]
+  return tf.add_n(terms)
 
 
 def mix_rq_dot_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
   """mix_rq plus a linear kernel, k = mix_rq + w a.b with w = cfg.dot_weight (Binkowski's `mix_rq_1dot`)."""
-  return mix_rq_values(p, cfg) + tf.cast(cfg.dot_weight, p.dot.dtype) * p.dot
+  return mix_rq_values(p, cfg) + tf.constant(cfg.dot_weight, p.dot.dtype) * p.dot
 
 
 def distance_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
@@ -120,15 +121,15 @@ def distance_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
   Binkowski 2018, section 5 (the kernel inducing the energy distance). The epsilon keeps the gradient of
   the root finite at coincident points.
   """
-  eps = tf.cast(cfg.distance_epsilon, p.d2.dtype)
+  eps = tf.constant(cfg.distance_epsilon, p.d2.dtype)
   return tf.sqrt(p.sq_left + eps) + tf.sqrt(p.sq_right + eps) - tf.sqrt(p.d2 + eps)
 
 
 def poly_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
   """Polynomial kernel (gamma a.b + coef)^degree, gamma = 1/d by default: the KID kernel (Binkowski 2018)."""
   dtype = p.dot.dtype
-  gamma = 1 / p.dim if cfg.poly_gamma is None else tf.cast(cfg.poly_gamma, dtype)
-  return tf.pow(gamma * p.dot + tf.cast(cfg.poly_coef, dtype), tf.cast(cfg.poly_degree, dtype))
+  gamma = 1 / p.dim if cfg.poly_gamma is None else tf.constant(cfg.poly_gamma, dtype)
+  return tf.pow(gamma * p.dot + tf.constant(cfg.poly_coef, dtype), tf.constant(cfg.poly_degree, dtype))
 
 
 ValuesFn = Callable[[Pairs, LossConfig], tf.Tensor]
@@ -236,8 +237,8 @@ def bounded_rbf(real, fake, cfg: LossConfig) -> GramBlocks:
     raise ValueError(f"need 0 <= bound_low <= bound_high, got {cfg.bound_low}, {cfg.bound_high}")
   real, fake = _prepare(real, fake)
   sigma, dtype = _single_sigma(cfg), real.dtype
-  cap_real = lambda p: p._replace(d2=tf.minimum(p.d2, tf.cast(cfg.bound_high, dtype)))
-  floor_fake = lambda p: p._replace(d2=tf.maximum(p.d2, tf.cast(cfg.bound_low, dtype)))
+  cap_real = lambda p: p._replace(d2=tf.minimum(p.d2, tf.constant(cfg.bound_high, dtype)))
+  floor_fake = lambda p: p._replace(d2=tf.maximum(p.d2, tf.constant(cfg.bound_low, dtype)))
   real_pairs, fake_pairs = pairs(real, real), pairs(fake, fake)
   real_diag = _rbf_values(cap_real(diagonal_pairs(real_pairs)), sigma)
   fake_diag = _rbf_values(floor_fake(diagonal_pairs(fake_pairs)), sigma)

@@ -11,6 +11,7 @@ Every MMD-based loss reports the metrics "kernel/real_real", "kernel/fake_fake",
 (the Gram block means; off-diagonal means for rep / rep_b), "mmd2", and its penalty components.
 """
 
+import dataclasses
 from typing import Callable, Dict, NamedTuple, Optional, Sequence
 
 import tensorflow as tf
@@ -86,7 +87,7 @@ def _kernel_metrics(blocks: kernels.GramBlocks, mean: Callable = tf.reduce_mean)
 def _scalar_critic(features: tf.Tensor, name: str) -> tf.Tensor:
   if features.shape.rank != 2 or features.shape[1] != 1:
     raise ValueError(f"loss {name!r} needs critic_dim 1, got critic features of shape {features.shape}")
-  return tf.cast(features[:, 0], tf.float32) if features.dtype != tf.float64 else features[:, 0]
+  return kernels.as_kernel_dtype(features)[:, 0]
 
 
 def _require(value, what: str, loss: str):
@@ -112,7 +113,7 @@ def rep_critic_value(blocks: kernels.GramBlocks, rep_lambda: float) -> tf.Tensor
   Returns:
     Scalar critic loss (minimised by the critic).
   """
-  lam = tf.cast(rep_lambda, blocks.real_real.dtype)
+  lam = tf.constant(rep_lambda, blocks.real_real.dtype)
   mean = estimators.off_diagonal_mean
   return lam * mean(blocks.real_real) - (lam - 1) * mean(blocks.real_fake) - mean(blocks.fake_fake)
 
@@ -130,34 +131,31 @@ def rep_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
 
 
 def rep_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
-  """Generator loss of rep / rep_b: the all-off-diagonal MMD^2 with the plain kernel (Wang 2019, eq. 2)."""
-  blocks = _blocks(outputs, _plain_rbf_cfg(cfg))
-  metrics = _rep_metrics(blocks)
+  """Generator loss of rep: the all-off-diagonal MMD^2 with the kernel cfg.kernel (Wang 2019, eq. 2)."""
+  metrics = _rep_metrics(_blocks(outputs, cfg))
   return LossTerms(metrics["mmd2"], metrics)
 
 
-def _plain_rbf_cfg(cfg: LossConfig) -> LossConfig:
-  """rep_b's cfg.kernel may be 'rbf' or 'bounded_rbf'; the generator side always uses the plain rbf."""
-  if cfg.name == "rep_b" or cfg.kernel == "bounded_rbf":
-    if cfg.kernel not in ("rbf", "bounded_rbf"):
-      raise ValueError(f"loss 'rep_b' is defined for the rbf kernel only, got kernel {cfg.kernel!r}")
-    return _replace(cfg, kernel="rbf")
-  return cfg
-
-
-def _replace(cfg: LossConfig, **changes) -> LossConfig:
-  import dataclasses  # local: only rep_b needs it
-  return dataclasses.replace(cfg, **changes)
+def _rep_b_cfg(cfg: LossConfig) -> LossConfig:
+  """rep_b is defined for the Gaussian kernel only; cfg.kernel may name it 'rbf' or 'bounded_rbf'."""
+  if cfg.kernel not in ("rbf", "bounded_rbf"):
+    raise ValueError(f"loss 'rep_b' is defined for the rbf kernel only, got kernel {cfg.kernel!r}")
+  return dataclasses.replace(cfg, kernel="rbf")
 
 
 def rep_b_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
   """rep with Wang's bounded kernel RBF-B in the critic loss (Wang 2019, section 4); metrics from plain rbf."""
-  plain = _plain_rbf_cfg(_replace(cfg, name="rep_b"))
-  bounded = kernels.bounded_rbf(*_features(outputs), plain)
-  metrics = _rep_metrics(_blocks(outputs, plain))
+  cfg = _rep_b_cfg(cfg)
+  bounded = kernels.bounded_rbf(*_features(outputs), cfg)
+  metrics = _rep_metrics(_blocks(outputs, cfg))
   metrics["kernel_bounded/real_real"] = estimators.off_diagonal_mean(bounded.real_real)
   metrics["kernel_bounded/fake_fake"] = estimators.off_diagonal_mean(bounded.fake_fake)
   return LossTerms(rep_critic_value(bounded, cfg.rep_lambda), metrics)
+
+
+def rep_b_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """Generator loss of rep_b: the plain-rbf all-off-diagonal MMD^2 (the bounds are critic-side only)."""
+  return rep_generator_loss(outputs, _rep_b_cfg(cfg))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -181,7 +179,7 @@ def one_sided(real_features: tf.Tensor, fake_features: tf.Tensor) -> tf.Tensor:
 def _li_terms(outputs: CriticOutputs, cfg: LossConfig):
   blocks = _blocks(outputs, cfg)
   mmd2 = estimators.mmd2_biased(blocks)
-  distance = tf.sqrt(tf.nn.relu(mmd2) + tf.cast(cfg.mmd_epsilon, mmd2.dtype))
+  distance = tf.sqrt(tf.nn.relu(mmd2) + tf.constant(cfg.mmd_epsilon, mmd2.dtype))
   h = one_sided(*_features(outputs))
   metrics = _kernel_metrics(blocks)
   metrics.update({"mmd2": mmd2, "one_sided": h})
@@ -303,7 +301,7 @@ def critic_mean_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossT
 
 LOSSES: Dict[str, LossSpec] = {
     "rep": LossSpec(rep_critic_loss, rep_generator_loss),
-    "rep_b": LossSpec(rep_b_critic_loss, rep_generator_loss),
+    "rep_b": LossSpec(rep_b_critic_loss, rep_b_generator_loss),
     "mmd": LossSpec(mmd_critic_loss, mmd_generator_loss, needs_decoder=True),
     "mmd_gp": LossSpec(mmd_gp_critic_loss, mmd_gp_generator_loss, needs_activations=True),
     "smmd": LossSpec(smmd_critic_loss, smmd_generator_loss),

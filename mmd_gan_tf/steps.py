@@ -119,8 +119,8 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
   """
   clipnorm = cfg.optim.clipnorm
 
-  def _apply(optimizer, loss, variables, tape):
-    grads = tape.gradient(_scaled(loss), variables)
+  def _apply(optimizer, scaled_loss, variables, tape):
+    grads = tape.gradient(scaled_loss, variables)
     optimizer.apply_gradients(zip(clip_per_tensor(grads, clipnorm), variables))
 
   def _z(real, step, purpose):
@@ -132,8 +132,9 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
       outputs = critic_outputs(nets, cfg, spec, real, _z(real, step, NOISE_GENERATOR))
       critic_terms = spec.critic_loss(outputs, cfg.loss)
       generator_terms = spec.generator_loss(outputs, cfg.loss)
-    _apply(nets.critic_optimizer, critic_terms.loss, _critic_variables(nets), tape)
-    _apply(nets.generator_optimizer, generator_terms.loss, nets.generator.trainable_variables, tape)
+      critic_loss, generator_loss = _scaled(critic_terms.loss), _scaled(generator_terms.loss)
+    _apply(nets.critic_optimizer, critic_loss, _critic_variables(nets), tape)
+    _apply(nets.generator_optimizer, generator_loss, nets.generator.trainable_variables, tape)
     del tape
     return {**_with_prefix("critic", critic_terms), **_with_prefix("generator", generator_terms)}
 
@@ -141,7 +142,8 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
     with tf.GradientTape() as tape:
       outputs = critic_outputs(nets, cfg, spec, real, _z(real, step, NOISE_CRITIC))
       terms = spec.critic_loss(outputs, cfg.loss)
-    _apply(nets.critic_optimizer, terms.loss, _critic_variables(nets), tape)
+      loss = _scaled(terms.loss)
+    _apply(nets.critic_optimizer, loss, _critic_variables(nets), tape)
     return _with_prefix("critic", terms)
 
   def generator_fn(real, step):
@@ -156,7 +158,8 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
     with tf.GradientTape() as tape:
       outputs = critic_outputs(nets, cfg, spec, real, z)
       terms = spec.generator_loss(outputs, cfg.loss)
-    _apply(nets.generator_optimizer, terms.loss, nets.generator.trainable_variables, tape)
+      loss = _scaled(terms.loss)
+    _apply(nets.generator_optimizer, loss, nets.generator.trainable_variables, tape)
     return _with_prefix("generator", terms)
 
   return simultaneous_fn, critic_fn, generator_fn

@@ -133,7 +133,7 @@ class _SpectralNormBase(keras.layers.Layer):
     self.power_vector = None
     if self.mode != "none":
       self.power_vector = keras.Variable(
-          _unit_normal, shape=self._power_vector_shape(input_shape), dtype="float32",
+          _unit_normal, shape=self._power_vector_shape(input_shape), dtype=self.variable_dtype,
           trainable=False, synchronization="on_read", aggregation="mean", name="sn_power_vector")
 
   # --- geometry -------------------------------------------------------------------------------
@@ -156,7 +156,7 @@ class _SpectralNormBase(keras.layers.Layer):
   # --- sigma and the effective kernel ---------------------------------------------------------
   def power_step(self):
     """(sigma, new power vector) for the current kernel; sigma carries the gradient w.r.t. W."""
-    kernel = tf.cast(self.kernel.value, tf.float32)
+    kernel = tf.convert_to_tensor(self.kernel.value)
     vector = tf.convert_to_tensor(self.power_vector.value)
     if self.mode == "matrix":
       return matrix_power_step(tf.reshape(kernel, (-1, kernel.shape[-1])), vector)
@@ -167,8 +167,8 @@ class _SpectralNormBase(keras.layers.Layer):
     return operator_power_step(adjoint, forward, vector)
 
   def effective_kernel(self, training=False):
-    """W_eff = W * C (* g) / sigma (float32); updates the power vector when training."""
-    kernel = tf.cast(self.kernel.value, tf.float32)
+    """W_eff = W * C (* g) / sigma in the variable dtype; updates the power vector when training."""
+    kernel = tf.convert_to_tensor(self.kernel.value)
     if self.mode == "none":
       return kernel
     sigma, vector = self.power_step()
@@ -176,7 +176,7 @@ class _SpectralNormBase(keras.layers.Layer):
       self.power_vector.assign(vector)
     scale = self.multiplier / sigma
     if self.gain is not None:
-      scale = scale * tf.cast(self.gain.value, tf.float32)
+      scale = scale * tf.convert_to_tensor(self.gain.value)
     return kernel * scale
 
   def call(self, inputs, training=None):

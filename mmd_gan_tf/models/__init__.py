@@ -1,0 +1,121 @@
+"""Generators and critics of the papers (SPEC section 6), selected by `ModelConfig.arch`.
+
+Contract:
+  build_generator(cfg) -> keras.Model: G(z [b, z_dim], training) -> images [b, S, S, C] float32,
+    in [-1, 1] (tanh) or [0, 1] (sigmoid).
+  build_critic(cfg) -> Critic: D(images, training) -> features [b, critic_dim] float32, and
+    D.features_and_activations(images, training) -> (features, [per-layer activations, features last]).
+  build_decoder(cfg) -> keras.Model or None: Li's decoder codes [b, critic_dim] -> images (arch li only).
+  sample_z(cfg, batch_size, seed=None) -> z [b, z_dim] float32.
+All builders return built models (their variables exist).
+"""
+
+import dataclasses
+from typing import Callable, Optional, Tuple
+
+import keras
+import tensorflow as tf
+
+from mmd_gan_tf.config import ModelConfig
+from mmd_gan_tf.layers.spectral_norm import MODES as SPECTRAL_NORM_MODES
+from mmd_gan_tf.models import dcgan, dcgan5, li, resnet, resnet_big
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchSpec:
+  """One architecture family: the image sizes it makes and its network builders."""
+  sizes: Tuple[int, ...]
+  generator: Callable[[ModelConfig], keras.Model]
+  critic: Callable[[ModelConfig], keras.Model]
+  decoder: Optional[Callable[[ModelConfig], keras.Model]] = None
+  description: str = ""
+
+
+ARCHS = {
+    "dcgan": ArchSpec(dcgan.SIZES, dcgan.generator, dcgan.critic,
+                      description="Wang et al. 2019 SN-DCGAN"),
+    "dcgan5": ArchSpec(dcgan5.SIZES, dcgan5.generator, dcgan5.critic,
+                       description="Binkowski et al. 2018 5x5 DCGAN"),
+    "resnet": ArchSpec(resnet.SIZES, resnet.generator, resnet.critic,
+                       description="Miyato et al. 2018 SN-ResNet"),
+    "resnet_big": ArchSpec(resnet_big.SIZES, resnet_big.generator, resnet_big.critic,
+                           description="Binkowski et al. 2018 ResNet G + 5x5 DCGAN critic"),
+    "li": ArchSpec(li.SIZES, li.generator, li.critic, li.decoder,
+                   description="Li et al. 2017 DCGAN encoder / decoder"),
+}
+
+Z_DISTRIBUTIONS = ("normal", "uniform")
+OUTPUT_ACTIVATIONS = ("tanh", "sigmoid")
+
+
+def validate_model_config(cfg: ModelConfig) -> None:
+  """Raises ValueError naming the bad value if `cfg` describes no buildable network."""
+  if cfg.arch not in ARCHS:
+    raise ValueError(f"unknown arch {cfg.arch!r}; choose one of {sorted(ARCHS)}")
+  sizes = ARCHS[cfg.arch].sizes
+  if cfg.image_size not in sizes:
+    raise ValueError(f"arch {cfg.arch!r} cannot make image_size={cfg.image_size}; "
+                     f"it supports {list(sizes)}")
+  if cfg.spectral_norm not in SPECTRAL_NORM_MODES:
+    raise ValueError(f"unknown spectral_norm {cfg.spectral_norm!r}; choose one of "
+                     f"{list(SPECTRAL_NORM_MODES)}")
+  if cfg.z_distribution not in Z_DISTRIBUTIONS:
+    raise ValueError(f"unknown z_distribution {cfg.z_distribution!r}; choose one of "
+                     f"{list(Z_DISTRIBUTIONS)}")
+  if cfg.output_activation not in OUTPUT_ACTIVATIONS:
+    raise ValueError(f"unknown output_activation {cfg.output_activation!r}; choose one of "
+                     f"{list(OUTPUT_ACTIVATIONS)}")
+  for name in ("z_dim", "critic_dim", "channels"):
+    if int(getattr(cfg, name)) < 1:
+      raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+  if not cfg.width > 0:
+    raise ValueError(f"width must be > 0, got {cfg.width}")
+  if cfg.sn_multiplier is not None and not cfg.sn_multiplier > 0:
+    raise ValueError(f"sn_multiplier must be > 0 or None, got {cfg.sn_multiplier}")
+  if not 0.0 <= cfg.bn_momentum < 1.0:
+    raise ValueError(f"bn_momentum must be in [0, 1), got {cfg.bn_momentum}")
+  if not cfg.bn_epsilon > 0:
+    raise ValueError(f"bn_epsilon must be > 0, got {cfg.bn_epsilon}")
+
+
+def build_generator(cfg: ModelConfig) -> keras.Model:
+  """The generator of `cfg.arch` at `cfg.image_size`, built."""
+  validate_model_config(cfg)
+  return ARCHS[cfg.arch].generator(cfg)
+
+
+def build_critic(cfg: ModelConfig) -> keras.Model:
+  """The critic of `cfg.arch` at `cfg.image_size`, built (a `common.Critic`)."""
+  validate_model_config(cfg)
+  return ARCHS[cfg.arch].critic(cfg)
+
+
+def build_decoder(cfg: ModelConfig) -> Optional[keras.Model]:
+  """Li's decoder (codes [b, critic_dim] -> images) for arch li; None for every other arch."""
+  validate_model_config(cfg)
+  decoder = ARCHS[cfg.arch].decoder
+  return decoder(cfg) if decoder is not None else None
+
+
+def sample_z(cfg: ModelConfig, batch_size, seed=None) -> tf.Tensor:
+  """z [batch_size, z_dim] float32 from N(0, 1) or U[-1, 1] (`cfg.z_distribution`).
+
+  Args:
+    cfg: the model config.
+    batch_size: int or scalar int tensor.
+    seed: None (stateful global RNG) or an int / scalar int tensor: then the draw is a pure function
+      of (seed, batch_size) (stateless RNG), e.g. for fixed sample grids and the exported `sample`.
+  """
+  if cfg.z_distribution not in Z_DISTRIBUTIONS:
+    raise ValueError(f"unknown z_distribution {cfg.z_distribution!r}; choose one of "
+                     f"{list(Z_DISTRIBUTIONS)}")
+  shape = tf.stack([tf.cast(batch_size, tf.int32), cfg.z_dim])
+  uniform = cfg.z_distribution == "uniform"
+  if seed is None:
+    if uniform:
+      return tf.random.uniform(shape, -1.0, 1.0)
+    return tf.random.normal(shape)
+  seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+  if uniform:
+    return tf.random.stateless_uniform(shape, seed, -1.0, 1.0)
+  return tf.random.stateless_normal(shape, seed)

@@ -1,0 +1,56 @@
+"""Image folders: every file under `data_dir` (recursively), checked once before training.
+
+The scan reads every file and checks its structure (`inspect.inspect_image`): non-image, truncated and
+unsupported files are skipped with a warning naming them (or are fatal with `corrupt_is_fatal`), grayscale
+ones are counted (decoding converts them to the requested channels), and a folder without a usable image is a
+ValueError. The result is cached per process, so `validate_data_config` and `make_dataset` scan once.
+"""
+
+import concurrent.futures
+import functools
+import logging
+import os
+from typing import List, Tuple
+
+import tensorflow as tf
+
+from mmd_gan_tf.data.inspect import SourceReport
+
+_SCAN_THREADS = 8
+
+
+def list_files(data_dir: str) -> List[str]:
+  """Every regular, non-hidden file under `data_dir`, sorted; ValueError when it is missing or empty."""
+  if not os.path.isdir(data_dir):
+    raise ValueError(f"data_dir {data_dir!r} does not exist or is not a directory")
+  paths = []
+  for root, dirs, files in os.walk(data_dir, followlinks=True):
+    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    paths.extend(os.path.join(root, f) for f in files if not f.startswith("."))
+  if not paths:
+    raise ValueError(f"data_dir {data_dir!r} contains no files")
+  return sorted(paths)
+
+
+def _read(path: str) -> bytes:
+  with open(path, "rb") as f:
+    return f.read()
+
+
+@functools.lru_cache(maxsize=8)
+def scan_folder(data_dir: str, corrupt_is_fatal: bool = False) -> Tuple[Tuple[str, ...], SourceReport]:
+  """(usable image paths, report) of a folder; ValueError if it has no usable image (or a bad one when fatal)."""
+  paths = list_files(data_dir)
+  report = SourceReport(f"folder {data_dir!r}", corrupt_is_fatal)
+  with concurrent.futures.ThreadPoolExecutor(_SCAN_THREADS) as pool:
+    usable = [path for path, ok in zip(paths, pool.map(lambda p: report.check(p, _read(p)), paths)) if ok]
+  if not usable:
+    raise ValueError(f"no usable image in data_dir {data_dir!r}: {report.summary()}")
+  log = logging.warning if report.skipped else logging.info
+  log("%s", report.summary())
+  return tuple(usable), report
+
+
+def folder_bytes(paths: Tuple[str, ...]) -> tf.data.Dataset:
+  """Paths as a dataset (cheap to shard and shuffle); map `tf.io.read_file` over it to get the bytes."""
+  return tf.data.Dataset.from_tensor_slices(list(paths))

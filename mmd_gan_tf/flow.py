@@ -1,0 +1,250 @@
+"""The parametric kernelised gradient-flow generator update (Mroueh & Nguyen 2020; SPEC section 9).
+
+With a feature map Phi of dimension m on the critic features (`flow_features.py`) and generator parameters theta
+(P of them):
+  delta = mean Phi(real) - mean_z Phi(G_theta(z))             [m]; 1/2 |delta|^2 is the flow's MMD^2
+  J     = d/dtheta mean_z Phi(G_theta(z))                      [m, P]
+  w     = (J J^T + lambda I)^-1 delta                          [m]  (the critic of the regularised problem)
+  theta <- theta + eta J^T w  =  theta - eta (J^T J + lambda I)^-1 grad_theta 1/2 |delta|^2
+The first-order change of 1/2 |delta|^2 is -eta delta^T J J^T (J J^T + lambda I)^-1 delta <= 0.
+
+Replicas (MirroredStrategy, called inside `strategy.run`): means over the batch are GLOBAL means (mean over
+replicas of the local means; local batches are equal), so J = mean_r J_r. Each replica returns -J_r^T w / R:
+the optimizer sums gradients over replicas, so the applied update is exactly -J^T w, the one-device update.
+
+The generator is evaluated with `stateless_call` (non-trainable state such as batch-norm statistics is updated
+once per call of `flow_generator_gradients`, like a plain generator step, however many passes the solver makes);
+`feature_fn` is called several times and must have no side effects (call the critic with training=False).
+"""
+
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import keras
+import tensorflow as tf
+
+from mmd_gan_tf.config import FlowConfig
+from mmd_gan_tf.flow_features import FEATURE_MAPS
+from mmd_gan_tf.flow_solvers import conjugate_gradient, solve_direct
+
+SOLVERS = ("direct", "cg")
+METRICS = ("mean", "per_sample")
+
+
+def validate_flow_config(cfg: FlowConfig) -> None:
+  """Raises ValueError naming the first bad field of `cfg`."""
+  if not cfg.flow_lambda > 0:
+    raise ValueError(f"flow_lambda must be > 0, got {cfg.flow_lambda}")
+  if cfg.features not in FEATURE_MAPS:
+    raise ValueError(f"flow features must be one of {sorted(FEATURE_MAPS)}, got {cfg.features!r}")
+  if cfg.solver not in SOLVERS:
+    raise ValueError(f"flow solver must be one of {SOLVERS}, got {cfg.solver!r}")
+  if cfg.metric not in METRICS:
+    raise ValueError(f"flow metric must be one of {METRICS}, got {cfg.metric!r}")
+  if cfg.metric == "per_sample" and cfg.solver != "direct":
+    raise ValueError(f"flow metric 'per_sample' needs solver 'direct', got {cfg.solver!r}")
+  if cfg.rff_dim < 1:
+    raise ValueError(f"flow rff_dim must be >= 1, got {cfg.rff_dim}")
+  if cfg.cg_iterations < 1:
+    raise ValueError(f"flow cg_iterations must be >= 1, got {cfg.cg_iterations}")
+  if cfg.cg_tolerance < 0:
+    raise ValueError(f"flow cg_tolerance must be >= 0, got {cfg.cg_tolerance}")
+
+
+def _num_replicas(replica_context) -> int:
+  return 1 if replica_context is None else replica_context.num_replicas_in_sync
+
+
+def _replica_mean(value, replica_context):
+  """Mean over replicas of a (nest of) per-replica tensor(s); the identity on one replica."""
+  if _num_replicas(replica_context) == 1:
+    return value
+  return replica_context.all_reduce(tf.distribute.ReduceOp.MEAN, value)
+
+
+def global_batch_mean(values: tf.Tensor, replica_context=None) -> tf.Tensor:
+  """Mean over the global batch: the mean over replicas of the local batch means (equal local batches).
+
+  Args:
+    values: local features, [b, m].
+    replica_context: `tf.distribute.get_replica_context()` inside `strategy.run`, or None on one device.
+
+  Returns:
+    [m], the same on every replica.
+  """
+  return _replica_mean(tf.reduce_mean(values, axis=0), replica_context)
+
+
+def _fake_features(generator: keras.Model, feature_fn: Callable, z: tf.Tensor, theta: Sequence[tf.Tensor],
+                   state: Sequence[tf.Tensor], training: bool) -> Tuple[tf.Tensor, List[tf.Tensor]]:
+  """Phi(G_theta(z)) [b, m] without side effects, and the generator's updated non-trainable state."""
+  images, new_state = generator.stateless_call(list(theta), list(state), z, training=training)
+  return feature_fn(images), new_state
+
+
+def _flatten_rows(jacobian: tf.Tensor, rows: int) -> tf.Tensor:
+  return tf.reshape(tf.cast(jacobian, tf.float64), [rows, -1])
+
+
+def _gram(jacobians: Sequence[tf.Tensor], m: int) -> tf.Tensor:
+  """J J^T [m, m] float64 from per-variable Jacobians [m, *shape_v] (J = their concatenation over v)."""
+  rows = [_flatten_rows(jacobian, m) for jacobian in jacobians]
+  return tf.add_n([tf.matmul(row, row, transpose_b=True) for row in rows])
+
+
+def _per_sample_metric(per_sample: Sequence[tf.Tensor], m: int) -> tf.Tensor:
+  """D = mean_z J_z J_z^T [m, m] float64 from per-sample Jacobians [b, m, *shape_v]."""
+  terms = []
+  for jacobian in per_sample:
+    flat = tf.reshape(tf.cast(jacobian, tf.float64), [tf.shape(jacobian)[0], m, -1])
+    terms.append(tf.einsum("bip,bjp->ij", flat, flat) / tf.cast(tf.shape(flat)[0], tf.float64))
+  return tf.add_n(terms)
+
+
+def _contract(solution: tf.Tensor, jacobians: Sequence[tf.Tensor]) -> List[tf.Tensor]:
+  """J^T w per variable: [m] x [m, *shape_v] -> [*shape_v]."""
+  return [tf.tensordot(tf.cast(solution, jacobian.dtype), jacobian, axes=1) for jacobian in jacobians]
+
+
+def _local_jacobians(tape, fake_phi, fake_mean, theta, metric):
+  """Local J_r = d/dtheta mean_z Phi(G(z)) per variable [m, *shape_v], and the local D_r [m, m] or None."""
+  options = dict(unconnected_gradients=tf.UnconnectedGradients.ZERO, experimental_use_pfor=True)
+  if metric == "per_sample":
+    # b m reverse passes (vectorised) and b m P floats of memory: b times the cost of the mean metric.
+    per_sample = tape.jacobian(fake_phi, theta, **options)
+    local = [tf.reduce_mean(jacobian, axis=0) for jacobian in per_sample]
+    return local, _per_sample_metric(per_sample, fake_phi.shape[-1])
+  return tape.jacobian(fake_mean, theta, **options), None
+
+
+def _system_matrices(local, local_metric, m, replica_context):
+  """(J J^T, system matrix) [m, m] float64 of the global batch: J = mean_r J_r, D = mean_r D_r."""
+  gram = _gram(_replica_mean(local, replica_context), m)  # all-reduces m x P floats
+  if local_metric is None:
+    return gram, gram
+  return gram, _replica_mean(local_metric, replica_context)
+
+
+def flow_system_matrix(generator: keras.Model, feature_fn: Callable, z: tf.Tensor, metric: str = "mean",
+                       replica_context=None, training: bool = True) -> tf.Tensor:
+  """The metric of the flow without side effects: J J^T ("mean") or D = mean_z J_z J_z^T ("per_sample").
+
+  Args:
+    generator, feature_fn, z, replica_context, training: as in `flow_generator_gradients`.
+    metric: "mean" | "per_sample".
+
+  Returns:
+    [m, m] float64, symmetric PSD; J is the Jacobian of the global-batch mean of Phi(G(z)).
+  """
+  if metric not in METRICS:
+    raise ValueError(f"flow metric must be one of {METRICS}, got {metric!r}")
+  theta = [tf.identity(variable.value) for variable in generator.trainable_variables]
+  state = [variable.value for variable in generator.non_trainable_variables]
+  with tf.GradientTape() as tape:
+    tape.watch(theta)
+    fake_phi, _ = _fake_features(generator, feature_fn, z, theta, state, training)
+    fake_mean = tf.reduce_mean(fake_phi, axis=0)
+  local, local_metric = _local_jacobians(tape, fake_phi, fake_mean, theta, metric)
+  return _system_matrices(local, local_metric, fake_phi.shape[-1], replica_context)[1]
+
+
+def _direct_solve(tape, fake_phi, fake_mean, theta, delta, cfg, replica_context):
+  """Direct solver: (w, local J_r^T w per variable, J J^T w, metrics), J from a vectorised Jacobian."""
+  local, local_metric = _local_jacobians(tape, fake_phi, fake_mean, theta, cfg.metric)
+  gram, system = _system_matrices(local, local_metric, fake_phi.shape[-1], replica_context)
+  solve = solve_direct(system, delta, cfg.flow_lambda)
+  metrics = {"flow/min_eig": solve.eigenvalues[0],
+             "flow/condition": solve.eigenvalues[-1] / solve.eigenvalues[0]}
+  return solve.solution, _contract(solve.solution, local), tf.linalg.matvec(gram, solve.solution), metrics
+
+
+def _cg_solve(tape, fake_mean, theta, delta, cfg, replica_context, forward_fn):
+  """CG solver: each product u -> J (J^T u) is one reverse- and one forward-mode pass (two all-reduces)."""
+
+  def vector_jacobian(u):  # local J_r^T u, per variable
+    return tape.gradient(fake_mean, theta, output_gradients=tf.cast(u, fake_mean.dtype),
+                         unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+  def matvec(u):
+    tangents = _replica_mean(vector_jacobian(u), replica_context)  # global J^T u
+    with tf.autodiff.ForwardAccumulator(theta, tangents) as accumulator:
+      mean = tf.reduce_mean(forward_fn(), axis=0)
+    product = accumulator.jvp(mean, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return tf.cast(_replica_mean(product, replica_context), tf.float64)  # global J J^T u
+
+  solve = conjugate_gradient(matvec, delta, cfg.flow_lambda, cfg.cg_iterations, cfg.cg_tolerance,
+                             unroll=_num_replicas(replica_context) > 1)
+  gram_solution = delta - solve.residual - cfg.flow_lambda * solve.solution  # J J^T w, no extra product
+  metrics = {"flow/min_eig": solve.ritz_min, "flow/condition": solve.ritz_max / solve.ritz_min,
+             "flow/cg_iterations": solve.iterations,
+             "flow/cg_relative_residual": tf.norm(solve.residual) / tf.norm(delta)}
+  return solve.solution, vector_jacobian(solve.solution), gram_solution, metrics
+
+
+def flow_generator_gradients(generator: keras.Model, feature_fn: Callable, z: tf.Tensor,
+                             real_phi_mean: tf.Tensor, cfg: FlowConfig, replica_context=None,
+                             training: bool = True) -> Tuple[List[tf.Tensor], Dict[str, tf.Tensor]]:
+  """The flow generator update as gradients for an optimizer (SPEC section 9).
+
+  w = (J J^T + lambda I)^-1 delta (or (D + lambda I)^-1 delta, D = mean_z J_z J_z^T, with cfg.metric =
+  "per_sample"); the returned gradients are -J^T w (divided by the replica count R, see the module docstring),
+  so `optimizer.apply_gradients` moves theta along +J^T w. Costs: "direct" makes m reverse passes (vectorised)
+  and holds m x P floats; "cg" makes 1 + 2 k passes (k <= cg_iterations products) and holds nothing of size m P;
+  "per_sample" makes b m reverse passes and holds b m P floats.
+
+  Args:
+    generator: built Keras model z [b, z_dim] -> images; its `trainable_variables` are theta.
+    feature_fn: images [b, ...] -> Phi(critic(images)) [b, m], side-effect free (critic with training=False).
+    z: the local latent batch, [b, z_dim].
+    real_phi_mean: the GLOBAL mean of Phi on the real batch, [m] (see `global_batch_mean`).
+    cfg: the flow configuration.
+    replica_context: the replica context inside `strategy.run`, or None on one device.
+    training: the generator's training flag (batch norm in training mode, as in a plain generator step).
+
+  Returns:
+    (gradients aligned with `generator.trainable_variables`, metrics): "flow/mmd2_before" = 1/2 |delta|^2,
+    "flow/predicted_decrease" = delta^T J J^T w (the first-order decrease of 1/2 |delta|^2 per unit step),
+    "flow/step_norm" = |J^T w|, "flow/min_eig" and "flow/condition" of the system matrix + lambda I (Ritz
+    estimates for cg, plus "flow/cg_iterations" and "flow/cg_relative_residual"); float32 scalars.
+  """
+  validate_flow_config(cfg)
+  theta = [tf.identity(variable.value) for variable in generator.trainable_variables]
+  state = [tf.identity(variable.value) for variable in generator.non_trainable_variables]
+  with tf.GradientTape(persistent=cfg.solver == "cg") as tape:
+    tape.watch(theta)
+    fake_phi, new_state = _fake_features(generator, feature_fn, z, theta, state, training)
+    fake_mean = tf.reduce_mean(fake_phi, axis=0)
+  for variable, value in zip(generator.non_trainable_variables, new_state):
+    variable.assign(value)
+  delta = tf.cast(real_phi_mean - _replica_mean(fake_mean, replica_context), tf.float64)
+  if cfg.solver == "direct":
+    solution, directions, gram_solution, metrics = _direct_solve(
+        tape, fake_phi, fake_mean, theta, delta, cfg, replica_context)
+  else:
+    forward_fn = lambda: _fake_features(generator, feature_fn, z, theta, state, training)[0]  # noqa: E731
+    solution, directions, gram_solution, metrics = _cg_solve(
+        tape, fake_mean, theta, delta, cfg, replica_context, forward_fn)
+  # Gradients are summed over replicas by the optimizer: -J_r^T w / R sums to -J^T w.
+  scale = 1.0 / _num_replicas(replica_context)
+  gradients = [-scale * direction for direction in directions]
+  metrics.update({"flow/mmd2_before": 0.5 * tf.reduce_sum(delta * delta),
+                  "flow/predicted_decrease": tf.reduce_sum(delta * gram_solution),
+                  "flow/step_norm": tf.sqrt(tf.maximum(tf.reduce_sum(solution * gram_solution), 0.0))})
+  return gradients, {name: tf.cast(value, tf.float32) for name, value in metrics.items()}
+
+
+def flow_mmd2(generator: keras.Model, feature_fn: Callable, z: tf.Tensor, real_phi_mean: tf.Tensor,
+              replica_context=None, training: bool = True) -> tf.Tensor:
+  """1/2 |mean Phi(real) - mean_z Phi(G(z))|^2 (global means) without side effects: "flow/mmd2_after".
+
+  Args:
+    generator, feature_fn, z, real_phi_mean, replica_context, training: as in `flow_generator_gradients`
+      (pass the same z and real_phi_mean after `apply_gradients` to measure the step's actual decrease).
+
+  Returns:
+    float32 scalar.
+  """
+  theta = [variable.value for variable in generator.trainable_variables]
+  state = [variable.value for variable in generator.non_trainable_variables]
+  fake_phi, _ = _fake_features(generator, feature_fn, z, theta, state, training)
+  delta = tf.cast(real_phi_mean - global_batch_mean(fake_phi, replica_context), tf.float64)
+  return tf.cast(0.5 * tf.reduce_sum(delta * delta), tf.float32)

@@ -1,0 +1,178 @@
+"""End-to-end seams on 2 logical CPU devices: train, TensorBoard, checkpoints, resume, export."""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+from conftest import ROOT
+from flags import build as config_builder
+from mmd_gan_tf import steps as steps_lib
+from mmd_gan_tf import trainer
+
+TINY = dict(dataset="shapes", loss="rep", width=0.125, batch_size=8, log_every=2, sample_every=2,
+            checkpoint_every=2)
+
+
+def _cfg(workdir, **flags):
+  return config_builder.build_config(dict(TINY, workdir=str(workdir), **flags))
+
+
+def _env():
+  return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+  """A 4-step rep run on 2 replicas, shared by the checks below."""
+  workdir = tmp_path_factory.mktemp("run")
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  metrics = trainer.train(_cfg(workdir, steps=4), strategy=strategy)
+  return workdir, metrics
+
+
+def test_training_reports_finite_losses(trained_run):
+  _, metrics = trained_run
+  for name in ("loss/critic", "loss/generator", "kernel/real_real", "kernel/fake_fake", "kernel/real_fake"):
+    assert np.isfinite(metrics[name]), name
+
+
+def test_tensorboard_has_the_promised_tags(trained_run):
+  workdir, _ = trained_run
+  acc = event_accumulator.EventAccumulator(str(workdir / "tensorboard"), size_guidance={"tensors": 0})
+  acc.Reload()
+  tags = set(acc.Tags()["tensors"])
+  for tag in ("loss/critic", "loss/generator", "kernel/real_real", "kernel/fake_fake", "kernel/real_fake",
+              "mmd2", "lr/critic", "lr/generator", "perf/steps_per_sec", "samples"):
+    assert tag in tags, (tag, sorted(tags))
+  steps = [e.step for e in acc.Tensors("loss/critic")]
+  assert steps == [2, 4]
+  lr = tf.make_ndarray(acc.Tensors("lr/critic")[-1].tensor_proto)
+  assert float(lr) == pytest.approx(5e-4)
+
+
+def test_run_directory_contents(trained_run):
+  workdir, _ = trained_run
+  assert sorted(os.path.basename(p) for p in glob.glob(str(workdir / "samples" / "*.png"))) == [
+      "step_0000002.png", "step_0000004.png"]
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")
+  assert (workdir / "config.json").exists()
+  assert (workdir / "export" / "saved_model.pb").exists()
+
+
+def test_resume_continues_step_optimizer_and_noise(tmp_path):
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  trainer.train(_cfg(tmp_path, steps=2), strategy=strategy)
+
+  # What the checkpoint holds after the first run.
+  cfg = _cfg(tmp_path, steps=4)
+  saved = trainer.build_networks(cfg)
+  saved_step = tf.Variable(0, dtype=tf.int64)
+  trainer.make_checkpoint(saved, saved_step, critic_count=tf.Variable(0, dtype=tf.int64)).restore(
+      tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))).expect_partial()
+  assert int(saved_step.numpy()) == 2
+  assert int(saved.generator_optimizer.iterations.numpy()) == 2
+  moments = [v.numpy() for v in saved.generator_optimizer.variables if "momentum" in v.path]
+  assert moments and any(np.abs(m).max() > 0 for m in moments)
+  # Noise is keyed by the step: the resumed run draws step 2's z, not step 0's again.
+  z_resumed = steps_lib.sample_z(cfg.model, 4, steps_lib.noise_seed(0, saved_step, steps_lib.NOISE_GENERATOR))
+  z_start = steps_lib.sample_z(cfg.model, 4, steps_lib.noise_seed(0, 0, steps_lib.NOISE_GENERATOR))
+  assert not np.allclose(z_resumed.numpy(), z_start.numpy())
+
+  trainer.train(cfg, strategy=strategy)
+  resumed = trainer.build_networks(cfg)
+  resumed_step = tf.Variable(0, dtype=tf.int64)
+  trainer.make_checkpoint(resumed, resumed_step, critic_count=tf.Variable(0, dtype=tf.int64)).restore(
+      tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))).expect_partial()
+  assert int(resumed_step.numpy()) == 4
+  assert int(resumed.generator_optimizer.iterations.numpy()) == 4  # 2 restored + 2 new, not restarted
+  acc = event_accumulator.EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"tensors": 0})
+  acc.Reload()
+  assert [e.step for e in acc.Tensors("loss/critic")] == [2, 4]
+
+
+def test_resume_refuses_a_changed_architecture(tmp_path):
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  trainer.train(_cfg(tmp_path, steps=1), strategy=strategy)
+  with pytest.raises(ValueError, match="model.width: checkpoint has 0.125, this run asks for 0.25"):
+    trainer.train(_cfg(tmp_path, steps=2, width=0.25), strategy=strategy)
+  with pytest.raises(ValueError, match="loss.name"):
+    trainer.train(_cfg(tmp_path, steps=2, loss="hinge", width=0.125), strategy=strategy)
+
+
+def test_export_round_trip_in_a_fresh_process(trained_run, tmp_path):
+  workdir, _ = trained_run
+  cfg = _cfg(workdir, steps=4)
+  nets = trainer.build_networks(cfg)
+  trainer.make_checkpoint(nets, tf.Variable(0, dtype=tf.int64), critic_count=tf.Variable(0, dtype=tf.int64)
+                          ).restore(tf.train.latest_checkpoint(str(workdir / "checkpoints"))).expect_partial()
+  z = np.random.default_rng(1).normal(size=(5, cfg.model.z_dim)).astype(np.float32)
+  live = nets.generator(z, training=False).numpy()
+  np.save(tmp_path / "z.npy", z)
+  script = (
+      "import sys, numpy as np, tensorflow as tf\n"
+      f"m = tf.saved_model.load({str(workdir / 'export')!r})\n"
+      f"out = m.generate(tf.constant(np.load({str(tmp_path / 'z.npy')!r})))\n"
+      f"np.save({str(tmp_path / 'out.npy')!r}, out['images'].numpy())\n"
+      f"np.save({str(tmp_path / 'u8.npy')!r}, out['images_uint8'].numpy())\n"
+      "s = m.sample(tf.constant(3), tf.constant(7, tf.int64))['images_uint8']\n"
+      "assert s.shape[0] == 3 and s.dtype == tf.uint8\n"
+      "assert not any(k.startswith('mmd_gan_tf') or k in ('flags', 'main') for k in sys.modules)\n")
+  result = subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          env=_env(), timeout=300)
+  assert result.returncode == 0, result.stderr
+  exported = np.load(tmp_path / "out.npy")
+  np.testing.assert_allclose(exported, live, atol=1e-5)
+  assert np.load(tmp_path / "u8.npy").dtype == np.uint8
+
+
+def test_saved_model_cli_runs_the_export(trained_run, tmp_path):
+  workdir, _ = trained_run
+  cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+  np.save(tmp_path / "z.npy", np.zeros((2, _cfg(workdir).model.z_dim), np.float32))
+  result = subprocess.run(
+      [cli, "run", "--dir", str(workdir / "export"), "--tag_set", "serve", "--signature_def", "generate",
+       "--inputs", f"z={tmp_path / 'z.npy'}"],
+      capture_output=True, text=True, env=_env(), timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert "images_uint8" in result.stdout
+
+
+def test_sample_tool_writes_a_grid(trained_run, tmp_path):
+  workdir, _ = trained_run
+  out = tmp_path / "grid.png"
+  result = subprocess.run([sys.executable, str(ROOT / "tools" / "sample.py"), f"--model={workdir / 'export'}",
+                           "--num=10", f"--out={out}"], capture_output=True, text=True, env=_env(), timeout=300)
+  assert result.returncode == 0, result.stderr
+  grid = tf.io.decode_png(tf.io.read_file(str(out))).numpy()
+  assert grid.shape == (3 * 32, 4 * 32, 3)
+
+
+def test_sigkill_then_rerun_resumes(tmp_path):
+  args = [sys.executable, str(ROOT / "main.py"), f"--workdir={tmp_path}", "--width=0.125", "--batch_size=8",
+          "--checkpoint_every=2", "--log_every=1", "--sample_every=1000"]
+  process = subprocess.Popen(args + ["--steps=100000"], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  deadline = time.time() + 240
+  try:
+    while time.time() < deadline and not glob.glob(str(tmp_path / "checkpoints" / "ckpt-*.index")):
+      time.sleep(0.5)
+    time.sleep(1.0)
+  finally:
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+  killed_at = int(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).rsplit("-", 1)[1])
+  assert killed_at >= 2
+  target = killed_at + 2
+  result = subprocess.run(args + [f"--steps={target}"], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert f"at step {killed_at}" in result.stderr
+  assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{target}")

@@ -1,0 +1,89 @@
+"""Benchmark and sanity check of the metrics on real data (CIFAR-10 and MNIST .npz files).
+
+Measures Inception feature extraction (images/s), KID time for N x N features (100 subsets of 1000)
+and FID time, and reports KID / FID of CIFAR train vs CIFAR test (small) and MNIST vs CIFAR test (large).
+
+  python tools/bench_metrics.py --inception_weights=../shared/assets/inception/fid_inception_v3_2015_12_05.npz \
+      --cifar=../shared/assets/data/cifar10_20k.npz --mnist=../shared/assets/data/mnist.npz --num=10000 \
+      --out=bench_metrics.json
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tensorflow as tf  # noqa: E402
+
+from mmd_gan_tf.metrics import feature_cache, features, fid, inception, inception_weights, kid  # noqa: E402
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--inception_weights", default=None)
+  parser.add_argument("--cifar", required=True, help=".npz with x_train, x_test uint8 [N,32,32,3]")
+  parser.add_argument("--mnist", required=True, help=".npz with x_test uint8 [N,28,28]")
+  parser.add_argument("--num", type=int, default=10000)
+  parser.add_argument("--batch_size", type=int, default=100)
+  parser.add_argument("--kid_subsets", type=int, default=100)
+  parser.add_argument("--kid_subset_size", type=int, default=1000)
+  parser.add_argument("--cache_dir", default=None)
+  parser.add_argument("--out", default=None)
+  return parser.parse_args(argv)
+
+
+def _features(model, extractor, name, images, args, weights, timings):
+  fields = {"source": name, "num": len(images), "weights_sha256": weights.sha256}
+  start = time.perf_counter()
+  feats, _, hit = feature_cache.cached_features(
+      fields, lambda: features.extract_features(model, images, args.batch_size, progress=name,
+                                                extractor=extractor), args.cache_dir)
+  elapsed = time.perf_counter() - start
+  if not hit:
+    timings[name] = {"images": len(images), "seconds": elapsed, "images_per_s": len(images) / elapsed}
+  print(f"{name}: {len(images)} images, {elapsed:.1f} s{' (cached)' if hit else ''}", flush=True)
+  return feats
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  weights = inception_weights.load_inception_weights(args.inception_weights)
+  model = inception.build_fid_inception(weights)
+  extractor = features.make_extractor(model)
+  extractor(tf.zeros([2, 32, 32, 3]))  # trace once, outside the timings
+  cifar, mnist = np.load(args.cifar), np.load(args.mnist)
+  n = args.num
+  timings = {}
+  train = _features(model, extractor, "cifar10_20k:x_train", cifar["x_train"][:n], args, weights, timings)
+  test = _features(model, extractor, "cifar10_20k:x_test", cifar["x_test"][:n], args, weights, timings)
+  mnist_images = mnist["x_test"][:n][..., None]
+  digits = _features(model, extractor, "mnist:x_test", mnist_images, args, weights, timings)
+  results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs",
+             "tensorflow": tf.__version__, "num": n, "feature_extraction": timings,
+             "kid_subsets": args.kid_subsets, "kid_subset_size": args.kid_subset_size}
+  for name, real, fake in (("cifar_train_vs_test", train, test), ("mnist_vs_cifar_test", test, digits)):
+    start = time.perf_counter()
+    result = kid.kid(real, fake, args.kid_subsets, min(args.kid_subset_size, n), seed=0)
+    kid_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    fid_value = float(fid.fid(real, fake, min_samples=0))
+    fid_seconds = time.perf_counter() - start
+    results[name] = {"kid": result.mean, "kid_std": result.std, "kid_stderr": result.stderr,
+                     "kid_x1e3": result.mean * 1e3, "kid_seconds": kid_seconds, "fid": fid_value,
+                     "fid_seconds": fid_seconds}
+    print(name, json.dumps(results[name]), flush=True)
+  text = json.dumps(results, indent=2)
+  print(text)
+  if args.out:
+    with open(args.out, "w") as f:
+      f.write(text + "\n")
+
+
+if __name__ == "__main__":
+  main()
