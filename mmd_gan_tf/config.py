@@ -24,7 +24,7 @@ class DataConfig:
   image_range: str = "tanh"        # tanh -> [-1, 1]; sigmoid -> [0, 1]
   corrupt_is_fatal: bool = False   # corrupt files: skip with a warning (False) or fail (True)
   shuffle_buffer: int = 10000
-  tfds_download: bool = True       # TFDS data missing from tfds_data_dir: download it (True) or fail (False)
+  tfds_download: bool = False      # TFDS data missing from tfds_data_dir: download it (True) or fail (False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +116,9 @@ class EvalConfig:
   lr_adaptation_patience: int = 3
   lr_adaptation_factor: float = 0.5
   lr_floor: float = 1e-6
+  fid_min_samples: int = 2048      # FID refuses fewer samples per set (metrics/fid.py)
+  eval_batch_size: int = 100       # Inception forward batch size
+  feature_cache_dir: Optional[str] = None  # real-feature cache; None -> ~/.cache/mmd_gan_tf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +132,7 @@ class FlowConfig:
   cg_iterations: int = 50
   cg_tolerance: float = 1e-6
   rff_sigma: float = 1.0           # bandwidth s of the Gaussian kernel the random features approximate
+  jacobian_pfor: bool = False      # direct solver: vectorise the m reverse passes with pfor (dense nets)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -74,8 +74,8 @@ def mmd2_unbiased(blocks: GramBlocks) -> tf.Tensor:
 def mmd2_all_off_diagonal(blocks: GramBlocks) -> tf.Tensor:
   """Wang's MMD^2: every block, K_rf included, averaged over its m (m - 1) off-diagonal entries (m = n).
 
-  MMD2 = mean_{i!=j} K_rr + mean_{i!=j} K_ff - 2 mean_{i!=j} K_rf (Wang et al. 2019, eq. 2's estimator in
-  their code).
+  MMD2 = mean_{i!=j} K_rr + mean_{i!=j} K_ff - 2 mean_{i!=j} K_rf (the estimator of Wang et al.
+  2019's code).
 
   Args:
     blocks: GramBlocks with K_rr, K_ff, K_rf all [m, m].
@@ -88,51 +88,42 @@ def mmd2_all_off_diagonal(blocks: GramBlocks) -> tf.Tensor:
           - 2 * off_diagonal_mean(blocks.real_fake))
 
 
-def _sum_sq(x: tf.Tensor) -> tf.Tensor:
-  return tf.reduce_sum(tf.square(x))
+def _pair_kernel_matrix(blocks: GramBlocks) -> tf.Tensor:
+  """h_ij = K_rr[i,j] + K_ff[i,j] - K_rf[i,j] - K_rf[j,i] for i != j, 0 on the diagonal: [m, m], symmetric."""
+  h = blocks.real_real + blocks.fake_fake - blocks.real_fake - tf.transpose(blocks.real_fake)
+  return tf.linalg.set_diag(h, tf.zeros_like(blocks.real_diag))
 
 
 def mmd2_unbiased_and_variance(blocks: GramBlocks) -> Tuple[tf.Tensor, tf.Tensor]:
-  """Unbiased MMD^2 and the estimate of its variance (Sutherland et al. 2017, appendix A; m = n).
+  """Unbiased MMD^2 and an unbiased estimate of its variance (m = n).
 
-  Var = 4 (m-2) / (m (m-1)) zeta1 + 2 / (m (m-1)) zeta2, with zeta1, zeta2 the unbiased estimates of the
-  U-statistic variance components built from row sums of the diagonal-free blocks Kt_rr, Kt_ff and of
-  K_rf (the formula of Binkowski's `_mmd2_and_variance`). Used for the KID confidence and the
-  relative-similarity test of the learning-rate adaptation.
+  With z_i = (r_i, f_i) the estimator is (up to the K_rf diagonal, an O(m^-3) difference in variance)
+  the U-statistic U = mean_{i != j} h_ij, whose variance is (Hoeffding; Sutherland et al. 2017, appendix A)
+    Var U = 4 (m-2) / (m (m-1)) zeta1 + 2 / (m (m-1)) zeta2,
+    zeta1 = E[h_ij h_il] - MMD^4,  zeta2 = E[h_ij^2] - MMD^4.
+  Each moment is estimated without bias by its mean over distinct indices (pairs, triples, quadruples),
+  all from the row sums of h: the unbiased estimator of Sutherland 2019 (arXiv:1906.02104), which corrects
+  the 2017 plug-in formula behind Binkowski's `_mmd2_and_variance`. That formula drops lower-order terms;
+  under the null, where the variance IS the lower-order term, its bias dominates (the Monte Carlo test
+  in tests/test_estimators.py checks both regimes).
 
   Args:
-    blocks: GramBlocks with K_rr, K_ff, K_rf all [m, m], m >= 3.
+    blocks: GramBlocks with K_rr, K_ff, K_rf all [m, m], m >= 4. Pass float64 blocks for large m.
 
   Returns:
-    (mmd2, variance): scalars in the dtype of the blocks.
+    (mmd2, variance): `mmd2_unbiased(blocks)` and the variance estimate (can be slightly negative).
   """
   _require_square(blocks.real_fake, "mmd2_unbiased_and_variance")
-  if blocks.real_fake.shape[0] is not None and blocks.real_fake.shape[0] < 3:
-    raise ValueError(f"the variance needs at least 3 samples per set, got {blocks.real_fake.shape[0]}")
-  m = _count(blocks.real_real, 0)
-  real_rows = tf.reduce_sum(blocks.real_real, 1) - blocks.real_diag    # Kt_rr row sums [m]
-  fake_rows = tf.reduce_sum(blocks.fake_fake, 1) - blocks.fake_diag    # Kt_ff row sums [m]
-  cross_rows, cross_cols = tf.reduce_sum(blocks.real_fake, 1), tf.reduce_sum(blocks.real_fake, 0)
-  real_sum, fake_sum = tf.reduce_sum(real_rows), tf.reduce_sum(fake_rows)
-  cross_sum = tf.reduce_sum(cross_rows)
-  real_sq = _sum_sq(blocks.real_real) - _sum_sq(blocks.real_diag)     # sum of Kt_rr^2
-  fake_sq = _sum_sq(blocks.fake_fake) - _sum_sq(blocks.fake_diag)
-  cross_sq = _sum_sq(blocks.real_fake)
-  dots = tf.reduce_sum(real_rows * cross_rows) + tf.reduce_sum(fake_rows * cross_cols)
-  within_sums_sq = real_sum**2 + fake_sum**2
-  m1, m2 = m - 1, m - 2
-  mmd2 = (real_sum + fake_sum) / (m * m1) - 2 * cross_sum / m**2
-  zeta1 = ((_sum_sq(real_rows) - real_sq + _sum_sq(fake_rows) - fake_sq) / (m * m1 * m2)
-           - within_sums_sq / (m * m1)**2
-           + (_sum_sq(cross_rows) + _sum_sq(cross_cols) - 2 * cross_sq) / (m * m * m1)
-           - 2 * cross_sum**2 / m**4
-           - 2 * dots / (m * m * m1)
-           + 2 * (real_sum + fake_sum) * cross_sum / (m**3 * m1))
-  zeta2 = ((real_sq + fake_sq) / (m * m1)
-           - within_sums_sq / (m * m1)**2
-           + 2 * cross_sq / (m * m)
-           - 2 * cross_sum**2 / m**4
-           - 4 * dots / (m * m * m1)
-           + 4 * (real_sum + fake_sum) * cross_sum / (m**3 * m1))
-  variance = 4 * m2 / (m * m1) * zeta1 + 2 / (m * m1) * zeta2
-  return mmd2, variance
+  if blocks.real_fake.shape[0] is not None and blocks.real_fake.shape[0] < 4:
+    raise ValueError(f"the variance needs at least 4 samples per set, got {blocks.real_fake.shape[0]}")
+  h = _pair_kernel_matrix(blocks)
+  m = _count(h, 0)
+  rows = tf.reduce_sum(h, axis=1)
+  pair_sq = tf.reduce_sum(tf.square(h))                  # sum over i != j of h_ij^2
+  triples = tf.reduce_sum(tf.square(rows)) - pair_sq      # sum over distinct i, j, l of h_ij h_il
+  quadruples = tf.square(tf.reduce_sum(rows)) - 4 * triples - 2 * pair_sq  # distinct i, j, k, l
+  mmd4 = quadruples / (m * (m - 1) * (m - 2) * (m - 3))
+  zeta1 = triples / (m * (m - 1) * (m - 2)) - mmd4
+  zeta2 = pair_sq / (m * (m - 1)) - mmd4
+  variance = (4 * (m - 2) * zeta1 + 2 * zeta2) / (m * (m - 1))
+  return mmd2_unbiased(blocks), variance

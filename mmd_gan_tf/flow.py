@@ -105,9 +105,13 @@ def _contract(solution: tf.Tensor, jacobians: Sequence[tf.Tensor]) -> List[tf.Te
   return [tf.tensordot(tf.cast(solution, jacobian.dtype), jacobian, axes=1) for jacobian in jacobians]
 
 
-def _local_jacobians(tape, fake_phi, fake_mean, theta, metric):
-  """Local J_r = d/dtheta mean_z Phi(G(z)) per variable [m, *shape_v], and the local D_r [m, m] or None."""
-  options = dict(unconnected_gradients=tf.UnconnectedGradients.ZERO, experimental_use_pfor=True)
+def _local_jacobians(tape, fake_phi, fake_mean, theta, metric, pfor):
+  """Local J_r = d/dtheta mean_z Phi(G(z)) per variable [m, *shape_v], and the local D_r [m, m] or None.
+
+  One reverse pass per row, vectorised by pfor or a tf.while_loop (pfor has no vectorised rule for
+  Conv2DBackpropFilter and falls back to a loop inside pfor: on the CPU the plain loop is faster for conv nets).
+  """
+  options = dict(unconnected_gradients=tf.UnconnectedGradients.ZERO, experimental_use_pfor=pfor)
   if metric == "per_sample":
     # b m reverse passes (vectorised) and b m P floats of memory: b times the cost of the mean metric.
     per_sample = tape.jacobian(fake_phi, theta, **options)
@@ -125,12 +129,13 @@ def _system_matrices(local, local_metric, m, replica_context):
 
 
 def flow_system_matrix(generator: keras.Model, feature_fn: Callable, z: tf.Tensor, metric: str = "mean",
-                       replica_context=None, training: bool = True) -> tf.Tensor:
+                       replica_context=None, training: bool = True, pfor: bool = False) -> tf.Tensor:
   """The metric of the flow without side effects: J J^T ("mean") or D = mean_z J_z J_z^T ("per_sample").
 
   Args:
     generator, feature_fn, z, replica_context, training: as in `flow_generator_gradients`.
     metric: "mean" | "per_sample".
+    pfor: vectorise the Jacobian with pfor (`FlowConfig.jacobian_pfor`).
 
   Returns:
     [m, m] float64, symmetric PSD; J is the Jacobian of the global-batch mean of Phi(G(z)).
@@ -139,17 +144,17 @@ def flow_system_matrix(generator: keras.Model, feature_fn: Callable, z: tf.Tenso
     raise ValueError(f"flow metric must be one of {METRICS}, got {metric!r}")
   theta = [tf.identity(variable.value) for variable in generator.trainable_variables]
   state = [variable.value for variable in generator.non_trainable_variables]
-  with tf.GradientTape() as tape:
+  with tf.GradientTape(persistent=not pfor) as tape:  # eager while-loop Jacobians need a persistent tape
     tape.watch(theta)
     fake_phi, _ = _fake_features(generator, feature_fn, z, theta, state, training)
     fake_mean = tf.reduce_mean(fake_phi, axis=0)
-  local, local_metric = _local_jacobians(tape, fake_phi, fake_mean, theta, metric)
+  local, local_metric = _local_jacobians(tape, fake_phi, fake_mean, theta, metric, pfor)
   return _system_matrices(local, local_metric, fake_phi.shape[-1], replica_context)[1]
 
 
 def _direct_solve(tape, fake_phi, fake_mean, theta, delta, cfg, replica_context):
-  """Direct solver: (w, local J_r^T w per variable, J J^T w, metrics), J from a vectorised Jacobian."""
-  local, local_metric = _local_jacobians(tape, fake_phi, fake_mean, theta, cfg.metric)
+  """Direct solver: (w, local J_r^T w per variable, J J^T w, metrics) from the explicit Jacobian."""
+  local, local_metric = _local_jacobians(tape, fake_phi, fake_mean, theta, cfg.metric, cfg.jacobian_pfor)
   gram, system = _system_matrices(local, local_metric, fake_phi.shape[-1], replica_context)
   solve = solve_direct(system, delta, cfg.flow_lambda)
   metrics = {"flow/min_eig": solve.eigenvalues[0],
@@ -182,14 +187,17 @@ def _cg_solve(tape, fake_mean, theta, delta, cfg, replica_context, forward_fn):
 
 def flow_generator_gradients(generator: keras.Model, feature_fn: Callable, z: tf.Tensor,
                              real_phi_mean: tf.Tensor, cfg: FlowConfig, replica_context=None,
-                             training: bool = True) -> Tuple[List[tf.Tensor], Dict[str, tf.Tensor]]:
+                             training: bool = True, update_state: bool = True
+                             ) -> Tuple[List[tf.Tensor], Dict[str, tf.Tensor]]:
   """The flow generator update as gradients for an optimizer (SPEC section 9).
 
   w = (J J^T + lambda I)^-1 delta (or (D + lambda I)^-1 delta, D = mean_z J_z J_z^T, with cfg.metric =
   "per_sample"); the returned gradients are -J^T w (divided by the replica count R, see the module docstring),
-  so `optimizer.apply_gradients` moves theta along +J^T w. Costs: "direct" makes m reverse passes (vectorised)
-  and holds m x P floats; "cg" makes 1 + 2 k passes (k <= cg_iterations products) and holds nothing of size m P;
-  "per_sample" makes b m reverse passes and holds b m P floats.
+  so `optimizer.apply_gradients` moves theta along +J^T w. Costs beyond the forward pass: "direct" makes m
+  reverse passes (a tf.while_loop, or pfor with cfg.jacobian_pfor) and holds m x P floats (all-reduced across
+  replicas); "cg" makes k reverse + k forward-mode passes + 1 reverse pass (k <= cg_iterations; two
+  all-reduces per product, of P and m floats) and holds nothing of size m P; "per_sample" makes b m reverse
+  passes and holds b m P floats.
 
   Args:
     generator: built Keras model z [b, z_dim] -> images; its `trainable_variables` are theta.
@@ -199,6 +207,8 @@ def flow_generator_gradients(generator: keras.Model, feature_fn: Callable, z: tf
     cfg: the flow configuration.
     replica_context: the replica context inside `strategy.run`, or None on one device.
     training: the generator's training flag (batch norm in training mode, as in a plain generator step).
+    update_state: assign the generator's updated non-trainable state (batch-norm moving statistics) once;
+      False when the caller has already run the generator on this batch in this step.
 
   Returns:
     (gradients aligned with `generator.trainable_variables`, metrics): "flow/mmd2_before" = 1/2 |delta|^2,
@@ -209,12 +219,14 @@ def flow_generator_gradients(generator: keras.Model, feature_fn: Callable, z: tf
   validate_flow_config(cfg)
   theta = [tf.identity(variable.value) for variable in generator.trainable_variables]
   state = [tf.identity(variable.value) for variable in generator.non_trainable_variables]
-  with tf.GradientTape(persistent=cfg.solver == "cg") as tape:
+  # CG reuses the tape for every product; eager while-loop Jacobians need a persistent tape too.
+  with tf.GradientTape(persistent=cfg.solver == "cg" or not cfg.jacobian_pfor) as tape:
     tape.watch(theta)
     fake_phi, new_state = _fake_features(generator, feature_fn, z, theta, state, training)
     fake_mean = tf.reduce_mean(fake_phi, axis=0)
-  for variable, value in zip(generator.non_trainable_variables, new_state):
-    variable.assign(value)
+  if update_state:
+    for variable, value in zip(generator.non_trainable_variables, new_state):
+      variable.assign(value)
   delta = tf.cast(real_phi_mean - _replica_mean(fake_mean, replica_context), tf.float64)
   if cfg.solver == "direct":
     solution, directions, gram_solution, metrics = _direct_solve(
@@ -241,10 +253,44 @@ def flow_mmd2(generator: keras.Model, feature_fn: Callable, z: tf.Tensor, real_p
       (pass the same z and real_phi_mean after `apply_gradients` to measure the step's actual decrease).
 
   Returns:
-    float32 scalar.
+    Scalar in the dtype of `real_phi_mean`.
   """
   theta = [variable.value for variable in generator.trainable_variables]
   state = [variable.value for variable in generator.non_trainable_variables]
   fake_phi, _ = _fake_features(generator, feature_fn, z, theta, state, training)
   delta = tf.cast(real_phi_mean - global_batch_mean(fake_phi, replica_context), tf.float64)
-  return tf.cast(0.5 * tf.reduce_sum(delta * delta), tf.float32)
+  return tf.cast(0.5 * tf.reduce_sum(delta * delta), real_phi_mean.dtype)
+
+
+class FlowGeneratorUpdate:
+  """The trainer's `generator_update(nets, outputs, z) -> (grads, metrics)` hook for `--loss=flow`.
+
+  Duck-typed on the trainer's objects: `nets.generator` (Keras model), `outputs.critic(images, training)`
+  (local critic features), `outputs.real_features` (the ALL-GATHERED global real features [B, critic_dim]).
+  Call it inside `strategy.run` after the step's plain forward pass (which already updated the generator's
+  batch-norm statistics, hence update_state=False); after `apply_gradients`, `mmd2_after` gives
+  "flow/mmd2_after" on the same z and real batch.
+  """
+
+  def __init__(self, cfg: FlowConfig, feature_map: Callable):
+    validate_flow_config(cfg)
+    self.cfg = cfg
+    self.feature_map = feature_map
+
+  def _inputs(self, outputs):
+    def feature_fn(images):
+      return self.feature_map(tf.cast(outputs.critic(images, training=False), tf.float32))
+    real_phi_mean = tf.reduce_mean(self.feature_map(tf.stop_gradient(outputs.real_features)), axis=0)
+    return feature_fn, real_phi_mean
+
+  # Plain Python on tensors: no autograph conversion needed inside the trainer's tf.function.
+  @tf.autograph.experimental.do_not_convert
+  def __call__(self, nets, outputs, z):
+    feature_fn, real_phi_mean = self._inputs(outputs)
+    return flow_generator_gradients(nets.generator, feature_fn, z, real_phi_mean, self.cfg,
+                                    tf.distribute.get_replica_context(), update_state=False)
+
+  @tf.autograph.experimental.do_not_convert
+  def mmd2_after(self, nets, outputs, z):
+    feature_fn, real_phi_mean = self._inputs(outputs)
+    return flow_mmd2(nets.generator, feature_fn, z, real_phi_mean, tf.distribute.get_replica_context())

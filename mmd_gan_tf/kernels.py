@@ -56,7 +56,8 @@ def as_kernel_dtype(x) -> tf.Tensor:
 
 def _check_pair(left: tf.Tensor, right: tf.Tensor) -> None:
   if left.shape.rank != 2 or right.shape.rank != 2:
-    raise ValueError(f"kernel inputs must be [batch, dim] matrices, got shapes {left.shape} and {right.shape}")
+    raise ValueError(f"kernel inputs must be [batch, dim] matrices, got shapes {left.shape} and "
+                     f"{right.shape}")
   if left.shape[1] is not None and right.shape[1] is not None and left.shape[1] != right.shape[1]:
     raise ValueError(f"feature dimensions differ: {left.shape[1]} vs {right.shape[1]}")
   if left.dtype != right.dtype:
@@ -95,18 +96,19 @@ def rbf_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
 
 
 def mix_rbf_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
-  """Mixture of Gaussians, a SUM over cfg.sigmas of exp(-d2 / (2 s^2)) (Li 2017, eq. in section 5)."""
+  """Mixture of Gaussians, a SUM over cfg.sigmas of exp(-d2 / (2 s^2)) (Li et al. 2017)."""
   if not cfg.sigmas:
     raise ValueError("mix_rbf needs at least one sigma, got sigmas=()")
   return tf.add_n([_rbf_values(p, sigma) for sigma in cfg.sigmas])
 
 
 def mix_rq_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
-  """Rational-quadratic mixture, SUM over alpha of (1 + d2 / (2 alpha))^(-alpha) (Binkowski 2018, sec. 5)."""
+  """Rational-quadratic mixture, SUM over alpha of (1 + d2 / (2 alpha))^(-alpha) (Binkowski et al. 2018)."""
   if not cfg.alphas or min(cfg.alphas) <= 0:
     raise ValueError(f"mix_rq needs positive alphas, got alphas={cfg.alphas}")
   dtype = p.d2.dtype
-  terms = [tf.pow(1 + p.d2 / tf.constant(2 * alpha, dtype), tf.constant(-alpha, dtype)) for alpha in cfg.alphas]
+  terms = [tf.pow(1 + p.d2 / tf.constant(2 * alpha, dtype), tf.constant(-alpha, dtype))
+           for alpha in cfg.alphas]
   return tf.add_n(terms)
 
 
@@ -118,7 +120,7 @@ def mix_rq_dot_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
 def distance_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
   """Distance (energy / Cramer) kernel |a| + |b| - |a - b|, with cfg.distance_epsilon under each root.
 
-  Binkowski 2018, section 5 (the kernel inducing the energy distance). The epsilon keeps the gradient of
+  Binkowski et al. 2018 (the kernel of the energy distance). The epsilon keeps the gradient of
   the root finite at coincident points.
   """
   eps = tf.constant(cfg.distance_epsilon, p.d2.dtype)
@@ -219,7 +221,7 @@ def poly(real, fake, cfg: LossConfig) -> GramBlocks:
 
 
 def bounded_rbf(real, fake, cfg: LossConfig) -> GramBlocks:
-  """Wang's bounded Gaussian kernel RBF-B, for the critic loss of `rep_b` only (Wang 2019, section 4).
+  """Wang's bounded Gaussian kernel RBF-B, for the critic loss of `rep_b` only (Wang et al. 2019).
 
   real-real: exp(-min(d2, b_u) / (2 s^2)), so real features stop being pushed apart beyond d2 = b_u;
   fake-fake: exp(-max(d2, b_l) / (2 s^2)), so fake features stop being pulled closer than d2 = b_l;

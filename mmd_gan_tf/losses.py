@@ -34,6 +34,8 @@ class CriticOutputs(NamedTuple):
     fake_activations: list of local critic activations on fake images, or None.
     real_reconstruction: [b, H, W, C] decoder output for the real codes (loss `mmd`), or None.
     fake_reconstruction: [b, H, W, C] decoder output for the fake codes, or None.
+    seed: optional stateless seed [2] for the gradient-penalty interpolates (per replica and step);
+      a stateful draw when None.
   """
   real_images: tf.Tensor
   fake_images: tf.Tensor
@@ -45,6 +47,7 @@ class CriticOutputs(NamedTuple):
   fake_activations: Optional[Sequence[tf.Tensor]] = None
   real_reconstruction: Optional[tf.Tensor] = None
   fake_reconstruction: Optional[tf.Tensor] = None
+  seed: Optional[tf.Tensor] = None
 
 
 class LossTerms(NamedTuple):
@@ -85,9 +88,13 @@ def _kernel_metrics(blocks: kernels.GramBlocks, mean: Callable = tf.reduce_mean)
 
 
 def _scalar_critic(features: tf.Tensor, name: str) -> tf.Tensor:
-  if features.shape.rank != 2 or features.shape[1] != 1:
+  """[B, 1] critic outputs -> [B]; the all-gather loses static shapes, so the check is dynamic then."""
+  if features.shape.rank not in (None, 2) or features.shape[-1] not in (None, 1):
     raise ValueError(f"loss {name!r} needs critic_dim 1, got critic features of shape {features.shape}")
-  return kernels.as_kernel_dtype(features)[:, 0]
+  features = kernels.as_kernel_dtype(features)
+  with tf.control_dependencies([tf.debugging.assert_equal(
+      tf.shape(features)[-1], 1, message=f"loss {name!r} needs critic_dim 1")]):
+    return tf.reshape(features, [-1])
 
 
 def _require(value, what: str, loss: str):
@@ -103,8 +110,8 @@ def _require(value, what: str, loss: str):
 def rep_critic_value(blocks: kernels.GramBlocks, rep_lambda: float) -> tf.Tensor:
   """Wang's general critic loss L_D = lambda mean K_rr - (lambda - 1) mean K_rf - mean K_ff.
 
-  Wang et al. 2019, eq. 4 (off-diagonal means, as in their code). lambda = 1 is the repulsive loss
-  mean K_rr - mean K_ff; lambda = -1 is the attractive L_D = -MMD^2 = -L_G.
+  Wang et al. 2019, the generalised repulsive loss (off-diagonal means, as in their code). lambda = 1
+  is the repulsive loss mean K_rr - mean K_ff; lambda = -1 is the attractive L_D = -MMD^2 = -L_G.
 
   Args:
     blocks: GramBlocks with all three blocks [m, m].
@@ -131,7 +138,7 @@ def rep_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
 
 
 def rep_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
-  """Generator loss of rep: the all-off-diagonal MMD^2 with the kernel cfg.kernel (Wang 2019, eq. 2)."""
+  """Generator loss of rep: the all-off-diagonal MMD^2 with the kernel cfg.kernel (Wang et al. 2019)."""
   metrics = _rep_metrics(_blocks(outputs, cfg))
   return LossTerms(metrics["mmd2"], metrics)
 
@@ -144,7 +151,7 @@ def _rep_b_cfg(cfg: LossConfig) -> LossConfig:
 
 
 def rep_b_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
-  """rep with Wang's bounded kernel RBF-B in the critic loss (Wang 2019, section 4); metrics from plain rbf."""
+  """rep with Wang's bounded kernel RBF-B in the critic loss (Wang et al. 2019); metrics from plain rbf."""
   cfg = _rep_b_cfg(cfg)
   bounded = kernels.bounded_rbf(*_features(outputs), cfg)
   metrics = _rep_metrics(_blocks(outputs, cfg))
@@ -193,7 +200,7 @@ def reconstruction_error(images: tf.Tensor, reconstruction: tf.Tensor) -> tf.Ten
 
 
 def mmd_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
-  """Li's critic loss, minimised: -(sqrt(relu(MMD2_b) + eps) + 16 h) + 8 AE(real) + 8 AE(fake) (Li 2017, eq. 7)."""
+  """Li et al. 2017's critic loss, minimised: -(sqrt(relu(MMD2_b) + eps) + 16 h) + 8 AE(real) + 8 AE(fake)."""
   objective, metrics = _li_terms(outputs, cfg)
   ae_real = reconstruction_error(outputs.real_images, _require(outputs.real_reconstruction,
                                                                "real_reconstruction", "mmd"))
@@ -228,7 +235,7 @@ def mmd_gp_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
   example over all pixels; L2 covers the activations of every critic layer on real and fake images.
   """
   mmd2, metrics = _unbiased_terms(outputs, cfg)
-  points = penalties.interpolate(outputs.real_images, outputs.fake_images)
+  points = penalties.interpolate(outputs.real_images, outputs.fake_images, seed=outputs.seed)
   gp = penalties.witness_gradient_penalty(_require(outputs.critic, "critic", "mmd_gp"), points,
                                           *_features(outputs), cfg)
   real_acts = _require(outputs.real_activations, "real_activations", "mmd_gp")
@@ -244,15 +251,22 @@ def mmd_gp_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
   return LossTerms(mmd2, metrics)
 
 
-def smmd_scale(critic: Callable, real_images: tf.Tensor, cfg: LossConfig) -> tf.Tensor:
-  """Arbel's scale s = 1 / (lambda mean_{x real} |J_psi(x)|_F^2 + 1), lambda = cfg.smmd_scale (Arbel 2018, eq. 9)."""
-  jacobian = tf.reduce_mean(penalties.jacobian_squared_norm(critic, real_images))
-  return 1 / (cfg.smmd_scale * jacobian + 1)
+def smmd_scale(outputs: CriticOutputs, cfg: LossConfig) -> tf.Tensor:
+  """Arbel et al. 2018's scale s = 1 / (lambda mean_{x real} |J_psi(x)|_F^2 + 1), lambda = cfg.smmd_scale.
+
+  The mean is over the GLOBAL real batch (per-example norms all-gathered): s multiplies the MMD, so a
+  per-replica mean would not average back to the single-device loss.
+  """
+  critic = _require(outputs.critic, "critic", "smmd")
+  norms = penalties.jacobian_squared_norm(critic, outputs.real_images)
+  if outputs.gather is not None:
+    norms = outputs.gather(norms)
+  return 1 / (cfg.smmd_scale * tf.reduce_mean(norms) + 1)
 
 
 def _smmd_terms(outputs: CriticOutputs, cfg: LossConfig):
   mmd2, metrics = _unbiased_terms(outputs, cfg)
-  scale = tf.cast(smmd_scale(_require(outputs.critic, "critic", "smmd"), outputs.real_images, cfg), mmd2.dtype)
+  scale = tf.cast(smmd_scale(outputs, cfg), mmd2.dtype)
   metrics.update({"smmd/scale": scale, "smmd/scaled_mmd2": scale * mmd2})
   return scale * mmd2, metrics
 
@@ -274,11 +288,11 @@ def smmd_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
 
 
 def wgan_gp_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
-  """WGAN-GP critic loss mean D(fake) - mean D(real) + lambda GP(D) at interpolates (lambda = cfg.gp_weight)."""
+  """WGAN-GP critic loss mean D(fake) - mean D(real) + lambda GP(D) at interpolates (lambda: gp_weight)."""
   real = _scalar_critic(outputs.real_features, "wgan_gp")
   fake = _scalar_critic(outputs.fake_features, "wgan_gp")
   critic = _require(outputs.critic, "critic", "wgan_gp")
-  points = penalties.interpolate(outputs.real_images, outputs.fake_images)
+  points = penalties.interpolate(outputs.real_images, outputs.fake_images, seed=outputs.seed)
   gp = penalties.gradient_penalty(lambda t: critic(t, training=True)[:, 0], points)
   wasserstein = tf.reduce_mean(real) - tf.reduce_mean(fake)
   return LossTerms(-wasserstein + cfg.gp_weight * gp, {"wasserstein": wasserstein, "penalty/gp": gp})

@@ -23,13 +23,16 @@ def _non_batch_axes(x: tf.Tensor) -> list:
   return list(range(1, x.shape.rank))
 
 
-def interpolate(real: tf.Tensor, fake: tf.Tensor, alpha: Optional[tf.Tensor] = None) -> tf.Tensor:
+def interpolate(real: tf.Tensor, fake: tf.Tensor, alpha: Optional[tf.Tensor] = None,
+                seed: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Random interpolates xhat = (1 - a) x + a G(z), one a ~ U[0, 1] per example (Gulrajani et al. 2017).
 
   Args:
     real: [b, ...] real images (local batch).
     fake: [b, ...] generated images, same shape.
     alpha: optional [b] interpolation weights (for tests); drawn from U[0, 1] when None.
+    seed: optional stateless seed [2] for the draw (reproducible across resumes, distinct per replica
+      when the caller folds the replica id in); a stateful draw when None.
 
   Returns:
     [b, ...] interpolates.
@@ -37,7 +40,9 @@ def interpolate(real: tf.Tensor, fake: tf.Tensor, alpha: Optional[tf.Tensor] = N
   if real.shape != fake.shape:
     raise ValueError(f"real and fake batches differ in shape: {real.shape} vs {fake.shape}")
   batch = tf.shape(real)[0]
-  if alpha is None:
+  if alpha is None and seed is not None:
+    alpha = tf.random.stateless_uniform([batch], seed, dtype=real.dtype)
+  elif alpha is None:
     alpha = tf.random.uniform([batch], dtype=real.dtype)
   alpha = tf.reshape(tf.cast(alpha, real.dtype), [-1] + [1] * (real.shape.rank - 1))
   return real + alpha * (fake - real)
@@ -56,8 +61,8 @@ def per_example_gradient_norm(fn: Callable[[tf.Tensor], tf.Tensor], points: tf.T
   axes = _non_batch_axes(points)
   with tf.GradientTape() as tape:
     tape.watch(points)
-    values = fn(points)
-  grads = tape.gradient(tf.reduce_sum(values), points)
+    total = tf.reduce_sum(fn(points))
+  grads = tape.gradient(total, points)
   return tf.sqrt(tf.reduce_sum(tf.square(grads), axis=axes) + _NORM_EPSILON)
 
 
@@ -77,7 +82,7 @@ def gradient_penalty(fn: Callable[[tf.Tensor], tf.Tensor], points: tf.Tensor) ->
 
 def witness(features: tf.Tensor, real_features: tf.Tensor, fake_features: tf.Tensor,
             cfg: LossConfig) -> tf.Tensor:
-  """The MMD witness function w(t) = mean_i k(psi(t), r_i) - mean_j k(psi(t), f_j) (Binkowski 2018, sec. 4).
+  """The MMD witness function w(t) = mean_i k(psi(t), r_i) - mean_j k(psi(t), f_j) (Binkowski et al. 2018).
 
   Args:
     features: [b, d] critic features psi(t) of the points t.
@@ -127,18 +132,17 @@ def jacobian_squared_norm(critic: Callable, images: tf.Tensor) -> tf.Tensor:
   with tf.GradientTape(persistent=True) as tape:
     tape.watch(images)
     features = critic(images, training=True)
-  if features.shape.rank != 2 or features.shape[1] is None:
-    raise ValueError(f"critic features must be [b, critic_dim] with a known critic_dim, got {features.shape}")
-  total = 0.0
-  for k in range(features.shape[1]):
-    grads = tape.gradient(tf.reduce_sum(features[:, k]), images)
-    total += tf.reduce_sum(tf.square(grads), axis=axes)
+    if features.shape.rank != 2 or features.shape[1] is None:
+      raise ValueError(f"critic features must be [b, critic_dim] with a known critic_dim, "
+                       f"got {features.shape}")
+    sums = [tf.reduce_sum(features[:, k]) for k in range(features.shape[1])]
+  squared_norms = [tf.reduce_sum(tf.square(tape.gradient(s, images)), axis=axes) for s in sums]
   del tape
-  return total
+  return tf.add_n(squared_norms)
 
 
 def activation_l2(activations: Sequence[tf.Tensor]) -> tf.Tensor:
-  """L2 penalty on critic activations: sum over layers of mean_i mean_units a_i^2 (Binkowski 2018, sec. 5).
+  """L2 penalty on critic activations: sum over layers of mean_i mean_units a_i^2 (Binkowski et al. 2018).
 
   Args:
     activations: list of [b, ...] activations of every critic layer (local batch).

@@ -1,6 +1,7 @@
 """Tests of the gradient-flow generator update (SPEC section 9) against float64 numpy oracles."""
 
 import dataclasses
+import types
 
 import keras
 import numpy as np
@@ -8,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from mmd_gan_tf.config import FlowConfig
-from mmd_gan_tf.flow import (flow_generator_gradients, flow_mmd2, flow_system_matrix, global_batch_mean,
-                             validate_flow_config)
+from mmd_gan_tf.flow import (FlowGeneratorUpdate, flow_generator_gradients, flow_mmd2, flow_system_matrix,
+                             global_batch_mean, validate_flow_config)
 from mmd_gan_tf.flow_features import RandomFourierFeatures, critic_feature_map, make_feature_map
 from mmd_gan_tf.flow_solvers import conjugate_gradient, solve_direct
 
@@ -161,10 +162,10 @@ def test_conjugate_gradient_matches_numpy(unroll):
 
 
 # ---------------------------------------------------------------------------------------------- the flow
-@pytest.mark.parametrize("duplicate", [False, True])
-def test_gram_matches_finite_differences(duplicate):
+@pytest.mark.parametrize("duplicate, pfor", [(False, False), (True, False), (False, True)])
+def test_gram_matches_finite_differences(duplicate, pfor):
   generator, feature_fn, z, _, matrix = _problem(m=4, duplicate=duplicate)
-  gram = flow_system_matrix(generator, feature_fn, z).numpy()
+  gram = flow_system_matrix(generator, feature_fn, z, pfor=pfor).numpy()
   flat = _flat_params(generator)
   jacobian = _np_jacobian(lambda t: _np_phi(t, generator, z.numpy(), matrix, duplicate).mean(0), flat)
   np.testing.assert_allclose(gram, jacobian @ jacobian.T, rtol=1e-7, atol=1e-10)
@@ -172,7 +173,7 @@ def test_gram_matches_finite_differences(duplicate):
 
 def test_per_sample_metric_matches_finite_differences():
   generator, feature_fn, z, _, matrix = _problem(m=4, batch=5)
-  metric = flow_system_matrix(generator, feature_fn, z, metric="per_sample").numpy()
+  metric = flow_system_matrix(generator, feature_fn, z, metric="per_sample", pfor=True).numpy()
   per_sample = _np_jacobian(lambda t: _np_phi(t, generator, z.numpy(), matrix), _flat_params(generator))
   np.testing.assert_allclose(metric, np.einsum("bip,bjp->ij", per_sample, per_sample) / 5, rtol=1e-7, atol=1e-10)
   one = z[:1]  # with one sample D = J J^T, so both metrics give the same update
@@ -213,14 +214,16 @@ def test_small_step_decreases_mmd2_by_predicted_amount():
   cfg = FlowConfig(flow_lambda=0.1)
   gradients, metrics = flow_generator_gradients(generator, feature_fn, z, real_mean, cfg)
   start = [v.numpy() for v in generator.trainable_variables]
+  before = float(flow_mmd2(generator, feature_fn, z, real_mean))  # float64, like the model
+  np.testing.assert_allclose(metrics["flow/mmd2_before"], before, rtol=1e-6)
   errors = []
   for step in (1e-1, 1e-2, 1e-3):
     _apply(generator, gradients, step)
-    actual = float(metrics["flow/mmd2_before"] - flow_mmd2(generator, feature_fn, z, real_mean))
+    actual = before - float(flow_mmd2(generator, feature_fn, z, real_mean))
     errors.append(abs(actual / (step * float(metrics["flow/predicted_decrease"])) - 1))
     for variable, value in zip(generator.trainable_variables, start):
       variable.assign(value)
-  assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-2, errors
+  assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-3, errors
 
 
 def test_large_lambda_tends_to_mmd_gradient():
@@ -261,18 +264,20 @@ def test_repeated_steps_shrink_delta_geometrically(lambda_scale, step):
 @pytest.mark.parametrize("case", ["duplicated_features", "more_features_than_parameters"])
 def test_rank_deficient_solve_stays_finite(solver, case):
   if case == "duplicated_features":
-    generator, feature_fn, z, real_mean, _ = _problem(m=4, duplicate=True)
+    generator, feature_fn, z, real_mean, matrix = _problem(m=4, duplicate=True)
   else:  # hidden 1: P = 3 + 1 + 6 + 6 = 16 < m = 20
-    generator, feature_fn, z, real_mean, _ = _problem(m=20, hidden=1)
+    generator, feature_fn, z, real_mean, matrix = _problem(m=20, hidden=1)
   cfg = FlowConfig(flow_lambda=1e-9, solver=solver, cg_iterations=40)
   gradients, metrics = flow_generator_gradients(generator, feature_fn, z, real_mean, cfg)
   assert np.all(np.isfinite(_flat(gradients))) and np.all(np.isfinite(list(metrics.values())))
-  assert metrics["flow/predicted_decrease"] >= 0 and metrics["flow/condition"] > 1e3
+  # 0 <= delta^T A (A + lambda)^-1 delta <= |delta|^2; strictly below it when delta leaves the range of J.
+  assert 0 <= metrics["flow/predicted_decrease"] <= 2 * metrics["flow/mmd2_before"]
+  assert metrics["flow/condition"] > 1e6
   if solver == "direct":
     np.testing.assert_allclose(metrics["flow/min_eig"], 1e-9, rtol=1e-2)
-  before = float(metrics["flow/mmd2_before"])
-  _apply(generator, gradients, 1e-3)
-  assert float(flow_mmd2(generator, feature_fn, z, real_mean)) < before
+  *_, direction = _np_flow(generator, z.numpy(), matrix, real_mean.numpy(), 1e-9, duplicate=case[0] == "d")
+  flow = -_flat(gradients)
+  assert flow @ direction / np.linalg.norm(flow) / np.linalg.norm(direction) > 0.999
 
 
 def test_state_updated_once_and_mmd2_has_no_side_effects():
@@ -288,14 +293,46 @@ def test_state_updated_once_and_mmd2_has_no_side_effects():
   for variable, expected in zip(generator.non_trainable_variables, reference.non_trainable_variables):
     np.testing.assert_allclose(variable.numpy(), expected.numpy(), rtol=1e-6)
   assert not np.allclose(reference.non_trainable_variables[0].numpy(), 0.0)
+  before = [v.numpy() for v in generator.non_trainable_variables]
+  flow_generator_gradients(generator, feature_fn, z, tf.zeros(4), cfg, update_state=False)
+  for variable, expected in zip(generator.non_trainable_variables, before):
+    np.testing.assert_array_equal(variable.numpy(), expected)
 
 
-@pytest.mark.parametrize("solver", ["direct", "cg"])
-def test_two_replicas_apply_the_one_device_update(two_replica_strategy, solver):
-  strategy, learning_rate = two_replica_strategy, 0.5
-  cfg = FlowConfig(flow_lambda=0.05, solver=solver, cg_iterations=8, cg_tolerance=0.0)
-  matrix = _critic_matrix(4)
-  feature_fn = _feature_fn(matrix)
+def test_trainer_hook_uses_global_real_features_and_critic_without_side_effects():
+  generator, _, z, _, matrix = _problem(m=4, dtype="float32")
+  real_features = tf.random.stateless_normal([9, 4], seed=[0, 1])
+  calls = []
+
+  def critic(images, training=True):
+    calls.append(training)
+    return tf.tanh(tf.matmul(images, tf.cast(matrix, images.dtype)))
+
+  rff = RandomFourierFeatures(4, 16, seed=3)
+  hook = FlowGeneratorUpdate(FlowConfig(features="rff", rff_dim=16), rff)
+  nets, outputs = types.SimpleNamespace(generator=generator), types.SimpleNamespace(
+      critic=critic, real_features=real_features)
+  gradients, metrics = hook(nets, outputs, z)
+  assert calls == [False]  # direct solver: one forward pass, critic without side effects
+  feature_fn = lambda images: rff(critic(images))  # noqa: E731
+  real_phi_mean = tf.reduce_mean(rff(real_features), axis=0)  # Phi before the mean
+  expected, expected_metrics = flow_generator_gradients(generator, feature_fn, z, real_phi_mean, hook.cfg)
+  np.testing.assert_allclose(_flat(gradients), _flat(expected), rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(metrics["flow/mmd2_before"], expected_metrics["flow/mmd2_before"], rtol=1e-6)
+  np.testing.assert_allclose(hook.mmd2_after(nets, outputs, z), flow_mmd2(generator, feature_fn, z, real_phi_mean))
+
+
+def test_two_replicas_apply_the_one_device_update(two_replica_strategy):
+  # Both solvers share one strategy: a second MirroredStrategy in the same process reuses the collective
+  # instance keys of the first (TF issue 62790), see the report on tests/conftest.py.
+  for solver in ("direct", "cg"):
+    _check_two_replicas(two_replica_strategy, FlowConfig(flow_lambda=0.05, solver=solver, cg_iterations=8,
+                                                         cg_tolerance=0.0))
+
+
+def _check_two_replicas(strategy, cfg, learning_rate=0.5):
+  """Global batch 8 split 4 + 4: summed replica gradients, SGD-updated weights and metrics equal one device's."""
+  feature_fn = _feature_fn(_critic_matrix(4))
   z = _latents(8).astype(np.float32)
   real = np.random.default_rng(7).normal(size=(8, OUT)).astype(np.float32)
 
@@ -303,7 +340,7 @@ def test_two_replicas_apply_the_one_device_update(two_replica_strategy, solver):
   real_mean = tf.reduce_mean(feature_fn(tf.constant(real)), axis=0)
   expected, expected_metrics = flow_generator_gradients(single, feature_fn, tf.constant(z), real_mean, cfg)
   _apply(single, expected, learning_rate)
-  expected_after = flow_mmd2(single, feature_fn, tf.constant(z), real_mean)
+  expected_metrics["flow/mmd2_after"] = flow_mmd2(single, feature_fn, tf.constant(z), real_mean)
 
   with strategy.scope():
     generator = _generator("float32")
@@ -323,13 +360,11 @@ def test_two_replicas_apply_the_one_device_update(two_replica_strategy, solver):
   gradients, metrics = tf.function(lambda a, b: strategy.run(replica_step, args=(a, b)))(halves(z), halves(real))
   local = [strategy.experimental_local_results(g) for g in gradients]
   summed = _flat([sum(np.asarray(part) for part in parts) for parts in local])
-  np.testing.assert_allclose(summed, _flat(expected), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(summed, _flat(expected), rtol=1e-4, atol=1e-5, err_msg=cfg.solver)
   np.testing.assert_allclose(_flat(generator.trainable_variables), _flat(single.trainable_variables), atol=1e-5)
   for name, value in expected_metrics.items():
     for replica_value in strategy.experimental_local_results(metrics[name]):
-      np.testing.assert_allclose(replica_value, value, rtol=1e-3, atol=1e-6, err_msg=name)
-  for replica_value in strategy.experimental_local_results(metrics["flow/mmd2_after"]):
-    np.testing.assert_allclose(replica_value, expected_after, rtol=1e-4)
+      np.testing.assert_allclose(replica_value, value, rtol=1e-3, atol=1e-6, err_msg=f"{cfg.solver} {name}")
 
 
 @pytest.mark.parametrize("field, value, match", [

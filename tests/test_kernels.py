@@ -106,7 +106,8 @@ def test_half_precision_is_computed_in_float32():
   blocks = kernels.mix_rq_dot(tf.constant(real, tf.float16), tf.constant(fake, tf.float16), cfg)
   assert all(b.dtype == tf.float32 for b in blocks)
   real16, fake16 = real.astype(np.float16).astype(np.float64), fake.astype(np.float16).astype(np.float64)
-  np.testing.assert_allclose(blocks.real_fake.numpy(), np_kernel("mix_rq_dot", real16, fake16, cfg), rtol=1e-5)
+  want = np_kernel("mix_rq_dot", real16, fake16, cfg)
+  np.testing.assert_allclose(blocks.real_fake.numpy(), want, rtol=1e-5)
 
 
 def test_float32_stays_float32():

@@ -275,9 +275,20 @@ def test_none_mode_is_the_plain_layer():
 # ---------------------------------------------------------------------------------------------
 # replicas
 # ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def strategy(two_replica_strategy):
+  """The 2-replica strategy's devices, reducing without collective ops.
+
+  Several default MirroredStrategy objects in one process reuse collective instance keys and abort
+  with "Shape mismatch in the collective instance 100" once two tests all-reduce different shapes
+  (tensorflow#62790); ReductionToOneDevice has no such keys.
+  """
+  return tf.distribute.MirroredStrategy(two_replica_strategy.extended.worker_devices,
+                                        cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
 @pytest.mark.parametrize("mode", ["matrix", "conv", "conv_gain"])
-def test_power_vectors_identical_across_replicas(two_replica_strategy, mode):
-  strategy = two_replica_strategy
+def test_power_vectors_identical_across_replicas(strategy, mode):
   with strategy.scope():
     conv = sn.SNConv2D(COUT, 4, strides=2, mode=mode)
     dense = sn.SNDense(2, mode=mode)
@@ -332,3 +343,19 @@ def test_default_multiplier():
   assert sn.default_multiplier("matrix", 8) == 1.0
   assert sn.default_multiplier("conv_gain", 8) == 1.0
   assert sn.default_multiplier("matrix", 8, 1 / 0.55) == pytest.approx(1 / 0.55)
+
+
+@pytest.mark.parametrize("mode", ["matrix", "conv"])
+def test_mixed_precision_keeps_power_iteration_in_float32(mode):
+  tf.keras.utils.set_random_seed(0)
+  layer = sn.SNConv2D(COUT, 3, mode=mode, dtype="mixed_float16")
+  layer.build((None, HW, HW, CIN))
+  x = tf.random.normal((2, HW, HW, CIN))
+  effective = layer.effective_kernel(training=False)  # with the vector before the update
+  outputs = layer(x, training=True)
+  assert outputs.dtype == tf.float16
+  assert layer.kernel.dtype == "float32" and layer.power_vector.dtype == "float32"
+  reference = make_layer(sn.SNConv2D, "none", 3, 1, "same")
+  reference.kernel.assign(effective)
+  reference.bias.assign(layer.bias.value)
+  np.testing.assert_allclose(outputs.numpy(), reference(x).numpy(), rtol=2e-2, atol=2e-2)

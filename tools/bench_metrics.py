@@ -34,6 +34,8 @@ def parse_args(argv):
   parser.add_argument("--kid_subsets", type=int, default=100)
   parser.add_argument("--kid_subset_size", type=int, default=1000)
   parser.add_argument("--cache_dir", default=None)
+  parser.add_argument("--kid_timing_num", type=int, default=10000,
+                      help="also time KID on synthetic features of this many rows per set (0: skip)")
   parser.add_argument("--out", default=None)
   return parser.parse_args(argv)
 
@@ -49,6 +51,20 @@ def _features(model, extractor, name, images, args, weights, timings):
     timings[name] = {"images": len(images), "seconds": elapsed, "images_per_s": len(images) / elapsed}
   print(f"{name}: {len(images)} images, {elapsed:.1f} s{' (cached)' if hit else ''}", flush=True)
   return feats
+
+
+def _time_kid(args):
+  """KID time on N x N synthetic features (the time does not depend on the values)."""
+  rng = np.random.default_rng(0)
+  real = rng.gamma(1.0, 0.3, size=(args.kid_timing_num, inception.FEATURE_DIM)).astype(np.float32)
+  fake = rng.gamma(1.0, 0.3, size=(args.kid_timing_num, inception.FEATURE_DIM)).astype(np.float32)
+  kid.kid(real[:20], fake[:20], 1, 10)  # trace once
+  start = time.perf_counter()
+  kid.kid(real, fake, args.kid_subsets, args.kid_subset_size, seed=0)
+  seconds = time.perf_counter() - start
+  print(f"KID {args.kid_timing_num} x {args.kid_timing_num}: {seconds:.1f} s", flush=True)
+  return {"num": args.kid_timing_num, "subsets": args.kid_subsets, "subset_size": args.kid_subset_size,
+          "seconds": seconds}
 
 
 def main(argv=None):
@@ -78,6 +94,8 @@ def main(argv=None):
                      "kid_x1e3": result.mean * 1e3, "kid_seconds": kid_seconds, "fid": fid_value,
                      "fid_seconds": fid_seconds}
     print(name, json.dumps(results[name]), flush=True)
+  if args.kid_timing_num:
+    results["kid_timing"] = _time_kid(args)
   text = json.dumps(results, indent=2)
   print(text)
   if args.out:

@@ -12,8 +12,6 @@ import logging
 import os
 from typing import List, Tuple
 
-import tensorflow as tf
-
 from mmd_gan_tf.data.inspect import SourceReport
 
 _SCAN_THREADS = 8
@@ -50,7 +48,3 @@ def scan_folder(data_dir: str, corrupt_is_fatal: bool = False) -> Tuple[Tuple[st
   log("%s", report.summary())
   return tuple(usable), report
 
-
-def folder_bytes(paths: Tuple[str, ...]) -> tf.data.Dataset:
-  """Paths as a dataset (cheap to shard and shuffle); map `tf.io.read_file` over it to get the bytes."""
-  return tf.data.Dataset.from_tensor_slices(list(paths))

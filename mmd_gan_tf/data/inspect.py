@@ -16,8 +16,6 @@ import struct
 import threading
 from typing import List, Optional, Tuple
 
-FORMATS = ("jpeg", "png", "webp", "bmp", "gif")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 

@@ -92,12 +92,20 @@ class LmdbReader:
     def fetch(index):
       value, ok = tf.numpy_function(self.fetch, [index], [tf.string, tf.bool], stateful=False)
       return tf.ensure_shape(value, []), tf.ensure_shape(ok, [])
+    def is_ok(value, ok):
+      del value
+      return ok
+
+    def drop_flag(value, ok):
+      del ok
+      return value
     fetched = indices.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return fetched.filter(lambda value, ok: ok).map(lambda value, ok: value)
+    return fetched.filter(is_ok).map(drop_flag)
 
 
+@functools.lru_cache(maxsize=4)
 def lsun_reader(data_dir: str, category: str, split: str, corrupt_is_fatal: bool) -> LmdbReader:
-  """Resolves and checks the LMDB and lists its keys."""
+  """Resolves and checks the LMDB and lists its keys (one reader, and one report, per process)."""
   path = resolve_lmdb_dir(data_dir, category, split)
   check_lsun_layout(path)
   reader = LmdbReader(path, corrupt_is_fatal)

@@ -3,7 +3,11 @@
 Every dataset ends the same way: float32 [batch, S, S, C] in [-1, 1] (image_range "tanh") or [0, 1]
 ("sigmoid"), drop_remainder=True, prefetched. `batch_size` is per input pipeline: under
 `strategy.distribute_datasets_from_function` the trainer passes `ctx.get_per_replica_batch_size(global)`
-and the `input_context`, and each pipeline reads a disjoint shard of the examples.
+and the `input_context`; with several input pipelines (workers, or PER_REPLICA input mode) each reads a
+disjoint shard of the examples; the replicas of one pipeline take consecutive batches.
+
+Real images go: light element (path / LMDB index / TFDS image) -> shard -> shuffle -> repeat -> load and
+decode (in-graph, parallel) -> channels -> preset (per-example stateless seed) -> 8-bit levels -> batch.
 """
 
 from typing import Optional
@@ -11,11 +15,13 @@ from typing import Optional
 import tensorflow as tf
 
 from mmd_gan_tf.config import DataConfig
-from mmd_gan_tf.data import shapes
+from mmd_gan_tf.data import folder, lsun, presets, shapes, tfrecord
+from mmd_gan_tf.data.tfds_source import TFDS_DATASETS, tfds_images
 
 IMAGE_RANGES = ("tanh", "sigmoid")
 MIN_IMAGE_SIZE = 4
 MAX_IMAGE_SIZE = 1024
+_INDEX_SHUFFLE_BUFFER = 1 << 20  # LMDB indices are cheap: shuffle up to 1M of them at once
 
 
 def to_image_range(images: tf.Tensor, image_range: str) -> tf.Tensor:
@@ -34,7 +40,78 @@ def _pipeline_position(input_context: Optional[tf.distribute.InputContext]):
   return input_context.input_pipeline_id, input_context.num_input_pipelines
 
 
-def _shapes(cfg: DataConfig, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
+def _split(cfg: DataConfig) -> str:
+  """The split to read: the preset's own training split when cfg.split is the generic "train"."""
+  preset = presets.get_preset(cfg.dataset, cfg.preprocessing)
+  return preset.split if cfg.split == "train" and preset.split else cfg.split
+
+
+def _order(elements, cfg, seed, pipeline_id, num_pipelines, repeat, shuffle, buffer):
+  """Shard, shuffle and repeat cheap elements (before any expensive loading).
+
+  Sharding is by element, so every pipeline still reads the whole source (fine for paths, indices and the
+  small TFDS datasets); tfrecord shards whole files instead.
+  """
+  if num_pipelines > 1:
+    elements = elements.shard(num_pipelines, pipeline_id)
+  if shuffle:
+    elements = elements.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+  return elements.repeat() if repeat else elements
+
+
+def _decode(data: tf.Tensor) -> tf.Tensor:
+  """Encoded JPEG/PNG/WebP/BMP/GIF bytes -> uint8 [H, W, 3] (grayscale expanded, alpha dropped)."""
+  return tf.ensure_shape(tf.io.decode_image(data, channels=3, expand_animations=False), [None, None, 3])
+
+
+def _preprocess(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig) -> tf.Tensor:
+  """uint8 [H, W, c] -> uint8 [S, S, C]: channels adapted, preset applied, rounded to 8-bit levels."""
+  image = tf.cast(image, tf.float32) / 255.0
+  if image.shape[-1] == 1 and cfg.channels == 3:
+    image = tf.tile(image, [1, 1, 3])
+  elif image.shape[-1] == 3 and cfg.channels == 1:
+    image = tf.image.rgb_to_grayscale(image)
+  image = presets.get_preset(cfg.dataset, cfg.preprocessing).fn(image, cfg.image_size, seed)
+  return tf.ensure_shape(presets.quantise(image), [cfg.image_size, cfg.image_size, cfg.channels])
+
+
+def _source_images(cfg, seed, pipeline_id, num_pipelines, repeat, shuffle) -> tf.data.Dataset:
+  """Ordered (sharded, shuffled, repeated) raw images of a real dataset: uint8 [H, W, c]."""
+  order = dict(cfg=cfg, seed=seed, pipeline_id=pipeline_id, num_pipelines=num_pipelines, repeat=repeat,
+               shuffle=shuffle)
+  parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if cfg.dataset in TFDS_DATASETS:
+    images = tfds_images(cfg, _split(cfg), seed, shuffle_files=shuffle)
+    return _order(images, buffer=cfg.shuffle_buffer, **order)
+  if cfg.dataset == "folder":
+    paths, _ = folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)
+    elements = _order(tf.data.Dataset.from_tensor_slices(list(paths)), buffer=len(paths), **order)
+    return elements.map(lambda path: _decode(tf.io.read_file(path)), **parallel)
+  if cfg.dataset == "lsun":
+    reader = lsun.lsun_reader(cfg.data_dir, cfg.lsun_category, cfg.split, cfg.corrupt_is_fatal)
+    indices = _order(tf.data.Dataset.range(len(reader)), buffer=min(len(reader), _INDEX_SHUFFLE_BUFFER), **order)
+    return reader.dataset(indices).map(_decode, **parallel)
+  raise ValueError(f"dataset {cfg.dataset!r} has no raw-image source")
+
+
+def make_examples(cfg: DataConfig, seed: int, pipeline_id: int = 0, num_pipelines: int = 1,
+                  repeat: bool = True, shuffle: bool = True) -> tf.data.Dataset:
+  """Unbatched preprocessed uint8 [S, S, C] images of a real dataset (what tools/prepare_dataset.py stores)."""
+  validate_data_config(cfg)
+  images = _source_images(cfg, seed, pipeline_id, num_pipelines, repeat, shuffle)
+  # Per-example seeds for random presets, drawn in stream order: independent of map parallelism.
+  seeds = tf.data.Dataset.random(seed=seed).batch(2)
+  return tf.data.Dataset.zip(images, seeds).map(lambda image, s: _preprocess(image, s, cfg),
+                                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _real(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
+  examples = make_examples(cfg, seed, pipeline_id, num_pipelines, repeat, shuffle)
+  return examples.batch(batch_size, drop_remainder=True).map(lambda b: tf.cast(b, tf.float32) / 255.0,
+                                                             num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _shapes(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
   del shuffle  # every example is already an independent random draw
   return shapes.shapes_dataset(cfg.image_size, cfg.channels, batch_size, seed, split=cfg.split,
                                pipeline_id=pipeline_id, num_pipelines=num_pipelines, repeat=repeat)
@@ -43,6 +120,13 @@ def _shapes(cfg: DataConfig, batch_size, seed, pipeline_id, num_pipelines, repea
 # dataset name -> fn(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle) -> batches in [0, 1]
 DATASETS = {
     "shapes": _shapes,
+    "mnist": _real,
+    "cifar10": _real,
+    "stl10": _real,
+    "celeb_a": _real,
+    "lsun": _real,
+    "folder": _real,
+    "tfrecord": tfrecord.tfrecord_batches,
 }
 
 
@@ -75,8 +159,22 @@ def make_dataset(cfg: DataConfig, batch_size: int, seed: int,
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def _validate_source(cfg: DataConfig) -> None:
+  """Checks that the data of a folder / lsun / tfrecord dataset is there and usable."""
+  if cfg.dataset in ("folder", "lsun", "tfrecord") and not cfg.data_dir:
+    raise ValueError(f"dataset {cfg.dataset!r} needs data_dir (got {cfg.data_dir!r})")
+  if cfg.dataset == "folder":
+    folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)
+  elif cfg.dataset == "lsun":
+    lsun.check_lsun_layout(lsun.resolve_lmdb_dir(cfg.data_dir, cfg.lsun_category, cfg.split))
+  elif cfg.dataset == "tfrecord":
+    tfrecord.check_matches(cfg, tfrecord.read_info(cfg.data_dir))
+  elif cfg.dataset == "shapes":
+    shapes.split_id(cfg.split)
+
+
 def validate_data_config(cfg: DataConfig) -> None:
-  """Raises ValueError naming the bad value when `cfg` cannot give a dataset."""
+  """Raises ValueError naming the bad value when `cfg` cannot give a dataset (checks folders and LMDBs too)."""
   if cfg.dataset not in DATASETS:
     raise ValueError(f"unknown dataset {cfg.dataset!r}; expected one of {sorted(DATASETS)}")
   if cfg.image_range not in IMAGE_RANGES:
@@ -85,7 +183,7 @@ def validate_data_config(cfg: DataConfig) -> None:
     raise ValueError(f"channels must be 1 or 3, got {cfg.channels}")
   if not MIN_IMAGE_SIZE <= cfg.image_size <= MAX_IMAGE_SIZE:
     raise ValueError(f"image_size {cfg.image_size} is outside [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]")
-  if cfg.dataset == "shapes":
-    shapes.split_id(cfg.split)
-    if cfg.preprocessing != "default":
-      raise ValueError(f"preprocessing {cfg.preprocessing!r} is not available for shapes; use 'default'")
+  if cfg.shuffle_buffer < 1:
+    raise ValueError(f"shuffle_buffer must be >= 1, got {cfg.shuffle_buffer}")
+  presets.get_preset(cfg.dataset, cfg.preprocessing)
+  _validate_source(cfg)

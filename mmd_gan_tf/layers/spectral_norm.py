@@ -134,7 +134,8 @@ class _SpectralNormBase(keras.layers.Layer):
     if self.mode != "none":
       self.power_vector = keras.Variable(
           _unit_normal, shape=self._power_vector_shape(input_shape), dtype=self.variable_dtype,
-          trainable=False, synchronization="on_read", aggregation="mean", name="sn_power_vector")
+          trainable=False, autocast=False, synchronization="on_read", aggregation="mean",
+          name="sn_power_vector")
 
   # --- geometry -------------------------------------------------------------------------------
   def _power_vector_shape(self, input_shape):
@@ -225,10 +226,9 @@ def _pair(value):
 
 
 def _check_padding(padding):
-  padding = padding.upper()
-  if padding not in ("SAME", "VALID"):
+  if not isinstance(padding, str) or padding.upper() not in ("SAME", "VALID"):
     raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
-  return padding
+  return padding.upper()
 
 
 class _SNConvBase(_SpectralNormBase):

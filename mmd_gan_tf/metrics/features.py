@@ -1,5 +1,6 @@
 """Batched Inception feature extraction over arrays or iterables of image batches."""
 
+import weakref
 from typing import Iterable, Optional, Tuple, Union
 
 import numpy as np
@@ -8,10 +9,21 @@ import tensorflow as tf
 from mmd_gan_tf.metrics import inception
 
 Images = Union[np.ndarray, Iterable[np.ndarray]]
+_EXTRACTORS = weakref.WeakKeyDictionary()  # model -> {with_logits: tf.function}
 
 
 def make_extractor(model: inception.FidInceptionV3, with_logits: bool = False):
-  """A tf.function: pixels float32 [N, H, W, 3] in [0, 255] -> features [N, 2048] (, logits)."""
+  """A tf.function: pixels float32 [N, H, W, 3] in [0, 255] -> features [N, 2048] (, logits).
+
+  One per (model, with_logits), reused: tracing and optimising the graph takes seconds on a CPU.
+  """
+  cached = _EXTRACTORS.setdefault(model, {})
+  if with_logits not in cached:
+    cached[with_logits] = _new_extractor(model, with_logits)
+  return cached[with_logits]
+
+
+def _new_extractor(model, with_logits):
 
   @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
   def extract(pixels):

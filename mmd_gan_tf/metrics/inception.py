@@ -12,7 +12,7 @@ loaders (`inception_weights.py`) check every tensor against it.
 """
 
 import dataclasses
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import keras
 import numpy as np
@@ -61,11 +61,10 @@ def _block_8(cin):
 
 
 def _layer_specs() -> Dict[str, ConvSpec]:
-  specs = {"conv": _conv(3, 3, 3, 32, 2), "conv_1": _conv(3, 3, 32, 32), "conv_2": _conv(3, 3, 32, 64),
-           "conv_3": _conv(1, 1, 64, 80), "conv_4": _conv(3, 3, 80, 192)}
-  # conv_1 and conv_4 are 'VALID' in the graph although stride 1.
-  specs["conv_1"] = ConvSpec((3, 3, 32, 32), 1, (0, 0))
-  specs["conv_4"] = ConvSpec((3, 3, 80, 192), 1, (0, 0))
+  valid = (0, 0)  # conv_1 and conv_4 are stride-1 'VALID' convs in the graph
+  specs = {"conv": _conv(3, 3, 3, 32, 2), "conv_1": ConvSpec((3, 3, 32, 32), 1, valid),
+           "conv_2": _conv(3, 3, 32, 64), "conv_3": _conv(1, 1, 64, 80),
+           "conv_4": ConvSpec((3, 3, 80, 192), 1, valid)}
   blocks = {"mixed": _block_35(192, 32), "mixed_1": _block_35(256, 64), "mixed_2": _block_35(288, 64),
             "mixed_3": {"conv": _conv(3, 3, 288, 384, 2), "tower/conv": _conv(1, 1, 288, 64),
                         "tower/conv_1": _conv(3, 3, 64, 96), "tower/conv_2": _conv(3, 3, 96, 96, 2)},
@@ -114,13 +113,15 @@ class _ConvBN(keras.layers.Layer):
                                            name="moving_variance")
 
   def call(self, x):
+    # The batch norm is folded into the conv: (conv(x, W) - mean) * s + beta = conv(x, W * s) + bias,
+    # s = 1 / sqrt(var + eps). On the CPU this halves the time spent outside the convolutions.
+    scale = tf.math.rsqrt(self.moving_variance + BN_EPSILON)
+    bias = self.beta - self.moving_mean * scale
     pad_h, pad_w = self.spec.padding_hw
-    if pad_h or pad_w:
-      x = tf.pad(x, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
     stride = self.spec.stride
-    x = tf.nn.conv2d(x, self.kernel, strides=[1, stride, stride, 1], padding="VALID")
-    x = (x - self.moving_mean) * tf.math.rsqrt(self.moving_variance + BN_EPSILON) + self.beta
-    return tf.nn.relu(x)
+    x = tf.nn.conv2d(x, self.kernel * scale, strides=[1, stride, stride, 1],
+                     padding=[[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
+    return tf.nn.relu(tf.nn.bias_add(x, bias))
 
 
 def _avg_pool_3x3(x):

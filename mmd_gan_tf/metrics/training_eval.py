@@ -1,0 +1,99 @@
+"""What the trainer calls every `eval_every` steps: real features (cached), generated features, KID/FID.
+
+Typical use (cross-replica context, i.e. outside `strategy.run`):
+
+  weights, network = load_network(cfg.eval, strategy)
+  real = real_features(cfg, weights, network)                      # once; cached on disk
+  fake = generated_features(generator, lambda n, s: sample_z(cfg.model, n, s), network,
+                            cfg.eval.num_samples, cfg.eval.eval_batch_size, cfg.data.image_range, seed)
+  scores = generator_scores(real, fake, cfg.eval, seed=step)       # {"kid": .., "kid_std": .., "fid": ..}
+"""
+
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from mmd_gan_tf.metrics import feature_cache
+from mmd_gan_tf.metrics import features as features_lib
+from mmd_gan_tf.metrics import fid as fid_lib
+from mmd_gan_tf.metrics import inception
+from mmd_gan_tf.metrics import inception_weights
+from mmd_gan_tf.metrics import kid as kid_lib
+
+
+def load_network(eval_cfg, strategy: Optional[tf.distribute.Strategy] = None):
+  """(weights, FID Inception model) from `eval_cfg.inception_weights` (or the download cache)."""
+  weights = inception_weights.load_inception_weights(eval_cfg.inception_weights,
+                                                     eval_cfg.feature_cache_dir)
+  if strategy is None:
+    return weights, inception.build_fid_inception(weights)
+  with strategy.scope():
+    return weights, inception.build_fid_inception(weights)
+
+
+def real_features(cfg, weights, network, num_samples: Optional[int] = None) -> np.ndarray:
+  """Inception features [num_samples, 2048] of the first real images of cfg.data, cached on disk.
+
+  The cache key is (dataset, split, image size, channels, preprocessing, data_dir, count, weights sha256).
+
+  Raises:
+    ValueError: the split has fewer than `num_samples` images.
+  """
+  from mmd_gan_tf.data import make_dataset  # pylint: disable=import-outside-toplevel
+  data = cfg.data
+  num = num_samples or cfg.eval.num_samples
+  batch_size = min(cfg.eval.eval_batch_size, num)
+  fields = {"kind": "dataset", "dataset": data.dataset, "split": data.split,
+            "image_size": data.image_size, "channels": data.channels,
+            "preprocessing": data.preprocessing, "data_dir": data.data_dir, "num": num,
+            "weights_sha256": weights.sha256}
+
+  def batches():
+    seen = 0
+    for batch in make_dataset(data, batch_size, seed=0, repeat=False, shuffle=False):
+      yield batch[:num - seen]
+      seen += min(len(batch), num - seen)
+      if seen >= num:
+        return
+    raise ValueError(f"real features: {data.dataset}:{data.split} has {seen} images (in whole "
+                     f"batches of {batch_size}), {num} requested")
+
+  def compute():
+    return features_lib.extract_features(network, batches(), image_range=data.image_range)
+
+  return feature_cache.cached_features(fields, compute, cfg.eval.feature_cache_dir)[0]
+
+
+def generated_features(generator, sample_z: Callable[[int, int], tf.Tensor], network,
+                       num_samples: int, batch_size: int, image_range: str, seed: int) -> tf.Tensor:
+  """Features [num_samples, 2048] (float32 tensor) of generator samples, batch by batch.
+
+  Args:
+    generator: G(z, training=False) -> images in `image_range` (tanh / sigmoid).
+    sample_z: (batch, seed) -> z; batch i uses seed + i.
+    network: the FID Inception model.
+    num_samples, batch_size: how many, and per forward pass.
+    image_range: the generator's output range; images are quantised to 8 bits like saved samples.
+    seed: base seed of the z draws.
+  """
+  extractor = features_lib.make_extractor(network)
+  outputs = []
+  for index, start in enumerate(range(0, num_samples, batch_size)):
+    images = generator(sample_z(min(batch_size, num_samples - start), seed + index), training=False)
+    outputs.append(extractor(inception.to_inception_pixels(images, image_range)))
+  return tf.concat(outputs, axis=0)
+
+
+def generator_scores(real, fake, eval_cfg, seed: int) -> Dict[str, tf.Tensor]:
+  """{"kid", "kid_std"} (and "fid" when eval_cfg.fid) of feature sets, float64 scalars.
+
+  Raises:
+    ValueError: fewer features than kid_subset_size (or fid_min_samples): no silent shrinking.
+  """
+  kid_mean, kid_std = kid_lib.kid_in_graph(real, fake, eval_cfg.kid_subsets,
+                                           eval_cfg.kid_subset_size, seed)
+  scores = {"kid": kid_mean, "kid_std": kid_std}
+  if eval_cfg.fid:
+    scores["fid"] = fid_lib.fid(real, fake, eval_cfg.fid_min_samples)
+  return scores

@@ -1,0 +1,167 @@
+"""tools/evaluate.py: sources, the JSON protocol, feature caching, end to end on the real network."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import asset_path
+from mmd_gan_tf.metrics import kid
+from tools import evaluate
+
+WEIGHTS = "inception/fid_inception_v3_2015_12_05.npz"
+WEIGHTS_SHA256 = "9d6b62bbaa4ca7bc080f487d23f4f8b982f86c2574e00956b431740ff628dea3"
+
+
+def _args(tmp_path, real, fake, *extra):
+  return evaluate.parse_args([f"--real={real}", f"--fake={fake}", "--num=8", "--no_progress",
+                              f"--cache_dir={tmp_path / 'cache'}", *extra])
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory):
+  directory = tmp_path_factory.mktemp("images")
+  with np.load(asset_path("data/cifar10_20k.npz")) as data:
+    np.savez(directory / "real.npz", x=data["x_test"][:8], y=data["y_test"][:8])
+  with np.load(asset_path("data/mnist.npz")) as data:
+    np.savez(directory / "fake.npz", x_test=data["x_test"][:8])  # grayscale [8, 28, 28]
+  return directory
+
+
+def test_end_to_end_json_and_cache(image_files, tmp_path):
+  real, fake = f"{image_files / 'real.npz'}:x", str(image_files / "fake.npz")
+  out = tmp_path / "result.json"
+  argv = [f"--real={real}", f"--fake={fake}", "--num=8", "--metrics=kid,fid", "--kid_subsets=3",
+          "--kid_subset_size=4", "--fid_min_samples=0", "--seed=7", "--no_progress",
+          f"--inception_weights={asset_path(WEIGHTS)}", f"--cache_dir={tmp_path / 'cache'}",
+          f"--out={out}"]
+  evaluate.main(argv)
+  result = json.loads(out.read_text())
+  protocol = result["protocol"]
+  assert protocol["weights_sha256"] == WEIGHTS_SHA256
+  assert "half_pixel_centers=False" in protocol["resize"]
+  assert protocol["real"]["count"] == 8 and protocol["fake"]["count"] == 8
+  assert protocol["real"]["kind"] == "npz" and not protocol["real"]["features_cached"]
+  assert (protocol["kid_subsets"], protocol["kid_subset_size"], protocol["seed"]) == (3, 4, 7)
+  # The numbers are KID / FID of the features the run cached.
+  cached = {}
+  for path in (tmp_path / "cache" / "features").glob("*.npz"):
+    with np.load(path) as data:
+      cached[json.loads(str(data["key"]))["key"]] = data["features"]
+  assert sorted(cached) == ["x", "x_test"] and cached["x"].shape == (8, 2048)
+  expected = kid.kid(cached["x"], cached["x_test"], num_subsets=3, subset_size=4, seed=7)
+  np.testing.assert_allclose(result["metrics"]["kid"]["mean"], expected.mean, rtol=1e-9)
+  np.testing.assert_allclose(result["metrics"]["kid"]["std"], expected.std, rtol=1e-9)
+  np.testing.assert_allclose(result["metrics"]["kid"]["mean_x1e3"], expected.mean * 1e3, rtol=1e-9)
+  assert result["metrics"]["fid"] > 0
+  # A second run reads both feature sets from the cache and gives the same numbers.
+  again = evaluate.main(argv)
+  assert again["protocol"]["real"]["features_cached"] and again["protocol"]["fake"]["features_cached"]
+  assert again["metrics"] == result["metrics"]
+
+
+def test_parse_args_rejects_bad_metrics(tmp_path):
+  with pytest.raises(SystemExit):
+    _args(tmp_path, "a.npz", "b.npz", "--metrics=kid,precision")
+
+
+def test_npz_source_errors(image_files, tmp_path):
+  args = _args(tmp_path, "a", "b")
+  with pytest.raises(ValueError, match="8 images available, --num=9"):
+    evaluate.make_source(str(image_files / "fake.npz"), 9, args)
+  np.savez(tmp_path / "two.npz", a=np.zeros((2, 4, 4, 3), np.uint8), b=np.zeros((2, 4, 4), np.uint8))
+  with pytest.raises(ValueError, match="file.npz:KEY"):
+    evaluate.make_source(str(tmp_path / "two.npz"), 2, args)
+  source = evaluate.make_source(f"{tmp_path / 'two.npz'}:b", 2, args)
+  assert next(source.batches()).shape == (2, 4, 4, 1)
+  with pytest.raises(ValueError, match="not a SavedModel dir"):
+    evaluate.make_source(str(tmp_path / "nothing.png"), 2, args)
+
+
+def test_folder_source_batches_by_size(tmp_path):
+  folder = tmp_path / "folder"
+  folder.mkdir()
+  for index, size in enumerate([8, 8, 8, 10, 10]):
+    Image.fromarray(np.full((size, size, 3), index * 40, np.uint8)).save(folder / f"{index}.png")
+  args = _args(tmp_path, "a", "b", "--batch_size=2")
+  source = evaluate.make_source(str(folder), 5, args)
+  batches = list(source.batches())
+  assert [b.shape for b in batches] == [(2, 8, 8, 3), (1, 8, 8, 3), (2, 10, 10, 3)]
+  assert [int(b[i, 0, 0, 0]) for b in batches for i in range(len(b))] == [0, 40, 80, 120, 160]
+  assert source.identity["kind"] == "folder" and source.image_range == "pixels"
+
+
+class _Generator(tf.Module):
+  """A stand-in export: pixel values encode the seed and the row, like a seeded generator."""
+
+  @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_samples"),
+                                tf.TensorSpec([], tf.int64, name="seed")])
+  def sample(self, num_samples, seed):
+    rows = tf.range(num_samples, dtype=tf.int64) + seed * 10
+    images = tf.tile(tf.reshape(rows % 256, [-1, 1, 1, 1]), [1, 4, 4, 3])
+    return {"images": tf.cast(images, tf.float32) / 127.5 - 1.0, "images_uint8": tf.cast(images, tf.uint8)}
+
+
+def test_saved_model_source(tmp_path):
+  module = _Generator()
+  export = tmp_path / "export"
+  tf.saved_model.save(module, str(export), signatures={"sample": module.sample})
+  args = _args(tmp_path, "a", "b", "--batch_size=3", "--seed=0")
+  source = evaluate.make_source(str(export), 5, args)
+  assert source.kind == "saved_model" and source.identity is None and source.image_range == "pixels"
+  batches = list(source.batches())
+  assert [b.shape for b in batches] == [(3, 4, 4, 3), (2, 4, 4, 3)]
+  assert all(b.dtype == np.uint8 for b in batches)
+  # Batch i is drawn with its own seed: the batches differ, and rerunning repeats them.
+  assert batches[0][0, 0, 0, 0] != batches[1][0, 0, 0, 0]
+  np.testing.assert_array_equal(np.concatenate(list(source.batches())), np.concatenate(batches))
+
+
+def test_dataset_source_reads_the_data_module(tmp_path):
+  args = _args(tmp_path, "a", "b", "--image_size=16", "--batch_size=4")
+  source = evaluate.make_source("shapes:train", 6, args)
+  images = np.concatenate(list(source.batches()))
+  assert images.shape == (6, 16, 16, 3) and images.dtype == np.uint8
+  assert source.identity["dataset"] == "shapes" and source.identity["image_size"] == 16
+
+
+def test_inception_score_needs_logits(image_files, tmp_path):
+  from mmd_gan_tf.metrics import inception_weights  # pylint: disable=import-outside-toplevel
+  weights = inception_weights.load_inception_weights(str(asset_path(WEIGHTS)))
+  args = _args(tmp_path, str(image_files / "real.npz"), str(image_files / "fake.npz"), "--metrics=is")
+  with pytest.raises(ValueError, match="softmax"):
+    evaluate.evaluate(args, weights=weights)
+
+
+
+def test_training_eval_helpers(tmp_path):
+  from mmd_gan_tf.config import Config, DataConfig, EvalConfig  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf.metrics import features, training_eval  # pylint: disable=import-outside-toplevel
+  eval_cfg = EvalConfig(inception_weights=str(asset_path(WEIGHTS)), num_samples=4, eval_batch_size=2,
+                        kid_subsets=2, kid_subset_size=2, fid=True, fid_min_samples=0,
+                        feature_cache_dir=str(tmp_path))
+  cfg = Config(data=DataConfig(dataset="shapes", image_size=16), eval=eval_cfg)
+  weights, network = training_eval.load_network(eval_cfg)
+  real = training_eval.real_features(cfg, weights, network)
+  assert real.shape == (4, 2048)
+  assert len(list((tmp_path / "features").glob("*.npz"))) == 1
+  np.testing.assert_array_equal(training_eval.real_features(cfg, weights, network), real)  # cached
+
+  def generator(z, training):
+    assert not training
+    return tf.tanh(tf.reshape(tf.tile(z, [1, 16 * 16 * 3 // 8]), [-1, 16, 16, 3]))
+
+  def sample_z(batch, seed):
+    return tf.random.stateless_normal([batch, 8], [seed, 0])
+
+  fake = training_eval.generated_features(generator, sample_z, network, 3, 2, "tanh", seed=5)
+  images = np.concatenate([generator(sample_z(2, 5), False), generator(sample_z(1, 6), False)])
+  expected, _ = features.extract_features(network, images, image_range="tanh")
+  np.testing.assert_allclose(fake.numpy(), expected, rtol=1e-4, atol=1e-5)
+  scores = tf.function(lambda r, f: training_eval.generator_scores(r, f, eval_cfg, seed=1))(real, fake)
+  assert set(scores) == {"kid", "kid_std", "fid"}
+  assert all(np.isfinite(v.numpy()) for v in scores.values())
+  with pytest.raises(ValueError, match="subset_size"):
+    training_eval.generator_scores(real, fake[:1], eval_cfg, seed=1)

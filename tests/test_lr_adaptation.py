@@ -1,0 +1,157 @@
+"""The 3-sample (relative similarity) test and the KID-driven learning-rate adaptation."""
+
+import numpy as np
+import pytest
+import scipy.stats
+import tensorflow as tf
+
+from mmd_gan_tf.config import EvalConfig
+from mmd_gan_tf.metrics import lr_adaptation
+from mmd_gan_tf.metrics import three_sample
+
+
+def _k(a, b):
+  return (np.dot(a, b) / len(a) + 1.0) ** 3
+
+
+def _oracle_mmd2(real, fake):
+  m, n = len(real), len(fake)
+  within_real = sum(_k(real[i], real[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+  within_fake = sum(_k(fake[i], fake[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+  cross = sum(_k(r, f) for r in real for f in fake) / (m * n)
+  return within_real + within_fake - 2 * cross
+
+
+def _oracle_test(real, new, old):
+  """Bounliphone et al.'s test, pair by pair in float64: returns (diff, variance, p)."""
+  m = len(real)
+  h = np.zeros((m, m))
+  for i in range(m):
+    for j in range(m):
+      if i != j:
+        h[i, j] = (_k(new[i], new[j]) - _k(old[i], old[j]) - _k(real[i], new[j]) - _k(real[j], new[i])
+                   + _k(real[i], old[j]) + _k(real[j], old[i]))
+  theta = h.sum() / (m * (m - 1))
+  g = np.array([sum(h[i, j] for j in range(m) if j != i) / (m - 1) for i in range(m)])
+  zeta1 = np.mean(g ** 2) - theta ** 2
+  zeta2 = np.sum(h ** 2) / (m * (m - 1)) - theta ** 2
+  variance = (4 * (m - 2) * zeta1 + 2 * zeta2) / (m * (m - 1))
+  diff = _oracle_mmd2(real, new) - _oracle_mmd2(real, old)
+  return diff, variance, scipy.stats.norm.cdf(diff / np.sqrt(variance))
+
+
+M, DIM = 24, 6
+RNG = np.random.default_rng(0)
+REAL = RNG.normal(size=(M, DIM))
+CLOSE = RNG.normal(0.1, 1.0, size=(M, DIM))
+FAR = RNG.normal(0.9, 1.3, size=(M, DIM))
+ALSO_REAL = RNG.normal(size=(M, DIM))
+
+
+@pytest.mark.parametrize("new, old", [(CLOSE, FAR), (FAR, CLOSE), (ALSO_REAL, CLOSE), (CLOSE, ALSO_REAL)])
+def test_relative_similarity_matches_oracle(new, old):
+  result = three_sample.relative_similarity_test(REAL, new, old)
+  diff, variance, p_value = _oracle_test(REAL, new, old)
+  np.testing.assert_allclose(result.diff.numpy(), diff, rtol=1e-9)
+  np.testing.assert_allclose(result.variance.numpy(), variance, rtol=1e-9)
+  np.testing.assert_allclose(result.p_value.numpy(), p_value, rtol=1e-7, atol=1e-12)
+  assert (result.p_value.numpy() > 0.1) == (p_value > 0.1)
+
+
+def test_relative_similarity_decides_the_obvious_cases():
+  assert three_sample.relative_similarity_test(REAL, CLOSE, FAR).p_value.numpy() < 0.1
+  assert three_sample.relative_similarity_test(REAL, FAR, CLOSE).p_value.numpy() > 0.9
+
+
+def test_relative_similarity_needs_equal_counts():
+  with pytest.raises(ValueError, match="equal counts"):
+    three_sample.relative_similarity_test(REAL, CLOSE[:10], FAR)
+
+
+def _oracle_schedule(p_values, threshold=0.1, patience=3, decay=0.5, min_factor=0.0):
+  failures, factor, history = 0, 1.0, []
+  for p in p_values:
+    failures = failures + 1 if p > threshold else 0
+    if failures == patience:
+      factor, failures = max(factor * decay, min_factor), 0
+    history.append((failures, factor))
+  return history
+
+
+def test_adaptation_rule_matches_oracle():
+  p_values = [0.5, 0.2, 0.05, 0.3, 0.4, 0.11, 0.9, 0.01, 0.2, 0.3, 0.6, 0.7, 0.8, 0.95]
+  failures, factor = tf.constant(0, tf.int64), tf.constant(1.0, tf.float64)
+  for p, (want_failures, want_factor) in zip(p_values, _oracle_schedule(p_values, min_factor=0.2)):
+    update = lr_adaptation.adaptation_update(failures, factor, tf.constant(p, tf.float64), 0.1, 3, 0.5,
+                                             0.2)
+    failures, factor = update.failures, update.lr_factor
+    assert int(failures) == want_failures and float(factor) == pytest.approx(want_factor)
+    assert bool(update.failed) == (p > 0.1)
+
+
+def test_state_decisions_match_oracle_on_fixed_features():
+  # Each test's p-value comes from the oracle; the decisions must follow the oracle's schedule.
+  sequence = [(FAR, CLOSE), (ALSO_REAL, CLOSE), (FAR, ALSO_REAL), (CLOSE, FAR), (FAR, CLOSE),
+              (FAR, CLOSE), (FAR, CLOSE)]
+  oracle_p = [_oracle_test(REAL, new, old)[2] for new, old in sequence]
+  expected = _oracle_schedule(oracle_p)
+  state = lr_adaptation.LrAdaptation(base_learning_rates=(5e-4, 2e-4))
+  for (new, old), p, (failures, factor) in zip(sequence, oracle_p, expected):
+    logged = state.test(REAL, new, old)
+    np.testing.assert_allclose(logged["p_value"].numpy(), p, rtol=1e-7, atol=1e-12)
+    assert int(logged["failures"]) == failures == int(state.failures)
+    assert float(state.lr_factor) == pytest.approx(factor)
+    np.testing.assert_allclose([float(lr) for lr in logged["learning_rates"]],
+                               [5e-4 * factor, 2e-4 * factor], rtol=1e-6)
+  assert int(state.num_tests) == len(sequence)
+  assert float(state.lr_factor) < 1.0  # the sequence does decay
+
+
+def test_learning_rates_are_floored():
+  state = lr_adaptation.LrAdaptation(base_learning_rates=(8e-6, 2e-6), patience=1, lr_floor=1e-6)
+  for _ in range(6):
+    state.test(REAL, FAR, CLOSE)
+  assert [float(lr) for lr in state.learning_rates()] == pytest.approx([1e-6, 1e-6])
+  assert float(state.lr_factor) == pytest.approx(1e-6 / 8e-6)
+
+
+def test_state_is_checkpointed(tmp_path):
+  state = lr_adaptation.LrAdaptation.from_config(EvalConfig(lr_adaptation_patience=2), (1e-4, 1e-4))
+  for new, old in [(FAR, CLOSE), (FAR, CLOSE), (FAR, CLOSE)]:
+    state.test(REAL, new, old)
+  path = tf.train.Checkpoint(lr_adaptation=state).save(str(tmp_path / "ckpt"))
+  restored = lr_adaptation.LrAdaptation((1e-4, 1e-4), patience=2)
+  tf.train.Checkpoint(lr_adaptation=restored).restore(path).assert_consumed()
+  assert int(restored.failures) == 1 and float(restored.lr_factor) == pytest.approx(0.5)
+  assert int(restored.num_tests) == 3
+  np.testing.assert_allclose(restored.last_p_value.numpy(), state.last_p_value.numpy())
+
+
+def test_state_works_under_a_strategy(two_replica_strategy):
+  with two_replica_strategy.scope():
+    state = lr_adaptation.LrAdaptation((1e-4, 5e-5), patience=1)
+  logged = tf.function(state.test)(REAL, FAR, CLOSE)  # cross-replica context, as in the trainer
+  assert bool(logged["decayed"])
+  copies = two_replica_strategy.experimental_local_results(state.lr_factor)
+  assert len(copies) == 2 and all(c.numpy() == pytest.approx(0.5) for c in copies)
+
+
+def test_bad_settings_are_errors():
+  with pytest.raises(ValueError, match="base_learning_rates"):
+    lr_adaptation.LrAdaptation(base_learning_rates=(0.0,))
+  with pytest.raises(ValueError, match="decay=1.5"):
+    lr_adaptation.LrAdaptation((1e-4,), decay=1.5)
+
+
+def test_fake_code_history_returns_the_lagged_codes(tmp_path):
+  history = lr_adaptation.FakeCodeHistory(lag=3, num_codes=2, dim=2)
+  for step in range(6):
+    history.push(np.full((2, 2), step, np.float32))
+    assert bool(history.ready()) == (step >= 3)
+    np.testing.assert_array_equal(history.newest().numpy(), np.full((2, 2), step))
+    if step >= 3:
+      np.testing.assert_array_equal(history.lagged().numpy(), np.full((2, 2), step - 3))
+  path = tf.train.Checkpoint(history=history).save(str(tmp_path / "ckpt"))
+  restored = lr_adaptation.FakeCodeHistory(lag=3, num_codes=2, dim=2)
+  tf.train.Checkpoint(history=restored).restore(path)
+  np.testing.assert_array_equal(restored.lagged().numpy(), np.full((2, 2), 2))

@@ -1,0 +1,172 @@
+"""Every (arch, image_size): shapes, ranges, critic_dim, SN layer counts, replica training, export."""
+
+import dataclasses
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmd_gan_tf import models
+from mmd_gan_tf.config import ModelConfig
+from mmd_gan_tf.layers import spectral_norm as sn
+
+CASES = [(arch, size) for arch, spec in models.ARCHS.items() for size in spec.sizes]
+# Number of SN layers of each critic: Wang's 8 (32, 48 px) and 10 (64 px), etc.
+SN_LAYERS = {("dcgan", 32): 8, ("dcgan", 48): 8, ("dcgan", 64): 10, ("dcgan5", 32): 5,
+             ("dcgan5", 64): 5, ("resnet", 32): 11, ("resnet", 64): 16, ("resnet_big", 128): 6,
+             ("resnet_big", 160): 6, ("li", 32): 4, ("li", 64): 5}
+
+
+def tiny(arch, size, **kwargs):
+  width = 1 / 32 if size >= 128 else 1 / 16
+  return ModelConfig(arch=arch, image_size=size, width=width, z_dim=8, critic_dim=5, **kwargs)
+
+
+@pytest.fixture
+def strategy(two_replica_strategy):
+  """The fixture's 2 replicas, reducing without collective ops (see test_spectral_norm.py)."""
+  return tf.distribute.MirroredStrategy(two_replica_strategy.extended.worker_devices,
+                                        cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
+@pytest.mark.parametrize("arch,size", CASES)
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_shapes_and_ranges(arch, size, activation):
+  cfg = tiny(arch, size, output_activation=activation, spectral_norm="conv")
+  generator, critic = models.build_generator(cfg), models.build_critic(cfg)
+  assert generator.built and critic.built and critic.trainable_variables
+  z = models.sample_z(cfg, 3, seed=0) * 30.0  # large z drives the output activation to its limits
+  low, high = (-1.0, 1.0) if activation == "tanh" else (0.0, 1.0)
+  for training in (True, False):
+    images = generator(z, training=training)
+    assert images.shape == (3, size, size, 3) and images.dtype == tf.float32
+    assert float(tf.reduce_min(images)) >= low and float(tf.reduce_max(images)) <= high
+    assert float(tf.math.reduce_std(images[0] - images[1])) > 0
+  features, activations = critic.features_and_activations(images, training=False)
+  assert features.shape == (3, 5) and features.dtype == tf.float32
+  np.testing.assert_allclose(critic(images).numpy(), features.numpy(), rtol=1e-5, atol=1e-6)
+  assert len(activations) >= 3 and activations[-1] is not None
+  assert all(a.shape[0] == 3 and a.dtype == tf.float32 for a in activations)
+  layers = sn.spectral_layers(critic)
+  assert len(layers) == SN_LAYERS[(arch, size)]
+  expected_c = 64 ** (1 / SN_LAYERS[(arch, size)])
+  assert all(layer.multiplier == pytest.approx(expected_c) for layer in layers)
+  decoder = models.build_decoder(cfg)
+  assert (decoder is not None) == (arch == "li")
+  if decoder is not None:
+    assert decoder(features, training=False).shape == (3, size, size, 3)
+
+
+def test_width_scales_channels_and_modes_change_parameters():
+  full = models.build_critic(ModelConfig(width=0.5, spectral_norm="matrix"))
+  quarter = models.build_critic(ModelConfig(width=0.25, spectral_norm="matrix"))
+  assert sum(v.shape.num_elements() for v in full.trainable_variables) > 3 * sum(
+      v.shape.num_elements() for v in quarter.trainable_variables)
+  gain = models.build_critic(ModelConfig(width=0.25, spectral_norm="conv_gain"))
+  assert len(gain.trainable_variables) == len(quarter.trainable_variables) + 8
+  none = models.build_critic(ModelConfig(width=0.25, spectral_norm="none"))
+  assert not sn.spectral_layers(none) and not none.non_trainable_variables
+  fixed = models.build_critic(ModelConfig(width=0.25, spectral_norm="conv", sn_multiplier=1 / 0.55))
+  assert all(l.multiplier == pytest.approx(1 / 0.55) for l in sn.spectral_layers(fixed))
+
+
+def test_batch_norm_settings_come_from_config():
+  cfg = ModelConfig(width=0.125, bn_momentum=0.9, bn_epsilon=2e-5)
+  bns = [l for l in models.build_generator(cfg).layers if isinstance(l, tf.keras.layers.BatchNormalization)]
+  assert len(bns) == 3
+  assert all(l.momentum == 0.9 and l.epsilon == 2e-5 for l in bns)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(arch="vgg"), "'vgg'"), (dict(image_size=40), "image_size=40"),
+    (dict(arch="resnet_big", image_size=64), "image_size=64"), (dict(spectral_norm="full"), "'full'"),
+    (dict(z_distribution="cauchy"), "'cauchy'"), (dict(output_activation="relu"), "'relu'"),
+    (dict(critic_dim=0), "critic_dim"), (dict(width=0.0), "width"), (dict(sn_multiplier=-2.0), "-2.0")])
+def test_validate_model_config_names_the_bad_value(bad, match):
+  cfg = dataclasses.replace(ModelConfig(), **bad)
+  with pytest.raises(ValueError, match=match):
+    models.validate_model_config(cfg)
+  with pytest.raises(ValueError, match=match):
+    models.build_generator(cfg)
+
+
+@pytest.mark.parametrize("distribution", ["normal", "uniform"])
+def test_sample_z(distribution):
+  cfg = ModelConfig(z_dim=16, z_distribution=distribution)
+  first = models.sample_z(cfg, 4000, seed=3).numpy()
+  assert first.shape == (4000, 16) and first.dtype == np.float32
+  np.testing.assert_array_equal(first, models.sample_z(cfg, 4000, seed=tf.constant(3)).numpy())
+  assert not np.array_equal(first, models.sample_z(cfg, 4000, seed=4).numpy())
+  assert not np.array_equal(models.sample_z(cfg, 8).numpy(), models.sample_z(cfg, 8).numpy())
+  if distribution == "uniform":
+    assert first.min() >= -1 and first.max() <= 1
+    np.testing.assert_allclose(first.var(), 1 / 3, rtol=0.05)
+  else:
+    np.testing.assert_allclose(first.std(), 1.0, rtol=0.05)
+    assert first.min() < -3 and first.max() > 3
+
+
+# One size per arch keeps this short on 2 cores (resnet_big = resnet's up-blocks + dcgan5's critic);
+# every (arch, size) is built and run above.
+@pytest.mark.parametrize("arch,size,mode", [("dcgan", 32, "conv"), ("dcgan5", 32, "conv_gain"),
+                                            ("resnet", 32, "matrix"),
+                                            ("li", 32, "none")])
+def test_trains_on_two_replicas(strategy, arch, size, mode):
+  """A simultaneous G/critic step under strategy.run; the power vectors stay replica-identical."""
+  cfg = tiny(arch, size, spectral_norm=mode)
+  with strategy.scope():
+    generator, critic = models.build_generator(cfg), models.build_critic(cfg)
+    optimizer = tf.keras.optimizers.Adam(1e-3)
+  variables = generator.trainable_variables + critic.trainable_variables
+  before = [v.numpy().copy() for v in variables]
+
+  @tf.function
+  def step():
+    def replica_step():
+      z = models.sample_z(cfg, 2)
+      with tf.GradientTape() as tape:
+        fake = generator(z, training=True)
+        features = critic(tf.concat([fake, tf.ones_like(fake) * 0.3], 0), training=True)
+        loss = tf.reduce_mean(tf.square(features[:2] - features[2:]))
+      optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+      return loss
+    return strategy.reduce("mean", strategy.run(replica_step), axis=None)
+
+  losses = [float(step())]
+  assert np.all(np.isfinite(losses))
+  assert sum(np.abs(v.numpy() - b).max() > 0 for v, b in zip(variables, before)) == len(variables)
+  for layer in sn.spectral_layers(critic):
+    copies = [np.asarray(x) for x in strategy.experimental_local_results(layer.power_vector.value)]
+    np.testing.assert_array_equal(copies[0], copies[1])
+
+
+def test_generator_exports_with_tf_saved_model(strategy):
+  cfg = ModelConfig(width=0.125, spectral_norm="conv")
+  with strategy.scope():
+    generator = models.build_generator(cfg)
+
+  @tf.function(input_signature=[tf.TensorSpec([None, cfg.z_dim], tf.float32)])
+  def generate(z):
+    return generator(z, training=False)
+
+  module = tf.Module()
+  module.generator, module.generate = generator, generate
+  with tempfile.TemporaryDirectory() as directory:
+    tf.saved_model.save(module, directory, signatures={"generate": generate})
+    loaded = tf.saved_model.load(directory)
+    z = models.sample_z(cfg, 3, seed=1)
+    np.testing.assert_allclose(loaded.generate(z).numpy(), generator(z, training=False).numpy(),
+                               atol=1e-6)
+
+
+def test_model_table_counts_conv_flops():
+  from tools import model_table
+  cfg = ModelConfig(width=1 / 16, critic_dim=5, spectral_norm="none")
+  critic, generator = models.build_critic(cfg), models.build_generator(cfg)
+  first_conv = [l for l in critic.network.layers if isinstance(l, sn.SNConv2D)][0]
+  assert model_table.layer_flops(first_conv) == 2 * 32 * 32 * (3 * 3 * 3) * 4  # 3x3 conv, 64/16 filters
+  tconv = [l for l in generator.layers if isinstance(l, tf.keras.layers.Conv2DTranspose)][0]
+  assert model_table.layer_flops(tconv) == 2 * 4 * 4 * 32 * (4 * 4 * 16)  # 4x4 input, 512/16 -> 256/16
+  params, flops = model_table.model_stats(critic)
+  assert params == sum(int(np.prod(v.shape)) for v in critic.trainable_variables) and flops > 0
