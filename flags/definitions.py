@@ -24,6 +24,7 @@ FLAG_FIELDS = {
     "preprocessing": ("data.preprocessing",),
     "image_range": ("data.image_range",),
     "corrupt_is_fatal": ("data.corrupt_is_fatal",),
+    "tfds_download": ("data.tfds_download",),
     "shuffle_buffer": ("data.shuffle_buffer",),
     # model
     "arch": ("model.arch",),
@@ -74,6 +75,8 @@ FLAG_FIELDS = {
     "flow_rff_dim": ("flow.rff_dim",),
     "flow_solver": ("flow.solver",),
     "flow_metric": ("flow.metric",),
+    "flow_rff_sigma": ("flow.rff_sigma",),
+    "flow_cg_iterations": ("flow.cg_iterations",),
     # run
     "workdir": ("workdir",),
     "export_dir": ("export_dir",),
@@ -104,6 +107,7 @@ def define_flags() -> None:
   f.DEFINE_string("preprocessing", None, "Named per-paper preprocessing (e.g. wang, binkowski, li for celeb_a).")
   f.DEFINE_enum("image_range", None, ["tanh", "sigmoid"], "Image range: tanh = [-1, 1], sigmoid = [0, 1].")
   f.DEFINE_bool("corrupt_is_fatal", None, "Fail on a corrupt image file instead of skipping it.")
+  f.DEFINE_bool("tfds_download", None, "Let TFDS download a missing dataset into --tfds_data_dir.")
   f.DEFINE_integer("shuffle_buffer", None, "Shuffle buffer size in images.")
   # Model.
   f.DEFINE_enum("arch", None, list(ARCHS), "Architecture: dcgan (Wang SN-DCGAN), dcgan5 (Binkowski), "
@@ -123,7 +127,8 @@ def define_flags() -> None:
   f.DEFINE_float("gp_weight", None, "Gradient-penalty weight.")
   f.DEFINE_float("l2_weight", None, "Critic activation L2 penalty weight (mmd_gp).")
   # Optimiser.
-  f.DEFINE_enum("optimizer", None, ["adam", "rmsprop"], "Optimiser of both networks.")
+  f.DEFINE_enum("optimizer", None, ["adam", "rmsprop", "sgd"],
+                "Optimiser of both networks (the flow generator always uses SGD).")
   f.DEFINE_float("critic_lr", None, "Critic learning rate.")
   f.DEFINE_float("generator_lr", None, "Generator learning rate.")
   f.DEFINE_float("beta1", None, "Adam beta1.")
@@ -154,4 +159,6 @@ def define_flags() -> None:
   f.DEFINE_enum("flow_features", None, ["critic", "rff"], "Flow feature map.")
   f.DEFINE_integer("flow_rff_dim", None, "Random Fourier feature dimension.")
   f.DEFINE_enum("flow_solver", None, ["direct", "cg"], "Flow solver.")
+  f.DEFINE_float("flow_rff_sigma", None, "Bandwidth of the Gaussian kernel approximated by the RFF.")
+  f.DEFINE_integer("flow_cg_iterations", None, "Conjugate-gradient iterations of the cg solver.")
   f.DEFINE_enum("flow_metric", None, ["mean", "per_sample"], "Flow metric (J J^T or E_z J_z J_z^T).")

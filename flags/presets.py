@@ -25,7 +25,7 @@ DATASET_PRESETS = {
 
 _WANG = {  # Wang et al. 2019, SN-DCGAN, one simultaneous update per step.
     "model.arch": "dcgan", "model.z_dim": 128, "model.z_distribution": "normal", "model.critic_dim": 16,
-    "model.spectral_norm": "matrix", "data.image_range": "tanh",
+    "model.spectral_norm": "conv", "data.image_range": "tanh",
     "optim.optimizer": "adam", "optim.beta1": 0.5, "optim.beta2": 0.999,
     "optim.critic_lr": 5e-4, "optim.generator_lr": 2e-4,
     "train.schedule": "simultaneous", "train.n_critic": 1, "train.batch_size": 64,
@@ -62,8 +62,10 @@ LOSS_PRESETS = {
     "wgan_gp": dict(_BINKOWSKI, **{  # Gulrajani et al. 2017.
         "model.critic_dim": 1, "model.z_dim": 128, "optim.clipnorm": None, "loss.gp_weight": 10.0,
         "data.image_range": "tanh"}),
-    "hinge": dict(_WANG, **{"model.critic_dim": 1, "optim.critic_lr": 2e-4, "optim.generator_lr": 2e-4}),
-    "flow": dict(_BINKOWSKI, **{"flow.flow_lambda": 1.0, "flow.features": "critic", "flow.solver": "direct"}),
+    "hinge": dict(_WANG, **{"model.critic_dim": 1, "model.spectral_norm": "matrix", "optim.critic_lr": 2e-4, "optim.generator_lr": 2e-4}),
+    # The flow generator moves by SGD along J^T w; its step size (generator_lr) is not from the paper.
+    "flow": dict(_BINKOWSKI, **{"flow.flow_lambda": 1.0, "flow.features": "critic", "flow.solver": "direct",
+                                "optim.generator_lr": 1e-2}),
 }
 
 # Wang et al. 2019's learning rates (critic, generator) per dataset, and their spectral norm.

@@ -14,9 +14,10 @@ import tensorflow as tf
 from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import distribute
 from mmd_gan_tf import losses as losses_lib
+from mmd_gan_tf.layers import spectral_norm
 
 # Purposes folded into the stateless seed, so every random draw has its own stream.
-NOISE_CRITIC, NOISE_GENERATOR, NOISE_SAMPLES = 1, 2, 3
+NOISE_CRITIC, NOISE_GENERATOR, NOISE_SAMPLES, NOISE_PENALTY = 1, 2, 3, 4
 
 
 class Networks(NamedTuple):
@@ -48,8 +49,16 @@ def sample_z(model_cfg: config_lib.ModelConfig, batch_size: int, seed: tf.Tensor
   return tf.random.stateless_normal(shape, seed)
 
 
+def _frozen_critic(critic: keras.Model):
+  """The critic for second calls in a step (penalty interpolates, Jacobians): no power iteration."""
+  def call(images, training=True):
+    with spectral_norm.power_iteration_updates(False):
+      return tf.cast(critic(images, training=training), tf.float32)
+  return call
+
+
 def critic_outputs(nets: Networks, cfg: config_lib.Config, spec: losses_lib.LossSpec, real: tf.Tensor,
-                   z: tf.Tensor) -> losses_lib.CriticOutputs:
+                   z: tf.Tensor, penalty_seed: Optional[tf.Tensor] = None) -> losses_lib.CriticOutputs:
   """Generates fakes and runs the critic once on [real; fake] (one power iteration per step)."""
   batch = tf.shape(real)[0]
   fake = nets.generator(z, training=True)
@@ -69,10 +78,10 @@ def critic_outputs(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Loss
   return losses_lib.CriticOutputs(
       real_images=real, fake_images=fake,
       real_features=distribute.all_gather(real_local), fake_features=distribute.all_gather(fake_local),
-      critic=lambda images, training=True: tf.cast(nets.critic(images, training=training), tf.float32),
+      critic=_frozen_critic(nets.critic),
       gather=distribute.all_gather,
       real_activations=split(activations), fake_activations=split_fake(activations),
-      real_reconstruction=reconstructions[0], fake_reconstruction=reconstructions[1])
+      real_reconstruction=reconstructions[0], fake_reconstruction=reconstructions[1], seed=penalty_seed)
 
 
 def clip_per_tensor(grads: list, clipnorm: Optional[float]) -> list:
@@ -129,7 +138,8 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
   def simultaneous_fn(real, step):
     # Wang et al.: one forward pass, both networks updated from it.
     with tf.GradientTape(persistent=True) as tape:
-      outputs = critic_outputs(nets, cfg, spec, real, _z(real, step, NOISE_GENERATOR))
+      outputs = critic_outputs(nets, cfg, spec, real, _z(real, step, NOISE_GENERATOR),
+                               noise_seed(cfg.train.seed, step, NOISE_PENALTY))
       critic_terms = spec.critic_loss(outputs, cfg.loss)
       generator_terms = spec.generator_loss(outputs, cfg.loss)
       critic_loss, generator_loss = _scaled(critic_terms.loss), _scaled(generator_terms.loss)
@@ -140,7 +150,8 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
 
   def critic_fn(real, step):
     with tf.GradientTape() as tape:
-      outputs = critic_outputs(nets, cfg, spec, real, _z(real, step, NOISE_CRITIC))
+      outputs = critic_outputs(nets, cfg, spec, real, _z(real, step, NOISE_CRITIC),
+                               noise_seed(cfg.train.seed, step, NOISE_PENALTY))
       terms = spec.critic_loss(outputs, cfg.loss)
       loss = _scaled(terms.loss)
     _apply(nets.critic_optimizer, loss, _critic_variables(nets), tape)
@@ -149,11 +160,12 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
   def generator_fn(real, step):
     z = _z(real, step, NOISE_GENERATOR)
     if generator_update is not None:
-      with tf.GradientTape() as tape:
-        outputs = critic_outputs(nets, cfg, spec, real, z)
-        terms = spec.generator_loss(outputs, cfg.loss)
+      outputs = critic_outputs(nets, cfg, spec, real, z)
+      terms = spec.generator_loss(outputs, cfg.loss)
       grads, metrics = generator_update(nets, outputs, z)
       nets.generator_optimizer.apply_gradients(zip(grads, nets.generator.trainable_variables))
+      metrics = dict(metrics)
+      metrics["flow/mmd2_after"] = generator_update.mmd2_after(nets, outputs, z)
       return {**_with_prefix("generator", terms), **metrics}
     with tf.GradientTape() as tape:
       outputs = critic_outputs(nets, cfg, spec, real, z)

@@ -3,8 +3,8 @@
 `train(cfg)` is the only entry point; `main.py` calls it with the frozen config.
 """
 
+import dataclasses
 import os
-import time
 from typing import Optional
 
 import keras
@@ -17,6 +17,8 @@ from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import data as data_lib
 from mmd_gan_tf import distribute
 from mmd_gan_tf import export as export_lib
+from mmd_gan_tf import flow as flow_lib
+from mmd_gan_tf import flow_features
 from mmd_gan_tf import losses as losses_lib
 from mmd_gan_tf import models
 from mmd_gan_tf import steps as steps_lib
@@ -30,7 +32,9 @@ class DivergedError(RuntimeError):
 
 
 def make_optimizer(cfg: config_lib.OptimConfig, learning_rate: float) -> keras.optimizers.Optimizer:
-  """Adam or RMSprop per the config (clipping is done by the step, on the global gradient)."""
+  """Adam, RMSprop or SGD per the config (clipping is done by the step, on the global gradient)."""
+  if cfg.optimizer == "sgd":
+    return keras.optimizers.SGD(learning_rate)
   if cfg.optimizer == "adam":
     return keras.optimizers.Adam(learning_rate, beta_1=cfg.beta1, beta_2=cfg.beta2, epsilon=cfg.epsilon)
   if cfg.optimizer == "rmsprop":
@@ -48,7 +52,10 @@ def build_networks(cfg: config_lib.Config) -> steps_lib.Networks:
   critic = models.build_critic(cfg.model)
   decoder = models.build_decoder(cfg.model)
   critic_optimizer = make_optimizer(cfg.optim, cfg.optim.critic_lr)
-  generator_optimizer = make_optimizer(cfg.optim, cfg.optim.generator_lr)
+  # The gradient flow's step J^T w is a natural-gradient direction: Adam's per-coordinate
+  # rescaling would destroy it, so its generator moves by plain SGD.
+  generator_optim = dataclasses.replace(cfg.optim, optimizer="sgd") if cfg.loss.name == "flow" else cfg.optim
+  generator_optimizer = make_optimizer(generator_optim, cfg.optim.generator_lr)
   critic_variables = list(critic.trainable_variables)
   if decoder is not None:
     critic_variables += list(decoder.trainable_variables)
@@ -66,13 +73,13 @@ def make_checkpoint(nets: steps_lib.Networks, step: tf.Variable, **extra) -> tf.
   return tf.train.Checkpoint(**objects)
 
 
-def _distributed_fns(strategy, nets, cfg, spec, step, critic_count):
+def _distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_update=None):
   """tf.functions running one (simultaneous | critic | generator) step on the next batch.
 
   Each function advances its own counter, which keys its noise: every critic step of an
   alternating schedule draws fresh z, and a resumed run continues the same streams.
   """
-  simultaneous_fn, critic_fn, generator_fn = steps_lib.make_replica_fns(nets, cfg, spec)
+  simultaneous_fn, critic_fn, generator_fn = steps_lib.make_replica_fns(nets, cfg, spec, generator_update)
 
   def wrap(replica_fn, counter):
     @tf.function
@@ -128,6 +135,35 @@ def _write_samples(nets, cfg, fixed_z, workdir, writer, step: int) -> str:
   return path
 
 
+class Evaluator:
+  """KID (and FID) of generated vs cached real Inception features every `eval_every` steps.
+
+  Keeps the best-KID checkpoint in <workdir>/best_kid (its own CheckpointManager, one kept).
+  """
+
+  def __init__(self, cfg: config_lib.Config, checkpoint: tf.train.Checkpoint, best_dir: str):
+    from mmd_gan_tf.metrics import training_eval  # pylint: disable=g-import-not-at-top
+    self._eval = training_eval
+    self._cfg = cfg
+    self._weights, self._network = training_eval.load_network(cfg.eval)
+    self._real = training_eval.real_features(cfg, self._weights, self._network, cfg.eval.num_samples)
+    self.best_kid = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_kid")
+    self._best = tf.train.CheckpointManager(checkpoint, best_dir, max_to_keep=1)
+
+  def __call__(self, generator, step: int) -> dict:
+    cfg = self._cfg
+    sample = lambda batch, seed: steps_lib.sample_z(cfg.model, batch, tf.constant([seed, 1], tf.int64))
+    fake = self._eval.generated_features(generator, sample, self._network, cfg.eval.num_samples,
+                                         cfg.eval.eval_batch_size, cfg.data.image_range, seed=cfg.train.seed)
+    scores = {f"eval/{k}": float(v) for k, v in
+              self._eval.generator_scores(self._real, fake, cfg.eval, seed=step).items()}
+    if scores["eval/kid"] < float(self.best_kid.numpy()):
+      self.best_kid.assign(scores["eval/kid"])
+      self._best.save(checkpoint_number=step)
+    scores["eval/best_kid"] = float(self.best_kid.numpy())
+    return scores
+
+
 def _check_finite(metrics: dict, step: int, manager) -> None:
   bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
   if bad:
@@ -153,12 +189,23 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     critic_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="critic_count",
                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-  checkpoint = make_checkpoint(nets, step, critic_count=critic_count)
+    extra = {"critic_count": critic_count}
+    generator_update = None
+    if cfg.loss.name == "flow":
+      feature_map = flow_features.make_feature_map(cfg.flow, cfg.model.critic_dim, seed=cfg.train.seed)
+      generator_update = flow_lib.FlowGeneratorUpdate(cfg.flow, feature_map)
+      if isinstance(feature_map, tf.Module):
+        extra["flow_features"] = feature_map
+  checkpoint = make_checkpoint(nets, step, **extra)
   manager = tf.train.CheckpointManager(
       checkpoint, distribute.write_dir(os.path.join(workdir, "checkpoints"), strategy),
       max_to_keep=cfg.train.keep_checkpoints)
   if chief:
     checkpointing.check_and_save_config(cfg, workdir, manager.latest_checkpoint is not None)
+  evaluator = None
+  if cfg.eval.eval_every:
+    evaluator = Evaluator(cfg, checkpoint, distribute.write_dir(os.path.join(workdir, "best_kid"), strategy))
+    checkpoint.best_kid = evaluator.best_kid  # tracked, so a resumed run keeps its best KID
   if manager.latest_checkpoint:
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
@@ -167,7 +214,8 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
   writer = (tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief
             else tf.summary.create_noop_writer())
   iterator = _dataset(strategy, cfg, start_step)
-  simultaneous_step, critic_step, generator_step = _distributed_fns(strategy, nets, cfg, spec, step, critic_count)
+  simultaneous_step, critic_step, generator_step = _distributed_fns(strategy, nets, cfg, spec, step, critic_count,
+                                                                    generator_update)
   fixed_z = _fixed_noise(cfg)
   progress = summaries.Progress(start_step, cfg.train.steps)
   metrics = {}
@@ -199,6 +247,10 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
       logging.info(progress.line(current, rate, shown))
     if current % cfg.train.sample_every == 0 or last:
       _write_samples(nets, cfg, fixed_z, workdir, writer, current)
+    if evaluator is not None and (current % cfg.eval.eval_every == 0 or last):
+      scores = evaluator(nets.generator, current)
+      summaries.write_scalars(writer, scores, current)
+      logging.info("step %d | %s", current, " ".join(f"{k}={v:.5g}" for k, v in scores.items()))
     if should_save:
       manager.save(checkpoint_number=current)
     writer.flush()

@@ -30,7 +30,16 @@ def asset_path(relative: str) -> pathlib.Path:
   return path
 
 
+def make_two_replica_strategy() -> tf.distribute.MirroredStrategy:
+  """A MirroredStrategy over the two logical CPU devices.
+
+  ReductionToOneDevice: several MirroredStrategy objects in one process reuse NCCL/collective
+  instance keys and fail with "Shape mismatch in the collective instance" (tensorflow#62790).
+  """
+  return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
+                                        cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
 @pytest.fixture
 def two_replica_strategy():
-  """A MirroredStrategy over the two logical CPU devices."""
-  return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  return make_two_replica_strategy()

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from conftest import ROOT
+from conftest import ROOT, make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import steps as steps_lib
 from mmd_gan_tf import trainer
@@ -33,7 +33,7 @@ def _env():
 def trained_run(tmp_path_factory):
   """A 4-step rep run on 2 replicas, shared by the checks below."""
   workdir = tmp_path_factory.mktemp("run")
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  strategy = make_two_replica_strategy()
   metrics = trainer.train(_cfg(workdir, steps=4), strategy=strategy)
   return workdir, metrics
 
@@ -68,7 +68,7 @@ def test_run_directory_contents(trained_run):
 
 
 def test_resume_continues_step_optimizer_and_noise(tmp_path):
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  strategy = make_two_replica_strategy()
   trainer.train(_cfg(tmp_path, steps=2), strategy=strategy)
 
   # What the checkpoint holds after the first run.
@@ -99,7 +99,7 @@ def test_resume_continues_step_optimizer_and_noise(tmp_path):
 
 
 def test_resume_refuses_a_changed_architecture(tmp_path):
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  strategy = make_two_replica_strategy()
   trainer.train(_cfg(tmp_path, steps=1), strategy=strategy)
   with pytest.raises(ValueError, match="model.width: checkpoint has 0.125, this run asks for 0.25"):
     trainer.train(_cfg(tmp_path, steps=2, width=0.25), strategy=strategy)
@@ -176,3 +176,22 @@ def test_sigkill_then_rerun_resumes(tmp_path):
   assert result.returncode == 0, result.stderr
   assert f"at step {killed_at}" in result.stderr
   assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{target}")
+
+
+def test_in_training_kid_is_logged_and_best_checkpoint_kept(tmp_path):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from conftest import asset_path  # pylint: disable=g-import-not-at-top
+  weights = asset_path("inception/fid_inception_v3_2015_12_05.npz")
+  cfg = _cfg(tmp_path / "run", steps=2, eval_every=1, inception_weights=str(weights), kid_subsets=3,
+             kid_subset_size=6, eval_num_samples=8)
+  cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, feature_cache_dir=str(tmp_path / "cache")))
+  trainer.train(cfg, strategy=make_two_replica_strategy())
+  acc = event_accumulator.EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"tensors": 0})
+  acc.Reload()
+  kids = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("eval/kid")]
+  stds = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("eval/kid_std")]
+  best = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("eval/best_kid")]
+  assert len(kids) == 2 and all(np.isfinite(kids)) and all(s >= 0 for s in stds)
+  assert best[-1] == pytest.approx(min(kids))
+  assert tf.train.latest_checkpoint(str(tmp_path / "run" / "best_kid")) is not None
+  assert os.listdir(tmp_path / "cache")  # real features cached once
