@@ -100,8 +100,17 @@ def validate(cfg: config_lib.Config) -> None:
   if any(s <= 0 for s in cfg.loss.sigmas):
     raise ValueError(f"--sigmas={','.join(map(str, cfg.loss.sigmas))} must all be positive")
   if cfg.eval.lr_adaptation:
-    raise ValueError("--lr_adaptation is not wired into the training loop yet (the test itself is in "
-                     "mmd_gan_tf/metrics/lr_adaptation.py); run without it")
+    e = cfg.eval
+    if e.lr_adaptation_every < 1:
+      raise ValueError(f"--lr_adaptation_every={e.lr_adaptation_every} must be >= 1")
+    if e.lr_adaptation_lag < 1:
+      raise ValueError(f"--lr_adaptation_lag={e.lr_adaptation_lag} must be >= 1")
+    if e.lr_adaptation_samples < 3:
+      raise ValueError(f"--lr_adaptation_samples={e.lr_adaptation_samples} must be >= 3")
+    if e.lr_adaptation_patience < 1:
+      raise ValueError(f"--lr_adaptation_patience={e.lr_adaptation_patience} must be >= 1")
+    if not 0 < e.lr_adaptation_factor < 1:
+      raise ValueError(f"--lr_adaptation_factor={e.lr_adaptation_factor} must be in (0, 1)")
   if cfg.train.mixed_precision:
     raise ValueError("--mixed_precision is not supported by the training loop yet; run without it")
   if cfg.loss.name == "flow" and cfg.train.schedule != "alternating":

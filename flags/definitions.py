@@ -69,6 +69,11 @@ FLAG_FIELDS = {
     "eval_num_samples": ("eval.num_samples",),
     "fid": ("eval.fid",),
     "lr_adaptation": ("eval.lr_adaptation",),
+    "lr_adaptation_every": ("eval.lr_adaptation_every",),
+    "lr_adaptation_samples": ("eval.lr_adaptation_samples",),
+    "lr_adaptation_lag": ("eval.lr_adaptation_lag",),
+    "lr_adaptation_patience": ("eval.lr_adaptation_patience",),
+    "lr_adaptation_factor": ("eval.lr_adaptation_factor",),
     # gradient flow
     "flow_lambda": ("flow.flow_lambda",),
     "flow_features": ("flow.features",),
@@ -154,6 +159,11 @@ def define_flags() -> None:
   f.DEFINE_integer("eval_num_samples", None, "Generated (and real) images per evaluation.")
   f.DEFINE_bool("fid", None, "Also compute FID during training.")
   f.DEFINE_bool("lr_adaptation", None, "KID-driven learning-rate adaptation (Binkowski).")
+  f.DEFINE_integer("lr_adaptation_every", None, "Steps between 3-sample tests (2000).")
+  f.DEFINE_integer("lr_adaptation_samples", None, "Real and generated codes per test (2048).")
+  f.DEFINE_integer("lr_adaptation_lag", None, "Compare with the codes of this many tests earlier (10).")
+  f.DEFINE_integer("lr_adaptation_patience", None, "Failures in a row before the rates decay (3).")
+  f.DEFINE_float("lr_adaptation_factor", None, "Learning-rate decay factor (0.5; Arbel: 0.8).")
   # Gradient flow.
   f.DEFINE_float("flow_lambda", None, "lambda of the gradient-flow solve (J J^T + lambda I) w = delta.")
   f.DEFINE_enum("flow_features", None, ["critic", "rff"], "Flow feature map.")

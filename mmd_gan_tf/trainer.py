@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from mmd_gan_tf import adaptation
 from mmd_gan_tf import checkpointing
 from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import data as data_lib
@@ -141,11 +142,11 @@ class Evaluator:
   Keeps the best-KID checkpoint in <workdir>/best_kid (its own CheckpointManager, one kept).
   """
 
-  def __init__(self, cfg: config_lib.Config, checkpoint: tf.train.Checkpoint, best_dir: str):
+  def __init__(self, cfg: config_lib.Config, checkpoint: tf.train.Checkpoint, best_dir: str, inception):
     from mmd_gan_tf.metrics import training_eval  # pylint: disable=g-import-not-at-top
     self._eval = training_eval
     self._cfg = cfg
-    self._weights, self._network = training_eval.load_network(cfg.eval)
+    self._weights, self._network = inception
     self._real = training_eval.real_features(cfg, self._weights, self._network, cfg.eval.num_samples)
     self.best_kid = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_kid")
     self._best = tf.train.CheckpointManager(checkpoint, best_dir, max_to_keep=1)
@@ -162,6 +163,23 @@ class Evaluator:
       self._best.save(checkpoint_number=step)
     scores["eval/best_kid"] = float(self.best_kid.numpy())
     return scores
+
+
+def _make_lr_adapter(cfg: config_lib.Config, nets: steps_lib.Networks, inception, codes_dir: str):
+  """The KID-driven learning-rate adaptation on the shared Inception network."""
+  from mmd_gan_tf.metrics import training_eval  # pylint: disable=g-import-not-at-top
+  weights, network = inception
+  num = cfg.eval.lr_adaptation_samples
+  real = training_eval.real_features(cfg, weights, network, num)
+
+  def fake_codes(generator, step):
+    # Fresh noise per test (keyed by the step): the test assumes independent new and old samples.
+    sample = lambda batch, seed: steps_lib.sample_z(cfg.model, batch, tf.constant([seed, 2], tf.int64))
+    return training_eval.generated_features(generator, sample, network, num, cfg.eval.eval_batch_size,
+                                            cfg.data.image_range, seed=cfg.train.seed * 1_000_003 + step * 1009)
+
+  return adaptation.KidLrAdapter(cfg.eval, (nets.critic_optimizer, nets.generator_optimizer),
+                                 (cfg.optim.critic_lr, cfg.optim.generator_lr), real, fake_codes, codes_dir)
 
 
 def _check_finite(metrics: dict, step: int, manager) -> None:
@@ -202,13 +220,23 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
       max_to_keep=cfg.train.keep_checkpoints)
   if chief:
     checkpointing.check_and_save_config(cfg, workdir, manager.latest_checkpoint is not None)
-  evaluator = None
+  evaluator = lr_adapter = None
+  if cfg.eval.eval_every or cfg.eval.lr_adaptation:
+    from mmd_gan_tf.metrics import training_eval  # pylint: disable=g-import-not-at-top
+    inception = training_eval.load_network(cfg.eval)
   if cfg.eval.eval_every:
-    evaluator = Evaluator(cfg, checkpoint, distribute.write_dir(os.path.join(workdir, "best_kid"), strategy))
+    evaluator = Evaluator(cfg, checkpoint, distribute.write_dir(os.path.join(workdir, "best_kid"), strategy),
+                          inception)
     checkpoint.best_kid = evaluator.best_kid  # tracked, so a resumed run keeps its best KID
+  if cfg.eval.lr_adaptation:
+    lr_adapter = _make_lr_adapter(cfg, nets, inception,
+                                  distribute.write_dir(os.path.join(workdir, "lr_adaptation"), strategy))
+    checkpoint.lr_adaptation = lr_adapter.state  # failures and lr factor survive a restart
   if manager.latest_checkpoint:
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
+  if lr_adapter is not None:
+    lr_adapter.apply_learning_rates()
   start_step = int(step.numpy())
 
   writer = (tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief
@@ -251,6 +279,17 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
       scores = evaluator(nets.generator, current)
       summaries.write_scalars(writer, scores, current)
       logging.info("step %d | %s", current, " ".join(f"{k}={v:.5g}" for k, v in scores.items()))
+    if lr_adapter is not None and lr_adapter.due(current):
+      decision = lr_adapter(nets.generator, current)
+      if decision:
+        summaries.write_scalars(writer, {**decision,
+                                         "lr/critic": float(nets.critic_optimizer.learning_rate.numpy()),
+                                         "lr/generator": float(nets.generator_optimizer.learning_rate.numpy())},
+                                current)
+        logging.info("step %d | lr adaptation: p=%.4g failures=%d lr_factor=%.4g%s", current,
+                     decision["lr_adaptation/p_value"], int(decision["lr_adaptation/failures"]),
+                     decision["lr_adaptation/lr_factor"],
+                     " (learning rates decayed)" if decision["lr_adaptation/decayed"] else "")
     if should_save:
       manager.save(checkpoint_number=current)
     writer.flush()

@@ -1,5 +1,7 @@
 """The 3-sample (relative similarity) test and the KID-driven learning-rate adaptation."""
 
+import os
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -155,3 +157,71 @@ def test_fake_code_history_returns_the_lagged_codes(tmp_path):
   restored = lr_adaptation.FakeCodeHistory(lag=3, num_codes=2, dim=2)
   tf.train.Checkpoint(history=restored).restore(path)
   np.testing.assert_array_equal(restored.lagged().numpy(), np.full((2, 2), 2))
+
+
+# --- the trainer's adapter: codes on disk, decisions applied to real optimizers, state restored ---
+
+from mmd_gan_tf import adaptation  # pylint: disable=g-import-not-at-top,wrong-import-position
+import dataclasses  # pylint: disable=g-import-not-at-top,wrong-import-position
+import keras  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def _adapter(tmp_path, scripted_codes, **eval_overrides):
+  eval_cfg = dataclasses.replace(EvalConfig(lr_adaptation=True, lr_adaptation_every=2, lr_adaptation_lag=1),
+                                 **eval_overrides)
+  variable = keras.Variable(np.zeros(3, np.float32))
+  optimizers = (keras.optimizers.Adam(4e-4), keras.optimizers.Adam(1e-4))
+  for optimizer in optimizers:
+    optimizer.build([variable])
+  fake_codes = lambda generator, step: tf.constant(scripted_codes[step], tf.float32)
+  return adaptation.KidLrAdapter(eval_cfg, optimizers, (4e-4, 1e-4), REAL, fake_codes, str(tmp_path)), optimizers
+
+
+def test_adapter_decays_after_three_failures_and_prunes_old_codes(tmp_path):
+  # Each test sees codes that drift further from the real ones than the previous set: p > 0.1 each time.
+  drifting = {step: RNG.normal(0.15 * step, 1.0, size=(M, DIM)) for step in range(2, 12, 2)}
+  adapter, (critic_opt, generator_opt) = _adapter(tmp_path, drifting)
+  assert adapter({}, 2) == {}  # nothing to compare with yet
+  decisions = [adapter({}, step) for step in (4, 6, 8)]
+  for step, decision in zip((4, 6, 8), decisions):
+    _, _, p_value = _oracle_test(REAL, drifting[step], drifting[step - 2])
+    assert decision["lr_adaptation/p_value"] == pytest.approx(p_value, rel=1e-5)
+    assert p_value > 0.1 and decision["lr_adaptation/failed"] == 1.0
+  assert [d["lr_adaptation/decayed"] for d in decisions] == [0.0, 0.0, 1.0]
+  assert float(critic_opt.learning_rate.numpy()) == pytest.approx(2e-4)
+  assert float(generator_opt.learning_rate.numpy()) == pytest.approx(5e-5)
+  # Only the codes that can still be an old set remain on disk.
+  assert sorted(os.listdir(tmp_path)) == ["fake_codes_00000008.npy"]  # lag 1: only the newest
+
+
+def test_adapter_success_resets_failures_and_keeps_rates(tmp_path):
+  improving = {2: FAR, 4: CLOSE}
+  adapter, (critic_opt, _) = _adapter(tmp_path, improving)
+  adapter({}, 2)
+  decision = adapter({}, 4)
+  assert decision["lr_adaptation/p_value"] < 0.1 and decision["lr_adaptation/failed"] == 0.0
+  assert decision["lr_adaptation/failures"] == 0.0
+  assert float(critic_opt.learning_rate.numpy()) == pytest.approx(4e-4)
+
+
+def test_adapter_state_round_trips_through_a_checkpoint(tmp_path):
+  drifting = {step: RNG.normal(0.2 * step, 1.0, size=(M, DIM)) for step in range(2, 12, 2)}
+  adapter, _ = _adapter(tmp_path / "codes", drifting, lr_adaptation_patience=1)
+  adapter({}, 2)
+  adapter({}, 4)  # one failure with patience 1: factor 0.5
+  path = tf.train.Checkpoint(lr_adaptation=adapter.state).save(str(tmp_path / "ckpt"))
+  restored, (critic_opt, generator_opt) = _adapter(tmp_path / "codes", drifting, lr_adaptation_patience=1)
+  tf.train.Checkpoint(lr_adaptation=restored.state).restore(path).assert_existing_objects_matched()
+  restored.apply_learning_rates()
+  assert float(restored.state.lr_factor.numpy()) == 0.5
+  assert float(critic_opt.learning_rate.numpy()) == pytest.approx(2e-4)
+  assert float(generator_opt.learning_rate.numpy()) == pytest.approx(5e-5)
+  # The restored adapter finds the codes of step 4 on disk and tests step 6 against them.
+  assert "lr_adaptation/p_value" in restored({}, 6)
+
+
+def test_adapter_skips_a_corrupt_old_code_file(tmp_path):
+  adapter, _ = _adapter(tmp_path, {2: FAR, 4: CLOSE})
+  adapter({}, 2)
+  (tmp_path / "fake_codes_00000002.npy").write_bytes(b"not a numpy file")
+  assert adapter({}, 4) == {}

@@ -195,3 +195,32 @@ def test_in_training_kid_is_logged_and_best_checkpoint_kept(tmp_path):
   assert best[-1] == pytest.approx(min(kids))
   assert tf.train.latest_checkpoint(str(tmp_path / "run" / "best_kid")) is not None
   assert os.listdir(tmp_path / "cache")  # real features cached once
+
+
+def test_lr_adaptation_runs_in_training_and_resumes_its_state(tmp_path):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from conftest import asset_path  # pylint: disable=g-import-not-at-top
+  weights = asset_path("inception/fid_inception_v3_2015_12_05.npz")
+  flags = dict(lr_adaptation=True, lr_adaptation_every=1, lr_adaptation_lag=1, lr_adaptation_samples=6,
+               lr_adaptation_patience=1, inception_weights=str(weights))
+  cfg = _cfg(tmp_path / "run", steps=3, **flags)
+  cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, feature_cache_dir=str(tmp_path / "cache")))
+  trainer.train(cfg, strategy=make_two_replica_strategy())
+  acc = event_accumulator.EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"tensors": 0})
+  acc.Reload()
+  read = lambda tag: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
+  p_values = read("lr_adaptation/p_value")
+  assert [s for s, _ in p_values] == [2, 3] and all(0 <= p <= 1 for _, p in p_values)
+  factor = read("lr_adaptation/lr_factor")[-1][1]
+  # patience 1: every failure halves the rates; what is logged is what the optimizer uses.
+  failures = sum(v for _, v in read("lr_adaptation/failed"))
+  assert factor == 0.5 ** failures
+  assert read("lr/critic")[-1][1] == pytest.approx(cfg.optim.critic_lr * factor)
+  # A resumed run restores the factor and applies it before its first step.
+  cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=4))
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")))
+  saved = [k for k in reader.get_variable_to_shape_map() if k.startswith("lr_adaptation/lr_factor")]
+  assert saved and reader.get_tensor(saved[0]) == factor
+  trainer.train(cfg, strategy=make_two_replica_strategy())
+  acc.Reload()
+  assert [s for s, _ in read("lr_adaptation/p_value")] == [2, 3, 4]

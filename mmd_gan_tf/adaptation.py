@@ -1,0 +1,113 @@
+"""The trainer's side of Binkowski et al.'s KID-driven learning-rate adaptation (SPEC section 8).
+
+Every `lr_adaptation_every` generator steps: generate `lr_adaptation_samples` images from fresh noise,
+take their Inception codes, and run the 3-sample test (metrics/three_sample.py) of the real codes vs
+these newest codes against the real codes vs the codes generated `lr_adaptation_lag` tests earlier.
+The decision rule and its checkpointed state are `metrics.lr_adaptation.LrAdaptation`; this module
+keeps the old codes and sets the optimizers' learning rates.
+
+Old codes live on disk as `<dir>/fake_codes_<step>.npy` (written atomically; 16 MB each for 2048 x
+2048), not in the checkpoint: only `lag + 1` of them are ever needed, and a resumed run recomputes
+any file newer than its checkpoint before it is read as an old code set.
+"""
+
+import os
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from mmd_gan_tf.metrics import lr_adaptation
+
+
+def _codes_path(directory: str, step: int) -> str:
+  return os.path.join(directory, f"fake_codes_{step:08d}.npy")
+
+
+def save_codes(directory: str, step: int, codes: np.ndarray) -> None:
+  """Atomic write of one code set [n, d] float32."""
+  os.makedirs(directory, exist_ok=True)
+  path = _codes_path(directory, step)
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "wb") as f:
+    np.save(f, np.asarray(codes, np.float32))
+  os.replace(tmp, path)
+
+
+def load_codes(directory: str, step: int) -> Optional[np.ndarray]:
+  """The code set saved at `step`, or None if there is none (or it is unreadable)."""
+  path = _codes_path(directory, step)
+  if not os.path.exists(path):
+    return None
+  try:
+    return np.load(path)
+  except (ValueError, OSError) as e:
+    logging.warning("lr adaptation: ignoring unreadable %s (%s)", path, e)
+    return None
+
+
+def prune_codes(directory: str, keep_from_step: int) -> None:
+  """Deletes code sets of steps < keep_from_step (they can never be an old set again)."""
+  if not os.path.isdir(directory):
+    return
+  for name in os.listdir(directory):
+    if name.startswith("fake_codes_") and name.endswith(".npy"):
+      try:
+        step = int(name[len("fake_codes_"):-len(".npy")])
+      except ValueError:
+        continue
+      if step < keep_from_step:
+        os.remove(os.path.join(directory, name))
+
+
+class KidLrAdapter:
+  """Runs the test every `every` steps and applies the learning rates it decides.
+
+  Args:
+    eval_cfg: EvalConfig (lr_adaptation_every, _lag, _p, _patience, _factor, lr_floor).
+    optimizers: (critic optimizer, generator optimizer); their base rates are (critic_lr, generator_lr).
+    base_learning_rates: (critic_lr, generator_lr) of the config.
+    real_codes: [n, 2048] Inception codes of n real images.
+    fake_codes: (generator, step) -> [n, 2048] codes of n images from noise keyed by `step`.
+    codes_dir: where old code sets are kept.
+  """
+
+  def __init__(self, eval_cfg, optimizers, base_learning_rates, real_codes,
+               fake_codes: Callable[[object, int], tf.Tensor], codes_dir: str):
+    self.state = lr_adaptation.LrAdaptation.from_config(eval_cfg, base_learning_rates)
+    self.every = eval_cfg.lr_adaptation_every
+    self.lag_steps = eval_cfg.lr_adaptation_lag * eval_cfg.lr_adaptation_every
+    self._optimizers = optimizers
+    self._real = tf.convert_to_tensor(real_codes, tf.float32)
+    self._fake_codes = fake_codes
+    self._dir = codes_dir
+
+  def apply_learning_rates(self) -> None:
+    """Sets the optimizers' rates from the (possibly restored) lr factor."""
+    for optimizer, rate in zip(self._optimizers, self.state.learning_rates()):
+      optimizer.learning_rate.assign(rate)
+
+  def due(self, step: int) -> bool:
+    return step % self.every == 0
+
+  def __call__(self, generator, step: int) -> Dict[str, float]:
+    """Codes for `step`; the test against step - lag * every when those codes exist; what to log."""
+    codes = self._fake_codes(generator, step).numpy()
+    save_codes(self._dir, step, codes)
+    old_step = step - self.lag_steps
+    old = load_codes(self._dir, old_step) if old_step > 0 else None
+    if old is None:
+      return {}
+    if old.shape != codes.shape:
+      logging.warning("lr adaptation: codes of step %d have shape %s, now %s; skipping the test",
+                      old_step, old.shape, codes.shape)
+      return {}
+    result = self.state.test(self._real, codes, old)
+    self.apply_learning_rates()
+    prune_codes(self._dir, old_step + 1)
+    logs = {f"lr_adaptation/{k}": float(result[k])
+            for k in ("p_value", "t_stat", "diff", "mmd2_new", "mmd2_old", "failures", "lr_factor")}
+    logs["lr_adaptation/failed"] = float(bool(result["failed"]))
+    logs["lr_adaptation/decayed"] = float(bool(result["decayed"]))
+    return logs
