@@ -99,6 +99,8 @@ def validate(cfg: config_lib.Config) -> None:
     raise ValueError("--sigmas must not be empty")
   if any(s <= 0 for s in cfg.loss.sigmas):
     raise ValueError(f"--sigmas={','.join(map(str, cfg.loss.sigmas))} must all be positive")
+  if cfg.cpu_devices < 0:
+    raise ValueError(f"--cpu_devices={cfg.cpu_devices} must be >= 0")
   if cfg.eval.lr_adaptation:
     e = cfg.eval
     if e.lr_adaptation_every < 1:

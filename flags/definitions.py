@@ -86,6 +86,7 @@ FLAG_FIELDS = {
     "workdir": ("workdir",),
     "export_dir": ("export_dir",),
     "strategy": ("strategy",),
+    "cpu_devices": ("cpu_devices",),
 }
 
 
@@ -101,6 +102,8 @@ def define_flags() -> None:
   f.DEFINE_enum("strategy", None, ["mirrored", "one_device", "multi_worker"],
                 "tf.distribute strategy: mirrored (all local GPUs, or the CPU), one_device, or multi_worker "
                 "(MultiWorkerMirroredStrategy configured by TF_CONFIG).")
+  f.DEFINE_integer("cpu_devices", None, "On a machine without GPUs: split the CPU into this many logical "
+                   "devices, so that --strategy=mirrored runs that many replicas (for testing distribution).")
   # Data.
   f.DEFINE_enum("dataset", "shapes", list(DATASETS), "Dataset; `shapes` is built in and needs no download.")
   f.DEFINE_integer("image_size", None, "Image height and width.")

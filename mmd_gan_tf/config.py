@@ -148,6 +148,7 @@ class Config:
   workdir: str = "runs/default"
   export_dir: Optional[str] = None
   strategy: str = "mirrored"       # mirrored | one_device | multi_worker
+  cpu_devices: int = 0             # >0: split the host CPU into this many logical devices (no GPU)
   preset: str = ""
 
   def to_dict(self) -> dict:

@@ -6,17 +6,45 @@ import tempfile
 import tensorflow as tf
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def split_cpu(num_devices: int) -> None:
+  """Splits the host CPU into `num_devices` logical devices (before TF initialises its devices).
+
+  A no-op when the CPU is already split that way (e.g. by a test's conftest).
+
+  Raises:
+    ValueError: num_devices < 1, or TF's devices were already initialised differently.
+  """
+  if num_devices < 1:
+    raise ValueError(f"--cpu_devices={num_devices} must be >= 1")
+  cpu = tf.config.list_physical_devices("CPU")[0]
+  current = tf.config.get_logical_device_configuration(cpu)
+  if current is not None and len(current) == num_devices:
+    return
+  try:
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+  except RuntimeError as e:
+    raise ValueError(f"--cpu_devices={num_devices}: TensorFlow's devices are already initialised "
+                     f"({e})") from e
+
+
+def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
   """Returns the strategy named by `--strategy`.
 
   Args:
     name: "mirrored" (all local GPUs, else all logical CPUs), "one_device" (first GPU, else
       the CPU) or "multi_worker" (MultiWorkerMirroredStrategy from TF_CONFIG).
+    cpu_devices: if > 0 and there is no GPU, split the CPU into this many logical devices first.
   """
+  if cpu_devices and not tf.config.list_physical_devices("GPU"):
+    split_cpu(cpu_devices)
   gpus = tf.config.list_logical_devices("GPU")
   if name == "mirrored":
-    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices)
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if gpus:
+      return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    # Several logical CPUs of one host: reduce on one device (no collective ops needed).
+    return tf.distribute.MirroredStrategy(
+        cpus, cross_device_ops=tf.distribute.ReductionToOneDevice() if len(cpus) > 1 else None)
   if name == "one_device":
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
   if name == "multi_worker":

@@ -191,8 +191,10 @@ def _check_finite(metrics: dict, step: int, manager) -> None:
 
 def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = None) -> dict:
   """Trains (or resumes) the run in `cfg.workdir`; returns the last logged metrics."""
-  strategy = strategy or distribute.make_strategy(cfg.strategy)
+  strategy = strategy or distribute.make_strategy(cfg.strategy, cfg.cpu_devices)
   replicas = strategy.num_replicas_in_sync
+  logging.info("%s with %d replica(s): %s", type(strategy).__name__, replicas,
+               ", ".join(getattr(strategy.extended, "worker_devices", ())))
   if cfg.train.batch_size % replicas:
     raise ValueError(f"--batch_size={cfg.train.batch_size} must be divisible by the {replicas} replicas")
   chief = distribute.is_chief(strategy)

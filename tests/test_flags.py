@@ -55,6 +55,7 @@ def test_wang_learning_rates_per_dataset(dataset, critic_lr, generator_lr):
     ({"channels": 2}, "--channels=2"),
     ({"sigmas": ["1", "x"]}, "--sigmas=1,x"),
     ({"sigmas": ["-1"]}, "--sigmas=-1.0"),
+    ({"cpu_devices": -1}, "--cpu_devices=-1"),
     ({"lr_adaptation": True, "lr_adaptation_factor": 1.5}, "--lr_adaptation_factor=1.5"),
     ({"lr_adaptation": True, "lr_adaptation_lag": 0}, "--lr_adaptation_lag=0"),
     ({"lr_adaptation": True, "lr_adaptation_samples": 2}, "--lr_adaptation_samples=2"),

@@ -156,8 +156,9 @@ def test_sample_tool_writes_a_grid(trained_run, tmp_path):
 
 
 def test_sigkill_then_rerun_resumes(tmp_path):
+  """`python main.py` on 2 logical CPU devices (MirroredStrategy), killed and re-run."""
   args = [sys.executable, str(ROOT / "main.py"), f"--workdir={tmp_path}", "--width=0.125", "--batch_size=8",
-          "--checkpoint_every=2", "--log_every=1", "--sample_every=1000"]
+          "--checkpoint_every=2", "--log_every=1", "--sample_every=1000", "--cpu_devices=2"]
   process = subprocess.Popen(args + ["--steps=100000"], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
   deadline = time.time() + 240
@@ -175,6 +176,7 @@ def test_sigkill_then_rerun_resumes(tmp_path):
                           timeout=300)
   assert result.returncode == 0, result.stderr
   assert f"at step {killed_at}" in result.stderr
+  assert "MirroredStrategy with 2 replica(s)" in result.stderr
   assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{target}")
 
 
