@@ -113,8 +113,6 @@ def validate(cfg: config_lib.Config) -> None:
       raise ValueError(f"--lr_adaptation_patience={e.lr_adaptation_patience} must be >= 1")
     if not 0 < e.lr_adaptation_factor < 1:
       raise ValueError(f"--lr_adaptation_factor={e.lr_adaptation_factor} must be in (0, 1)")
-  if cfg.train.mixed_precision:
-    raise ValueError("--mixed_precision is not supported by the training loop yet; run without it")
   if cfg.loss.name == "flow" and cfg.train.schedule != "alternating":
     raise ValueError(f"--schedule={cfg.train.schedule} is not possible with --loss=flow: the gradient "
                      "flow replaces the generator step of the alternating schedule")

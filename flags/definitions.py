@@ -153,7 +153,8 @@ def define_flags() -> None:
   f.DEFINE_integer("sample_every", None, "Sample-grid interval (steps).")
   f.DEFINE_integer("checkpoint_every", None, "Checkpoint interval (steps).")
   f.DEFINE_integer("keep_checkpoints", None, "Checkpoints kept.")
-  f.DEFINE_bool("mixed_precision", None, "Networks in mixed_float16 (kernels stay float32).")
+  f.DEFINE_bool("mixed_precision", None, "Networks compute in bfloat16 with float32 variables (Keras "
+                "mixed_bfloat16; no loss scaling needed); kernels, MMD^2 and losses stay float32.")
   # Evaluation.
   f.DEFINE_integer("eval_every", None, "KID/FID evaluation interval in steps (0 = off).")
   f.DEFINE_string("inception_weights", None, "FID Inception weights (.npz, .tgz or .pb).")

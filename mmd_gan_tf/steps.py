@@ -69,6 +69,8 @@ def critic_outputs(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Loss
   else:
     features = nets.critic(both, training=True)
   features = tf.cast(features, tf.float32)
+  if activations is not None:  # bfloat16 under mixed precision; penalties stay float32
+    activations = [tf.cast(a, tf.float32) for a in activations]
   real_local, fake_local = features[:batch], features[batch:]
   reconstructions = (None, None)
   if spec.needs_decoder:

@@ -3,6 +3,7 @@
 `train(cfg)` is the only entry point; `main.py` calls it with the frozen config.
 """
 
+import contextlib
 import dataclasses
 import os
 from typing import Optional
@@ -63,6 +64,21 @@ def build_networks(cfg: config_lib.Config) -> steps_lib.Networks:
   critic_optimizer.build(critic_variables)
   generator_optimizer.build(generator.trainable_variables)
   return steps_lib.Networks(generator, critic, decoder, critic_optimizer, generator_optimizer)
+
+
+@contextlib.contextmanager
+def _dtype_policy(mixed_precision: bool):
+  """Layers built inside compute in bfloat16 with float32 variables when `mixed_precision`.
+
+  bfloat16 has float32's exponent range, so no loss scaling is needed. Generator outputs and critic
+  features are float32 (models/common.py, steps.py): kernels, MMD^2 and losses stay float32.
+  """
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy("mixed_bfloat16" if mixed_precision else "float32")
+  try:
+    yield
+  finally:
+    keras.config.set_dtype_policy(previous)
 
 
 def make_checkpoint(nets: steps_lib.Networks, step: tf.Variable, **extra) -> tf.train.Checkpoint:
@@ -203,7 +219,7 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
     checkpointing.prepare_workdir(workdir)
   spec = losses_lib.LOSSES[cfg.loss.name]
 
-  with strategy.scope():
+  with strategy.scope(), _dtype_policy(cfg.train.mixed_precision):
     nets = build_networks(cfg)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)

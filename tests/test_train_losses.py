@@ -53,3 +53,22 @@ def test_each_loss_gets_its_paper_preset(loss):
   got = (cfg.optim.optimizer, cfg.optim.critic_lr, cfg.optim.beta2, cfg.train.n_critic, cfg.loss.kernel,
          cfg.model.critic_dim, cfg.optim.clipnorm, cfg.optim.weight_clip)
   assert got == PAPER_PRESETS[loss]
+
+
+@pytest.mark.parametrize("loss", ["rep", "mmd_gp", "mmd"])
+def test_mixed_precision_trains_with_float32_kernels(loss, strategy, tmp_path):
+  import keras  # pylint: disable=g-import-not-at-top
+  cfg = config_builder.build_config(dict(dataset="shapes", loss=loss, width=0.0625, batch_size=8, steps=2,
+                                         log_every=1, sample_every=100, checkpoint_every=100, mixed_precision=True,
+                                         workdir=str(tmp_path)))
+  cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, n_critic=2, n_critic_warmup=0))
+  with trainer._dtype_policy(True):  # pylint: disable=protected-access
+    nets = trainer.build_networks(cfg)
+  conv_dtypes = {layer.compute_dtype for layer in nets.critic.layers if layer.weights}
+  assert conv_dtypes == {"bfloat16"}
+  assert nets.critic.trainable_variables[0].dtype == "float32"
+  assert nets.generator.output.dtype == "float32"
+  assert keras.config.dtype_policy().name == "float32"  # the policy does not leak out of the build
+  metrics = trainer.train(cfg, strategy=strategy)
+  for name, value in metrics.items():
+    assert np.isfinite(value), (name, value)
