@@ -11,8 +11,12 @@ runs the default 2000 steps in a few minutes; paper presets at full width take a
 
 # Per dataset: image geometry, quick-run shrinks, and the paper's run length.
 DATASET_PRESETS = {
-    # Built-in, no download. Quarter-width nets so the default run takes minutes on a CPU.
-    "shapes": {"data.image_size": 32, "data.channels": 3, "model.width": 0.25, "train.steps": 2000,
+    # Built-in, no download. Quarter-width nets so the default run takes minutes on a CPU. C = 1 in the
+    # conv spectral norm: with Wang's C = 64^(1/L) the quarter-width rep critic saturated the Gaussian
+    # kernel (kernel/fake_fake ~ 1, real_real ~ 0) for most of a 2000-step run; with C = 1 the kernel
+    # means stayed in 0.4-0.8 (BENCHMARKS.md, "Default run").
+    "shapes": {"data.image_size": 32, "data.channels": 3, "model.width": 0.25, "model.sn_multiplier": 1.0,
+               "train.steps": 2000,
                "train.log_every": 100, "train.sample_every": 500, "train.checkpoint_every": 500},
     "mnist": {"data.image_size": 32, "data.channels": 1, "train.steps": 50000},
     "cifar10": {"data.image_size": 32, "data.channels": 3, "train.steps": 100000},
