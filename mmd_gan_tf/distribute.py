@@ -35,6 +35,9 @@ def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
       the CPU) or "multi_worker" (MultiWorkerMirroredStrategy from TF_CONFIG).
     cpu_devices: if > 0 and there is no GPU, split the CPU into this many logical devices first.
   """
+  if name == "multi_worker":
+    # Must come before anything initialises TF's devices (listing logical devices does).
+    return tf.distribute.MultiWorkerMirroredStrategy()
   if cpu_devices and not tf.config.list_physical_devices("GPU"):
     split_cpu(cpu_devices)
   gpus = tf.config.list_logical_devices("GPU")
@@ -47,8 +50,6 @@ def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
         cpus, cross_device_ops=tf.distribute.ReductionToOneDevice() if len(cpus) > 1 else None)
   if name == "one_device":
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-  if name == "multi_worker":
-    return tf.distribute.MultiWorkerMirroredStrategy()
   raise ValueError(f"--strategy={name!r} must be one of mirrored, one_device, multi_worker")
 
 

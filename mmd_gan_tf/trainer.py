@@ -291,7 +291,7 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
       summaries.write_scalars(writer, values, current)
       shown = {k: values[k] for k in ("loss/critic", "loss/generator") if k in values}
       logging.info(progress.line(current, rate, shown))
-    if current % cfg.train.sample_every == 0 or last:
+    if chief and (current % cfg.train.sample_every == 0 or last):
       _write_samples(nets, cfg, fixed_z, workdir, writer, current)
     if evaluator is not None and (current % cfg.eval.eval_every == 0 or last):
       scores = evaluator(nets.generator, current)

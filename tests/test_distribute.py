@@ -85,3 +85,48 @@ def test_per_replica_mmd_would_differ(two_replica_strategy):
   local_sum = [(a + b) / 2 for a, b in zip(half_critic_a, half_critic_b)]
   differences = [np.max(np.abs(a.numpy() - b.numpy())) for a, b in zip(local_sum, single_critic)]
   assert max(differences) > 1e-3
+
+
+def _free_port() -> int:
+  import socket  # pylint: disable=g-import-not-at-top
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_multi_worker_run_writes_from_the_chief_only(tmp_path):
+  """Two `main.py --strategy=multi_worker` processes on localhost: one global batch, one set of outputs."""
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from conftest import ROOT  # pylint: disable=g-import-not-at-top
+  workers = [f"localhost:{_free_port()}" for _ in range(2)]
+  workdir = tmp_path / "run"
+  processes = []
+  for index in range(2):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(tmp_path / f"tmp{index}"),
+               TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+    os.makedirs(env["TMPDIR"])
+    processes.append(subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "--strategy=multi_worker", f"--workdir={workdir}", "--steps=4",
+         "--width=0.125", "--batch_size=8", "--checkpoint_every=2", "--log_every=2", "--sample_every=2"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  results = []
+  for process in processes:
+    try:
+      results.append(process.communicate(timeout=300))
+    except subprocess.TimeoutExpired:
+      for p in processes:
+        p.kill()
+      raise
+  for process, (_, err) in zip(processes, results):
+    assert process.returncode == 0, err[-3000:]
+    assert "Strategy with 2 replica(s)" in err  # CollectiveAllReduceStrategy = MultiWorkerMirroredStrategy
+  finals = [out.strip().splitlines()[-1] for out, _ in results]
+  assert finals[0] == finals[1] and finals[0].startswith("final:")  # both workers saw the same global step
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")
+  assert (workdir / "export" / "saved_model.pb").exists()
+  assert sorted(os.listdir(workdir / "samples")) == ["step_0000002.png", "step_0000004.png"]
+  # The non-chief wrote its (collective) checkpoint saves to its own scratch space, nothing else.
+  assert os.listdir(tmp_path / "tmp1") == ["worker_1"]
