@@ -205,6 +205,58 @@ def _check_finite(metrics: dict, step: int, manager) -> None:
                         f"{manager.latest_checkpoint}")
 
 
+def _make_evaluation(cfg: config_lib.Config, nets: steps_lib.Networks, checkpoint: tf.train.Checkpoint,
+                     strategy: tf.distribute.Strategy):
+  """(Evaluator or None, KidLrAdapter or None) sharing one Inception network; their state joins the checkpoint.
+
+  Call before restoring the checkpoint, so that the best KID and the lr adaptation state are restored too.
+  """
+  evaluator = lr_adapter = None
+  if not (cfg.eval.eval_every or cfg.eval.lr_adaptation):
+    return evaluator, lr_adapter
+  from mmd_gan_tf.metrics import training_eval  # pylint: disable=g-import-not-at-top
+  inception = training_eval.load_network(cfg.eval)
+  if cfg.eval.eval_every:
+    evaluator = Evaluator(cfg, checkpoint,
+                          distribute.write_dir(os.path.join(cfg.workdir, "best_kid"), strategy), inception)
+    checkpoint.best_kid = evaluator.best_kid  # tracked, so a resumed run keeps its best KID
+  if cfg.eval.lr_adaptation:
+    lr_adapter = _make_lr_adapter(cfg, nets, inception,
+                                  distribute.write_dir(os.path.join(cfg.workdir, "lr_adaptation"), strategy))
+    checkpoint.lr_adaptation = lr_adapter.state  # failures and lr factor survive a restart
+  return evaluator, lr_adapter
+
+
+def _iteration(cfg: config_lib.Config, nets: steps_lib.Networks, fns, iterator, generator_step: int) -> dict:
+  """One generator step: simultaneous, or n_critic critic steps (with Li's clipping) then G."""
+  simultaneous_fn, critic_fn, generator_fn = fns
+  if cfg.train.schedule == "simultaneous":
+    return simultaneous_fn(iterator)
+  for _ in range(critic_steps_for(cfg.train, generator_step)):
+    critic_metrics = critic_fn(iterator)
+    if cfg.optim.weight_clip:
+      clip_weights(nets.critic.trainable_variables, cfg.optim.weight_clip)
+  return {**critic_metrics, **generator_fn(iterator)}
+
+
+def _learning_rates(nets: steps_lib.Networks) -> dict:
+  return {"lr/critic": float(nets.critic_optimizer.learning_rate.numpy()),
+          "lr/generator": float(nets.generator_optimizer.learning_rate.numpy())}
+
+
+def _adapt_learning_rates(lr_adapter: adaptation.KidLrAdapter, nets: steps_lib.Networks, writer,
+                          step: int) -> None:
+  """Runs the 3-sample test (when old codes exist) and logs its decision and the new rates."""
+  decision = lr_adapter(nets.generator, step)
+  if not decision:
+    return
+  summaries.write_scalars(writer, {**decision, **_learning_rates(nets)}, step)
+  logging.info("step %d | lr adaptation: p=%.4g failures=%d lr_factor=%.4g%s", step,
+               decision["lr_adaptation/p_value"], int(decision["lr_adaptation/failures"]),
+               decision["lr_adaptation/lr_factor"],
+               " (learning rates decayed)" if decision["lr_adaptation/decayed"] else "")
+
+
 def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = None) -> dict:
   """Trains (or resumes) the run in `cfg.workdir`; returns the last logged metrics."""
   strategy = strategy or distribute.make_strategy(cfg.strategy, cfg.cpu_devices)
@@ -238,18 +290,7 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
       max_to_keep=cfg.train.keep_checkpoints)
   if chief:
     checkpointing.check_and_save_config(cfg, workdir, manager.latest_checkpoint is not None)
-  evaluator = lr_adapter = None
-  if cfg.eval.eval_every or cfg.eval.lr_adaptation:
-    from mmd_gan_tf.metrics import training_eval  # pylint: disable=g-import-not-at-top
-    inception = training_eval.load_network(cfg.eval)
-  if cfg.eval.eval_every:
-    evaluator = Evaluator(cfg, checkpoint, distribute.write_dir(os.path.join(workdir, "best_kid"), strategy),
-                          inception)
-    checkpoint.best_kid = evaluator.best_kid  # tracked, so a resumed run keeps its best KID
-  if cfg.eval.lr_adaptation:
-    lr_adapter = _make_lr_adapter(cfg, nets, inception,
-                                  distribute.write_dir(os.path.join(workdir, "lr_adaptation"), strategy))
-    checkpoint.lr_adaptation = lr_adapter.state  # failures and lr factor survive a restart
+  evaluator, lr_adapter = _make_evaluation(cfg, nets, checkpoint, strategy)
   if manager.latest_checkpoint:
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
@@ -260,21 +301,13 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
   writer = (tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief
             else tf.summary.create_noop_writer())
   iterator = _dataset(strategy, cfg, start_step)
-  simultaneous_step, critic_step, generator_step = _distributed_fns(strategy, nets, cfg, spec, step, critic_count,
-                                                                    generator_update)
+  fns = _distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_update)
   fixed_z = _fixed_noise(cfg)
   progress = summaries.Progress(start_step, cfg.train.steps)
   metrics = {}
   current = start_step
   while current < cfg.train.steps:
-    if cfg.train.schedule == "simultaneous":
-      metrics = simultaneous_step(iterator)
-    else:
-      for _ in range(critic_steps_for(cfg.train, current)):
-        critic_metrics = critic_step(iterator)
-        if cfg.optim.weight_clip:
-          clip_weights(nets.critic.trainable_variables, cfg.optim.weight_clip)
-      metrics = {**critic_metrics, **generator_step(iterator)}
+    metrics = _iteration(cfg, nets, fns, iterator, current)
     current += 1
     last = current == cfg.train.steps
     should_log = current % cfg.train.log_every == 0 or last
@@ -285,9 +318,7 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
       _check_finite(values, current, manager)
     if should_log:
       rate = progress.rate(current)
-      values.update({"lr/critic": float(nets.critic_optimizer.learning_rate.numpy()),
-                     "lr/generator": float(nets.generator_optimizer.learning_rate.numpy()),
-                     "perf/steps_per_sec": rate})
+      values.update({**_learning_rates(nets), "perf/steps_per_sec": rate})
       summaries.write_scalars(writer, values, current)
       shown = {k: values[k] for k in ("loss/critic", "loss/generator") if k in values}
       logging.info(progress.line(current, rate, shown))
@@ -298,16 +329,7 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
       summaries.write_scalars(writer, scores, current)
       logging.info("step %d | %s", current, " ".join(f"{k}={v:.5g}" for k, v in scores.items()))
     if lr_adapter is not None and lr_adapter.due(current):
-      decision = lr_adapter(nets.generator, current)
-      if decision:
-        summaries.write_scalars(writer, {**decision,
-                                         "lr/critic": float(nets.critic_optimizer.learning_rate.numpy()),
-                                         "lr/generator": float(nets.generator_optimizer.learning_rate.numpy())},
-                                current)
-        logging.info("step %d | lr adaptation: p=%.4g failures=%d lr_factor=%.4g%s", current,
-                     decision["lr_adaptation/p_value"], int(decision["lr_adaptation/failures"]),
-                     decision["lr_adaptation/lr_factor"],
-                     " (learning rates decayed)" if decision["lr_adaptation/decayed"] else "")
+      _adapt_learning_rates(lr_adapter, nets, writer, current)
     if should_save:
       manager.save(checkpoint_number=current)
     writer.flush()
