@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mmd_gan_tf import config as config_lib
@@ -130,3 +131,11 @@ def test_multi_worker_run_writes_from_the_chief_only(tmp_path):
   assert sorted(os.listdir(workdir / "samples")) == ["step_0000002.png", "step_0000004.png"]
   # The non-chief wrote its (collective) checkpoint saves to its own scratch space, nothing else.
   assert os.listdir(tmp_path / "tmp1") == ["worker_1"]
+
+
+def test_cpu_devices_after_initialisation_is_a_clear_error(two_replica_strategy):
+  distribute.split_cpu(2)  # what conftest configured: a no-op
+  with pytest.raises(ValueError, match="--cpu_devices=3"):
+    distribute.split_cpu(3)
+  with pytest.raises(ValueError, match="--cpu_devices=0"):
+    distribute.split_cpu(0)
