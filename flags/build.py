@@ -14,7 +14,8 @@ from mmd_gan_tf import config as config_lib
 _POSITIVE_INTS = ("train.steps", "train.batch_size", "train.n_critic", "train.log_every",
                   "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
                   "model.z_dim", "model.critic_dim", "data.image_size", "eval.kid_subsets",
-                  "eval.kid_subset_size", "eval.num_samples", "flow.rff_dim")
+                  "eval.kid_subset_size", "eval.num_samples", "flow.rff_dim",
+                  "eval.lr_adaptation_every", "eval.lr_adaptation_lag", "eval.lr_adaptation_patience")
 _POSITIVE_FLOATS = ("optim.critic_lr", "optim.generator_lr", "model.width")
 # 0 on the command line switches these off.
 _ZERO_IS_NONE = ("optim.clipnorm", "optim.weight_clip")
@@ -103,14 +104,8 @@ def validate(cfg: config_lib.Config) -> None:
     raise ValueError(f"--cpu_devices={cfg.cpu_devices} must be >= 0")
   if cfg.eval.lr_adaptation:
     e = cfg.eval
-    if e.lr_adaptation_every < 1:
-      raise ValueError(f"--lr_adaptation_every={e.lr_adaptation_every} must be >= 1")
-    if e.lr_adaptation_lag < 1:
-      raise ValueError(f"--lr_adaptation_lag={e.lr_adaptation_lag} must be >= 1")
     if e.lr_adaptation_samples < 3:
       raise ValueError(f"--lr_adaptation_samples={e.lr_adaptation_samples} must be >= 3")
-    if e.lr_adaptation_patience < 1:
-      raise ValueError(f"--lr_adaptation_patience={e.lr_adaptation_patience} must be >= 1")
     if not 0 < e.lr_adaptation_factor < 1:
       raise ValueError(f"--lr_adaptation_factor={e.lr_adaptation_factor} must be in (0, 1)")
   if cfg.loss.name == "flow" and cfg.train.schedule != "alternating":
