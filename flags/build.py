@@ -16,7 +16,7 @@ _POSITIVE_INTS = ("train.steps", "train.batch_size", "train.n_critic", "train.lo
                   "model.z_dim", "model.critic_dim", "data.image_size", "eval.kid_subsets",
                   "eval.kid_subset_size", "eval.num_samples", "flow.rff_dim",
                   "eval.lr_adaptation_every", "eval.lr_adaptation_lag", "eval.lr_adaptation_patience")
-_POSITIVE_FLOATS = ("optim.critic_lr", "optim.generator_lr", "model.width")
+_POSITIVE_FLOATS = ("optim.critic_lr", "optim.generator_lr", "model.width", "model.sn_total_gain")
 # 0 on the command line switches these off.
 _ZERO_IS_NONE = ("optim.clipnorm", "optim.weight_clip")
 
@@ -53,6 +53,9 @@ def _overrides(flag_values: Mapping[str, Any]) -> dict:
       continue
     for field in fields:
       resolved[field] = _convert(field, value)
+  # KID by default is best effort; asking for it (or for given weights) makes missing weights an error.
+  if any(flag_values.get(name) is not None for name in ("eval_every", "eval_every_minutes", "inception_weights")):
+    resolved["eval.optional"] = False
   # One source of truth for quantities two sections need.
   resolved["model.image_size"] = resolved.get("data.image_size", config_lib.DataConfig.image_size)
   resolved["model.channels"] = resolved.get("data.channels", config_lib.DataConfig.channels)
@@ -94,6 +97,10 @@ def validate(cfg: config_lib.Config) -> None:
       raise ValueError(f"{_flag_name(field)}={_get(cfg, field)} must be positive")
   if cfg.eval.eval_every < 0:
     raise ValueError(f"--eval_every={cfg.eval.eval_every} must be >= 0")
+  if cfg.eval.eval_every_minutes < 0:
+    raise ValueError(f"--eval_every_minutes={cfg.eval.eval_every_minutes} must be >= 0")
+  if cfg.train.max_train_minutes < 0:
+    raise ValueError(f"--max_train_minutes={cfg.train.max_train_minutes} must be >= 0")
   if cfg.data.channels not in (1, 3):
     raise ValueError(f"--channels={cfg.data.channels} must be 1 or 3")
   if cfg.loss.name in ("rep", "rep_b", "mmd", "mmd_gp", "smmd", "flow") and not cfg.loss.sigmas:

@@ -6,9 +6,9 @@ All flags are optional. A flag left unset takes the value of the preset for the 
 
 from absl import flags as absl_flags
 
-DATASETS = ("shapes", "mnist", "cifar10", "stl10", "celeb_a", "lsun", "folder", "tfrecord")
+DATASETS = ("shapes", "mnist", "cifar10", "stl10", "celeb_a", "lsun", "folder", "npz", "tfrecord")
 LOSS_NAMES = ("rep", "rep_b", "mmd", "mmd_gp", "smmd", "wgan_gp", "hinge", "flow")
-ARCHS = ("dcgan", "dcgan5", "resnet", "resnet_big", "li")
+ARCHS = ("dcgan", "dcgan5", "resnet", "resnet_big", "sngan", "li")
 KERNELS = ("rbf", "mix_rbf", "mix_rq", "mix_rq_dot", "distance", "bounded_rbf", "poly")
 
 # flag name -> the config fields it sets ("section.field").
@@ -26,6 +26,7 @@ FLAG_FIELDS = {
     "corrupt_is_fatal": ("data.corrupt_is_fatal",),
     "tfds_download": ("data.tfds_download",),
     "shuffle_buffer": ("data.shuffle_buffer",),
+    "shapes_max": ("data.shapes_max",),
     # model
     "arch": ("model.arch",),
     "z_dim": ("model.z_dim",),
@@ -34,6 +35,8 @@ FLAG_FIELDS = {
     "width": ("model.width",),
     "spectral_norm": ("model.spectral_norm",),
     "sn_multiplier": ("model.sn_multiplier",),
+    "sn_total_gain": ("model.sn_total_gain",),
+    "dot_weight": ("loss.dot_weight",),
     # loss
     "loss": ("loss.name",),
     "kernel": ("loss.kernel",),
@@ -52,6 +55,8 @@ FLAG_FIELDS = {
     "weight_clip": ("optim.weight_clip",),
     # training loop
     "steps": ("train.steps",),
+    "max_train_minutes": ("train.max_train_minutes",),
+    "eval_every_minutes": ("eval.eval_every_minutes",),
     "batch_size": ("train.batch_size",),
     "schedule": ("train.schedule",),
     "n_critic": ("train.n_critic",),
@@ -63,10 +68,14 @@ FLAG_FIELDS = {
     "mixed_precision": ("train.mixed_precision",),
     # evaluation
     "eval_every": ("eval.eval_every",),
+    "eval_at_start": ("eval.eval_at_start",),
+    "eval_split": ("eval.real_split",),
+    "eval_data_dir": ("eval.real_data_dir",),
     "inception_weights": ("eval.inception_weights",),
     "kid_subsets": ("eval.kid_subsets",),
     "kid_subset_size": ("eval.kid_subset_size",),
     "eval_num_samples": ("eval.num_samples",),
+    "eval_num_real": ("eval.num_real",),
     "fid": ("eval.fid",),
     "lr_adaptation": ("eval.lr_adaptation",),
     "lr_adaptation_every": ("eval.lr_adaptation_every",),
@@ -109,7 +118,8 @@ def define_flags() -> None:
   f.DEFINE_integer("image_size", None, "Image height and width.")
   f.DEFINE_integer("channels", None, "Image channels (1 or 3).")
   f.DEFINE_string("split", None, "Dataset split (TFDS name, e.g. train or train+test).")
-  f.DEFINE_string("data_dir", None, "Image folder, TFRecord directory, or LSUN LMDB directory.")
+  f.DEFINE_string("data_dir", None, "Image folder, TFRecord directory, LSUN LMDB directory, or FILE.npz[:KEY] "
+                  "for --dataset=npz.")
   f.DEFINE_string("tfds_data_dir", None, "TFDS data directory (datasets must already be prepared there).")
   f.DEFINE_string("lsun_category", None, "LSUN category (bedroom, church_outdoor, ...).")
   f.DEFINE_string("preprocessing", None, "Named per-paper preprocessing (e.g. wang, binkowski, li for celeb_a).")
@@ -117,20 +127,26 @@ def define_flags() -> None:
   f.DEFINE_bool("corrupt_is_fatal", None, "Fail on a corrupt image file instead of skipping it.")
   f.DEFINE_bool("tfds_download", None, "Let TFDS download a missing dataset into --tfds_data_dir.")
   f.DEFINE_integer("shuffle_buffer", None, "Shuffle buffer size in images.")
+  f.DEFINE_integer("shapes_max", None, "shapes: 1..shapes_max shapes per image (1 to 3).")
   # Model.
   f.DEFINE_enum("arch", None, list(ARCHS), "Architecture: dcgan (Wang SN-DCGAN), dcgan5 (Binkowski), "
-                "resnet (SN-ResNet), resnet_big (Binkowski 128/160), li (Li's encoder/decoder).")
+                "resnet (SN-ResNet), resnet_big (Binkowski 128/160), sngan (Arbel's SMMD DCGAN, 32), "
+                "li (Li's encoder/decoder).")
   f.DEFINE_integer("z_dim", None, "Latent dimension.")
   f.DEFINE_enum("z_distribution", None, ["normal", "uniform"], "Latent distribution.")
   f.DEFINE_integer("critic_dim", None, "Critic output (feature) dimension.")
   f.DEFINE_float("width", None, "Channel-width multiplier of both networks (1 = the paper's widths).")
-  f.DEFINE_enum("spectral_norm", None, ["none", "matrix", "conv", "conv_gain"], "Spectral normalisation.")
-  f.DEFINE_float("sn_multiplier", None, "C in W * C / sigma (default 64**(1/L) for conv, 1 otherwise).")
+  f.DEFINE_enum("spectral_norm", None, ["none", "matrix", "conv", "conv_gain", "matrix_gain"],
+                "Spectral normalisation.")
+  f.DEFINE_float("sn_multiplier", None, "C in W * C / sigma (default sn_total_gain**(1/L) for conv, 1 otherwise).")
+  f.DEFINE_float("sn_total_gain", None, "C^L for the conv modes when --sn_multiplier is not given (Wang's k: "
+                 "64 for rep, 128 for his hinge baseline).")
   # Loss.
   f.DEFINE_enum("loss", "rep", list(LOSS_NAMES), "Loss.")
   f.DEFINE_enum("kernel", None, list(KERNELS), "Kernel on critic features.")
   f.DEFINE_list("sigmas", None, "Bandwidths of rbf / mix_rbf (comma-separated).")
   f.DEFINE_list("alphas", None, "Alphas of mix_rq / mix_rq_dot (comma-separated).")
+  f.DEFINE_float("dot_weight", None, "Weight w of the linear term of mix_rq_dot (Binkowski's mix_rq_1dot: 1).")
   f.DEFINE_float("rep_lambda", None, "Wang's lambda (1 = repulsive, -1 = attractive).")
   f.DEFINE_float("gp_weight", None, "Gradient-penalty weight.")
   f.DEFINE_float("l2_weight", None, "Critic activation L2 penalty weight (mmd_gp).")
@@ -145,6 +161,9 @@ def define_flags() -> None:
   f.DEFINE_float("weight_clip", None, "Critic weight clipping bound (0 = off).")
   # Loop.
   f.DEFINE_integer("steps", None, "Generator steps.")
+  f.DEFINE_float("max_train_minutes", None, "Stop after this many minutes of training time (evaluation "
+                 "excluded; counted across resumes), with the usual final checkpoint and export. 0 = off.")
+  f.DEFINE_float("eval_every_minutes", None, "Also evaluate KID every this many minutes of training time.")
   f.DEFINE_integer("batch_size", None, "Global batch size (split over replicas).")
   f.DEFINE_enum("schedule", None, ["simultaneous", "alternating"], "Update schedule.")
   f.DEFINE_integer("n_critic", None, "Critic steps per generator step (alternating schedule).")
@@ -156,11 +175,19 @@ def define_flags() -> None:
   f.DEFINE_bool("mixed_precision", None, "Networks compute in bfloat16 with float32 variables (Keras "
                 "mixed_bfloat16; no loss scaling needed); kernels, MMD^2 and losses stay float32.")
   # Evaluation.
-  f.DEFINE_integer("eval_every", None, "KID/FID evaluation interval in steps (0 = off).")
+  f.DEFINE_integer("eval_every", None, "KID/FID evaluation interval in steps (0 = off). The presets turn it "
+                   "on whenever the FID Inception weights are available (given or cached); giving this "
+                   "flag makes missing weights an error.")
+  f.DEFINE_bool("eval_at_start", None, "Also evaluate after the first step of a fresh run (the baseline).")
+  f.DEFINE_string("eval_split", None, "Held-out real images for KID: this split of the dataset (e.g. test; "
+                  "for --dataset=npz the array x_<split>). Default: the training split.")
+  f.DEFINE_string("eval_data_dir", None, "Held-out real images for KID: this --data_dir instead of the "
+                  "training one (folder, tfrecord, lsun, FILE.npz:KEY).")
   f.DEFINE_string("inception_weights", None, "FID Inception weights (.npz, .tgz or .pb).")
   f.DEFINE_integer("kid_subsets", None, "KID subsets during training.")
   f.DEFINE_integer("kid_subset_size", None, "KID subset size.")
-  f.DEFINE_integer("eval_num_samples", None, "Generated (and real) images per evaluation.")
+  f.DEFINE_integer("eval_num_samples", None, "Generated (and, unless --eval_num_real, real) images per evaluation.")
+  f.DEFINE_integer("eval_num_real", None, "Held-out real images per evaluation (default: --eval_num_samples).")
   f.DEFINE_bool("fid", None, "Also compute FID during training.")
   f.DEFINE_bool("lr_adaptation", None, "KID-driven learning-rate adaptation (Binkowski).")
   f.DEFINE_integer("lr_adaptation_every", None, "Steps between 3-sample tests (2000).")

@@ -1,13 +1,18 @@
 """Named presets: the papers' settings per dataset, per loss and per (dataset, loss).
 
 A preset is a dict of `"section.field": value` overrides of `mmd_gan_tf.config.Config`.
-They are applied in order: DATASET_PRESETS[dataset], LOSS_PRESETS[loss],
+They are applied in order: _KID (in-training KID when the weights are there), DATASET_PRESETS[dataset], LOSS_PRESETS[loss],
 PAIR_PRESETS[(dataset, loss)], then the flags given on the command line.
 
 Costs (one step at batch 64, 2 CPU cores): the `shapes` preset's quarter-width 32 px network
 runs the default 2000 steps in a few minutes; paper presets at full width take about
 0.2 s/step at 32 px on CPU and are meant for a GPU (100k steps).
 """
+
+# KID during training whenever the FID Inception weights are available (given or cached; nothing is
+# downloaded for it): 2000 generated vs 2000 held-out real images every 5000 steps (2-3 minutes of a
+# 2-core CPU, about a second on a GPU). Without the weights one line says so and training goes on.
+_KID = {"eval.eval_every": 5000, "eval.num_samples": 2000, "eval.kid_subset_size": 1000, "eval.optional": True}
 
 # Per dataset: image geometry, quick-run shrinks, and the paper's run length.
 DATASET_PRESETS = {
@@ -16,7 +21,7 @@ DATASET_PRESETS = {
     # kernel (kernel/fake_fake ~ 1, real_real ~ 0) for most of a 2000-step run; with C = 1 the kernel
     # means stayed in 0.4-0.8 (BENCHMARKS.md, "Default run").
     "shapes": {"data.image_size": 32, "data.channels": 3, "model.width": 0.25, "model.sn_multiplier": 1.0,
-               "train.steps": 2000,
+               "train.steps": 2000, "eval.eval_every": 500, "eval.num_samples": 256, "eval.kid_subset_size": 128,
                "train.log_every": 100, "train.sample_every": 500, "train.checkpoint_every": 500},
     "mnist": {"data.image_size": 32, "data.channels": 1, "train.steps": 50000},
     "cifar10": {"data.image_size": 32, "data.channels": 3, "train.steps": 100000},
@@ -24,6 +29,7 @@ DATASET_PRESETS = {
     "celeb_a": {"data.image_size": 64, "data.channels": 3, "data.preprocessing": "wang", "train.steps": 100000},
     "lsun": {"data.image_size": 64, "data.channels": 3, "train.steps": 100000},
     "folder": {"data.image_size": 64, "data.channels": 3, "train.steps": 100000},
+    "npz": {"data.image_size": 32, "data.channels": 3, "train.steps": 100000},
     "tfrecord": {"data.image_size": 64, "data.channels": 3, "train.steps": 100000},
 }
 
@@ -36,13 +42,16 @@ _WANG = {  # Wang et al. 2019, SN-DCGAN, one simultaneous update per step.
     "loss.kernel": "rbf", "loss.sigmas": (1.0,),
 }
 
-_BINKOWSKI = {  # Binkowski et al. 2018: 5x5 DCGAN, n_critic 5, clipnorm 1, images in [0, 1].
+_BINKOWSKI = {  # Binkowski et al. 2018 (mbinkowski/MMD-GAN): 5x5 DCGAN, n_critic 5, clipnorm 1, [0, 1].
     "model.arch": "dcgan5", "model.z_dim": 100, "model.z_distribution": "uniform", "model.critic_dim": 16,
     "model.spectral_norm": "none", "data.image_range": "sigmoid",
+    "model.bn_momentum": 0.9, "model.bn_epsilon": 1e-5,  # tf.contrib batch_norm(decay=0.9, epsilon=1e-5)
     "optim.optimizer": "adam", "optim.beta1": 0.5, "optim.beta2": 0.9,
     "optim.critic_lr": 1e-4, "optim.generator_lr": 1e-4, "optim.clipnorm": 1.0,
     "train.schedule": "alternating", "train.n_critic": 5, "train.batch_size": 64,
-    "loss.kernel": "mix_rq_dot", "loss.alphas": (0.2, 0.5, 1.0, 2.0, 5.0), "loss.dot_weight": 1.0,
+    # Every run script uses `mix_rq_1dot`: RQ alphas 0.1, 1, 10 summed, plus 1.0 * a.b (the paper's text
+    # lists alphas 0.2, 0.5, 1, 2, 5 and no dot term: --alphas=0.2,0.5,1,2,5 --dot_weight=0).
+    "loss.kernel": "mix_rq_dot", "loss.alphas": (0.1, 1.0, 10.0), "loss.dot_weight": 1.0,
     "loss.gp_weight": 1.0, "loss.l2_weight": 1.0,
 }
 
@@ -52,21 +61,28 @@ LOSS_PRESETS = {
     "mmd": {  # Li et al. 2017.
         "model.arch": "li", "model.z_dim": 128, "model.z_distribution": "normal", "model.critic_dim": 128,
         "model.spectral_norm": "none", "data.image_range": "tanh",
+        # PyTorch RMSprop (eps outside the root; mmd_gan_tf/torch_rmsprop.py), PyTorch BatchNorm defaults.
         "optim.optimizer": "rmsprop", "optim.critic_lr": 5e-5, "optim.generator_lr": 5e-5, "optim.rho": 0.99,
-        "optim.epsilon": 1e-8, "optim.weight_clip": 0.01,
+        "optim.epsilon": 1e-8, "optim.weight_clip": 0.01, "model.bn_momentum": 0.9, "model.bn_epsilon": 1e-5,
         "train.schedule": "alternating", "train.n_critic": 5, "train.n_critic_warmup": 100,
         "train.n_critic_warmup_steps": 25, "train.n_critic_warmup_every": 500,
         "loss.kernel": "mix_rbf", "loss.sigmas": (1.0, 2.0, 4.0, 8.0, 16.0),
         "loss.ae_weight": 8.0, "loss.one_sided_weight": 16.0,
     },
     "mmd_gp": dict(_BINKOWSKI),
-    "smmd": dict(_BINKOWSKI, **{  # Arbel et al. 2018: scaled MMD, rbf s=1, critic_dim 1, SN with gain.
-        "model.z_dim": 128, "model.critic_dim": 1, "model.spectral_norm": "conv_gain", "optim.clipnorm": None,
-        "loss.kernel": "rbf", "loss.sigmas": (1.0,), "loss.smmd_scale": 10.0}),
+    "smmd": dict(_BINKOWSKI, **{  # Arbel et al. 2018 (MichaelArbel/Scaled-MMD-GAN, cifar10_smmd.yml).
+        "model.arch": "sngan", "model.z_dim": 128, "model.critic_dim": 1, "model.spectral_norm": "matrix_gain",
+        "loss.kernel": "rbf", "loss.sigmas": (1.0,), "loss.smmd_scale": 10.0,
+        # 10 critic steps while step < 20 and every 500th step, else 5 (model.py:496-504).
+        "train.n_critic_warmup": 10, "train.n_critic_warmup_steps": 20, "train.n_critic_warmup_every": 500,
+        # KID-driven lr adaptation on, decay 0.8 (main.py:102-105); needs the Inception weights.
+        "eval.lr_adaptation": True, "eval.lr_adaptation_factor": 0.8}),
     "wgan_gp": dict(_BINKOWSKI, **{  # Gulrajani et al. 2017.
         "model.critic_dim": 1, "model.z_dim": 128, "optim.clipnorm": None, "loss.gp_weight": 10.0,
         "data.image_range": "tanh"}),
-    "hinge": dict(_WANG, **{"model.critic_dim": 1, "model.spectral_norm": "matrix", "optim.critic_lr": 2e-4, "optim.generator_lr": 2e-4}),
+    # Wang et al.'s hinge baseline: the same SN-DCGAN with 16 outputs (hinge averaged over them) and the
+    # conv spectral norm at C^L = 128, his best hinge setting on CIFAR-10 (FID 22.9 at 5e-4 / 2e-4).
+    "hinge": dict(_WANG, **{"model.sn_total_gain": 128.0}),
     # The flow generator moves by SGD along J^T w; its step size (generator_lr) is not from the paper.
     "flow": dict(_BINKOWSKI, **{"flow.flow_lambda": 1.0, "flow.features": "critic", "flow.solver": "direct",
                                 "optim.generator_lr": 1e-2}),
@@ -79,8 +95,12 @@ PAIR_PRESETS = {}
 for _dataset, (_critic_lr, _generator_lr) in _WANG_LR.items():
   for _loss in ("rep", "rep_b"):
     PAIR_PRESETS[(_dataset, _loss)] = {"optim.critic_lr": _critic_lr, "optim.generator_lr": _generator_lr}
-PAIR_PRESETS[("celeb_a", "mmd_gp")] = {"model.arch": "resnet_big", "data.image_size": 160,
-                                       "data.preprocessing": "binkowski"}
+# Binkowski's and Arbel's runs: 150k generator steps; CIFAR-10 train + test, LSUN random crops.
+for _loss in ("mmd_gp", "smmd"):
+  PAIR_PRESETS[("cifar10", _loss)] = {"data.preprocessing": "binkowski", "train.steps": 150000}
+  PAIR_PRESETS[("lsun", _loss)] = {"data.preprocessing": "binkowski", "train.steps": 150000}
+  PAIR_PRESETS[("celeb_a", _loss)] = {"model.arch": "resnet_big", "data.image_size": 160,
+                                      "data.preprocessing": "binkowski", "train.steps": 150000}
 PAIR_PRESETS[("mnist", "mmd")] = {"data.preprocessing": "li"}
 
 
@@ -90,7 +110,7 @@ def resolve_preset(dataset: str, loss: str) -> dict:
     raise ValueError(f"--dataset={dataset!r} has no preset; known: {sorted(DATASET_PRESETS)}")
   if loss not in LOSS_PRESETS:
     raise ValueError(f"--loss={loss!r} has no preset; known: {sorted(LOSS_PRESETS)}")
-  resolved = {}
+  resolved = dict(_KID)
   resolved.update(DATASET_PRESETS[dataset])
   resolved.update(LOSS_PRESETS[loss])
   resolved.update(PAIR_PRESETS.get((dataset, loss), {}))

@@ -1,14 +1,15 @@
-"""The trainer's side of Binkowski et al.'s KID-driven learning-rate adaptation (SPEC section 8).
+"""The trainer's side of Binkowski et al.'s KID-driven learning-rate adaptation.
 
 Every `lr_adaptation_every` generator steps: generate `lr_adaptation_samples` images from fresh noise,
 take their Inception codes, and run the 3-sample test (metrics/three_sample.py) of the real codes vs
-these newest codes against the real codes vs the codes generated `lr_adaptation_lag` tests earlier.
-The decision rule and its checkpointed state are `metrics.lr_adaptation.LrAdaptation`; this module
-keeps the old codes and sets the optimizers' learning rates.
+these newest codes against the real codes vs the oldest remembered code set. The decision rule, the
+memory rule (which code sets are remembered, Binkowski's scorer) and their checkpointed state are
+`metrics.lr_adaptation.LrAdaptation`; this module keeps the code sets and sets the optimizers' rates.
 
-Old codes live on disk as `<dir>/fake_codes_<step>.npy` (written atomically; 16 MB each for 2048 x
-2048), not in the checkpoint: only `lag + 1` of them are ever needed, and a resumed run recomputes
-any file newer than its checkpoint before it is read as an old code set.
+Code sets live on disk as `<dir>/fake_codes_<step>.npy` (written atomically; 16 MB each for 2048 x
+2048), not in the checkpoint; the checkpoint remembers which steps are in the memory. Files that left
+the memory are deleted. A remembered file that is missing or unreadable (e.g. after resuming from an
+older checkpoint) is dropped from the memory with a warning, and that evaluation tests nothing.
 """
 
 import os
@@ -47,17 +48,18 @@ def load_codes(directory: str, step: int) -> Optional[np.ndarray]:
     return None
 
 
-def prune_codes(directory: str, keep_from_step: int) -> None:
-  """Deletes code sets of steps < keep_from_step (they can never be an old set again)."""
+def prune_codes(directory: str, keep_steps) -> None:
+  """Deletes the code sets whose step is not in `keep_steps` (they can never be an old set again)."""
   if not os.path.isdir(directory):
     return
+  keep = set(int(s) for s in keep_steps)
   for name in os.listdir(directory):
     if name.startswith("fake_codes_") and name.endswith(".npy"):
       try:
         step = int(name[len("fake_codes_"):-len(".npy")])
       except ValueError:
         continue
-      if step < keep_from_step:
+      if step not in keep:
         os.remove(os.path.join(directory, name))
 
 
@@ -77,7 +79,6 @@ class KidLrAdapter:
                fake_codes: Callable[[object, int], tf.Tensor], codes_dir: str):
     self.state = lr_adaptation.LrAdaptation.from_config(eval_cfg, base_learning_rates)
     self.every = eval_cfg.lr_adaptation_every
-    self.lag_steps = eval_cfg.lr_adaptation_lag * eval_cfg.lr_adaptation_every
     self._optimizers = optimizers
     self._real = tf.convert_to_tensor(real_codes, tf.float32)
     self._fake_codes = fake_codes
@@ -92,22 +93,30 @@ class KidLrAdapter:
     return step % self.every == 0
 
   def __call__(self, generator, step: int) -> Dict[str, float]:
-    """Codes for `step`; the test against step - lag * every when those codes exist; what to log."""
+    """Codes for `step`; the test against the oldest remembered set once the memory is full; what to log."""
     codes = self._fake_codes(generator, step).numpy()
     save_codes(self._dir, step, codes)
-    old_step = step - self.lag_steps
-    old = load_codes(self._dir, old_step) if old_step > 0 else None
-    if old is None:
+    state = self.state
+    memory = state.remembered()
+    if not state.full():
+      state.set_memory(memory + [step])
+      prune_codes(self._dir, state.remembered())
+      return {"lr_adaptation/memory": float(len(memory) + 1)}
+    old = load_codes(self._dir, memory[0])
+    if old is None or old.shape != codes.shape:
+      logging.warning("lr adaptation: the remembered codes of step %d are %s; dropping them, no test at "
+                      "step %d", memory[0], "missing" if old is None else f"of shape {old.shape}", step)
+      state.set_memory(memory[1:] + [step])
+      prune_codes(self._dir, state.remembered())
       return {}
-    if old.shape != codes.shape:
-      logging.warning("lr adaptation: codes of step %d have shape %s, now %s; skipping the test",
-                      old_step, old.shape, codes.shape)
-      return {}
-    result = self.state.test(self._real, codes, old)
+    result = state.test(self._real, codes, old)
+    state.set_memory(state.next_memory(step, bool(result["failed"]), bool(result["decayed"])))
     self.apply_learning_rates()
-    prune_codes(self._dir, old_step + 1)
+    prune_codes(self._dir, state.remembered())
     logs = {f"lr_adaptation/{k}": float(result[k])
             for k in ("p_value", "t_stat", "diff", "mmd2_new", "mmd2_old", "failures", "lr_factor")}
     logs["lr_adaptation/failed"] = float(bool(result["failed"]))
     logs["lr_adaptation/decayed"] = float(bool(result["decayed"]))
+    logs["lr_adaptation/old_step"] = float(memory[0])
+    logs["lr_adaptation/memory"] = float(len(state.remembered()))
     return logs

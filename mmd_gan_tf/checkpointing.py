@@ -48,10 +48,14 @@ def _lookup(values: dict, dotted: str):
 def incompatibilities(saved: dict, cfg: config_lib.Config) -> list:
   """Human-readable differences between a saved config and `cfg` that forbid resuming."""
   new = json.loads(cfg.to_json())
+  defaults = json.loads(config_lib.Config().to_json())
   problems = []
   for dotted in _MEANING_FIELDS:
     old_value, new_value = _lookup(saved, dotted), _lookup(new, dotted)
     if isinstance(old_value, dict):
+      # A field added after the checkpoint was written had its default value then.
+      default = _lookup(defaults, dotted) or {}
+      old_value = {k: old_value.get(k, default.get(k)) for k in new_value}
       problems += [f"{dotted}.{k}: checkpoint has {old_value.get(k)!r}, this run asks for {v!r}"
                    for k, v in new_value.items() if old_value.get(k) != v]
     elif old_value != new_value:
@@ -71,6 +75,25 @@ def check_and_save_config(cfg: config_lib.Config, workdir: str, has_checkpoint: 
                        "config would change what the checkpoint means. Use a new --workdir or the old "
                        "settings. Differences:\n  " + "\n  ".join(problems))
   atomic_write_text(path, cfg.to_json() + "\n")
+
+
+PROGRESS_FILE = "progress.json"
+
+
+def write_train_seconds(workdir: str, step: int, train_seconds: float) -> None:
+  """Records the training time (evaluation excluded) up to the checkpoint of `step`."""
+  atomic_write_text(os.path.join(workdir, PROGRESS_FILE),
+                    json.dumps({"step": step, "train_seconds": round(train_seconds, 3)}) + "\n")
+
+
+def read_train_seconds(workdir: str, step: int) -> float:
+  """Training seconds recorded with the checkpoint of `step`; 0 for a fresh run or an unknown record."""
+  try:
+    with open(os.path.join(workdir, PROGRESS_FILE)) as f:
+      record = json.load(f)
+    return float(record["train_seconds"]) if step and record.get("step") == step else 0.0
+  except (OSError, ValueError, KeyError, TypeError):
+    return 0.0
 
 
 def load_config(workdir: str) -> config_lib.Config:

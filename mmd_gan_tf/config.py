@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  """Where images come from and how they are preprocessed (SPEC section 7)."""
+  """Where images come from and how they are preprocessed."""
   dataset: str = "shapes"          # shapes | mnist | cifar10 | stl10 | celeb_a | lsun | folder | tfrecord
   image_size: int = 32
   channels: int = 3
@@ -24,12 +24,13 @@ class DataConfig:
   image_range: str = "tanh"        # tanh -> [-1, 1]; sigmoid -> [0, 1]
   corrupt_is_fatal: bool = False   # corrupt files: skip with a warning (False) or fail (True)
   shuffle_buffer: int = 10000
+  shapes_max: int = 3              # shapes: 1..shapes_max shapes per image
   tfds_download: bool = False      # TFDS data missing from tfds_data_dir: download it (True) or fail (False)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """Generator and critic architecture (SPEC sections 5-6)."""
+  """Generator and critic architecture."""
   arch: str = "dcgan"              # dcgan | dcgan5 | resnet | resnet_big | li
   image_size: int = 32
   channels: int = 3
@@ -37,8 +38,9 @@ class ModelConfig:
   z_distribution: str = "normal"   # normal (N(0,1)) | uniform (U[-1,1])
   critic_dim: int = 16
   width: float = 1.0               # channel multiplier; 1.0 = the paper's widths
-  spectral_norm: str = "matrix"    # none | matrix | conv | conv_gain
-  sn_multiplier: Optional[float] = None  # C in W * C / sigma; None -> 64**(1/L) for conv, 1 otherwise
+  spectral_norm: str = "matrix"    # none | matrix | conv | conv_gain | matrix_gain
+  sn_multiplier: Optional[float] = None  # C in W * C / sigma; None -> sn_total_gain**(1/L) for conv, else 1
+  sn_total_gain: float = 64.0      # C^L when sn_multiplier is None in conv mode (Wang's k)
   output_activation: str = "tanh"  # tanh | sigmoid (must agree with DataConfig.image_range)
   bn_momentum: float = 0.99
   bn_epsilon: float = 1e-3
@@ -46,7 +48,7 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-  """Loss, kernel and penalty settings (SPEC sections 2-4)."""
+  """Loss, kernel and penalty settings."""
   name: str = "rep"                # rep | rep_b | mmd | mmd_gp | smmd | wgan_gp | hinge | flow
   kernel: str = "rbf"              # rbf | mix_rbf | mix_rq | mix_rq_dot | distance | bounded_rbf | poly
   sigmas: Tuple[float, ...] = (1.0,)
@@ -85,6 +87,7 @@ class OptimConfig:
 class TrainConfig:
   """The training loop."""
   steps: int = 2000                # generator steps
+  max_train_minutes: float = 0.0   # also stop after this much training time (evaluation excluded); 0 = off
   batch_size: int = 64             # global batch, split over replicas
   schedule: str = "simultaneous"   # simultaneous (Wang) | alternating (n_critic critic steps per G step)
   n_critic: int = 1
@@ -101,17 +104,25 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-  """In-training evaluation and KID-driven learning-rate adaptation (SPEC section 8)."""
+  """In-training evaluation and KID-driven learning-rate adaptation."""
   eval_every: int = 0              # 0 = off
+  eval_every_minutes: float = 0.0  # also evaluate every this many minutes of training time; 0 = off
+  eval_at_start: bool = True       # also evaluate after the first step of a fresh run (the baseline)
+  optional: bool = False           # weights missing: warn and train without KID (True) or fail (False)
+  real_split: str = ""             # held-out real images for KID: this split ("" = the training split)
+  real_data_dir: str = ""          # ... or this data_dir ("" = the training data_dir)
   inception_weights: Optional[str] = None
   kid_subsets: int = 10
   kid_subset_size: int = 1000
-  num_samples: int = 2000
+  num_samples: int = 2000          # generated images per evaluation
+  num_real: int = 0                # held-out real images per evaluation (0 = num_samples)
   fid: bool = False
   lr_adaptation: bool = False
   lr_adaptation_every: int = 2000
   lr_adaptation_samples: int = 2048
-  lr_adaptation_lag: int = 10      # compare with codes from this many evaluations earlier
+  lr_adaptation_lag: int = 10      # memory of code sets; a test compares with the oldest (Binkowski)
+  lr_adaptation_keep: int = 3      # sets kept in the memory after a decay (Binkowski)
+  lr_adaptation_variance_floor: float = 1e-5  # t = diff / sqrt(max(var, floor)) (Binkowski)
   lr_adaptation_p: float = 0.1
   lr_adaptation_patience: int = 3
   lr_adaptation_factor: float = 0.5
@@ -123,7 +134,7 @@ class EvalConfig:
 
 @dataclasses.dataclass(frozen=True)
 class FlowConfig:
-  """The gradient-flow generator update (SPEC section 9)."""
+  """The gradient-flow generator update."""
   flow_lambda: float = 1.0
   features: str = "critic"         # critic | rff
   rff_dim: int = 256

@@ -1,4 +1,4 @@
-"""MMD^2 estimators on Gram blocks (SPEC section 3).
+"""MMD^2 estimators on Gram blocks.
 
 Each estimator takes the `GramBlocks` of a kernel on m real and n fake features and returns a scalar
 in the dtype of the blocks. The biased and unbiased estimators accept m != n; the all-off-diagonal

@@ -43,16 +43,22 @@ def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir:
   """Writes the SavedModel to `export_dir` atomically (a crash leaves the old export intact)."""
   model = _plain_copy(generator, cfg.model)
   image_range = cfg.data.image_range
+  image_shape = [-1, cfg.model.image_size, cfg.model.image_size, cfg.model.channels]
 
   def outputs(z):
-    images = tf.cast(model(z, training=False), tf.float32)
+    # The reshape pins [n, S, S, C] also for n = 0 (the conv kernels report odd channel counts then).
+    images = tf.reshape(tf.cast(model(z, training=False), tf.float32), image_shape)
     return {"images": images, "images_uint8": summaries.to_uint8(images, image_range)}
+
+  def sample(num_samples, seed):
+    tf.debugging.assert_non_negative(num_samples, message="sample: num_samples must be >= 0")
+    return outputs(_latent(cfg.model, num_samples, seed))
 
   archive = keras.export.ExportArchive()
   archive.track(model)
   archive.add_endpoint("generate", outputs,
                        input_signature=[tf.TensorSpec([None, cfg.model.z_dim], tf.float32, name="z")])
-  archive.add_endpoint("sample", lambda num_samples, seed: outputs(_latent(cfg.model, num_samples, seed)),
+  archive.add_endpoint("sample", sample,
                        input_signature=[tf.TensorSpec([], tf.int32, name="num_samples"),
                                         tf.TensorSpec([], tf.int64, name="seed")])
   export_dir = os.path.abspath(export_dir)

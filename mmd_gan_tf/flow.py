@@ -1,4 +1,4 @@
-"""The parametric kernelised gradient-flow generator update (Mroueh & Nguyen 2020; SPEC section 9).
+"""The parametric kernelised gradient-flow generator update (Mroueh & Nguyen 2020).
 
 With a feature map Phi of dimension m on the critic features (`flow_features.py`) and generator parameters theta
 (P of them):
@@ -189,7 +189,7 @@ def flow_generator_gradients(generator: keras.Model, feature_fn: Callable, z: tf
                              real_phi_mean: tf.Tensor, cfg: FlowConfig, replica_context=None,
                              training: bool = True, update_state: bool = True
                              ) -> Tuple[List[tf.Tensor], Dict[str, tf.Tensor]]:
-  """The flow generator update as gradients for an optimizer (SPEC section 9).
+  """The flow generator update as gradients for an optimizer.
 
   w = (J J^T + lambda I)^-1 delta (or (D + lambda I)^-1 delta, D = mean_z J_z J_z^T, with cfg.metric =
   "per_sample"); the returned gradients are -J^T w (divided by the replica count R, see the module docstring),

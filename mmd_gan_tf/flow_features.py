@@ -1,4 +1,4 @@
-"""Feature maps Phi of the gradient-flow generator update (SPEC section 9).
+"""Feature maps Phi of the gradient-flow generator update.
 
 The flow matches batch means of a feature map Phi of dimension m applied to the critic features psi:
   - "critic": Phi = identity, the linear kernel k(a, b) = a . b on psi (m = critic_dim);

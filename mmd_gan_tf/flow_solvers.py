@@ -1,4 +1,4 @@
-"""The m x m solves of the gradient-flow generator update (SPEC section 9), in float64.
+"""The m x m solves of the gradient-flow generator update, in float64.
 
 Both solve (A + lambda I) w = delta for the critic of the regularised problem, where A = J J^T (or the per-sample
 metric D = mean_z J_z J_z^T) is symmetric positive semi-definite, m x m:
@@ -35,7 +35,7 @@ class CGSolve(NamedTuple):
 
 
 def solve_direct(gram: tf.Tensor, delta: tf.Tensor, flow_lambda: float) -> DirectSolve:
-  """w = (A + lambda I)^-1 delta through the eigendecomposition A = Q diag(e) Q^T (SPEC section 9).
+  """w = (A + lambda I)^-1 delta through the eigendecomposition A = Q diag(e) Q^T.
 
   w = Q diag(1 / (max(e, 0) + lambda)) Q^T delta; finite for every PSD (also rank-deficient) A when lambda > 0.
 
@@ -123,7 +123,7 @@ def lanczos_extreme_eigenvalues(alphas: tf.Tensor, betas: tf.Tensor, count: tf.T
 
 def conjugate_gradient(matvec: Callable, delta: tf.Tensor, flow_lambda: float, iterations: int,
                        tolerance: float, unroll: bool = False) -> CGSolve:
-  """Conjugate gradient on (A + lambda I) w = delta with A given only as u -> A u (SPEC section 9).
+  """Conjugate gradient on (A + lambda I) w = delta with A given only as u -> A u.
 
   Stops when |delta - (A + lambda I) w| <= tolerance |delta| or after `iterations` products. With
   `unroll=True` the loop is a Python loop of exactly `iterations` masked steps (every product is computed):

@@ -1,4 +1,4 @@
-"""Kernels on critic features (SPEC section 2).
+"""Kernels on critic features.
 
 Every kernel has the signature `fn(real [m, d], fake [n, d], cfg: LossConfig) -> GramBlocks` and is
 dtype-generic: float32 in training, float64 for KID and the numpy oracles; half-precision inputs are

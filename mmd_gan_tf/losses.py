@@ -1,4 +1,4 @@
-"""Critic and generator losses of the MMD GAN family and the baselines (SPEC section 4).
+"""Critic and generator losses of the MMD GAN family and the baselines.
 
 Every loss is `fn(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms`; `LOSSES[name]` is a
 `LossSpec` holding the critic and the generator loss. The critic MINIMISES its loss.
@@ -299,17 +299,20 @@ def wgan_gp_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
 
 
 def hinge_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
-  """Hinge critic loss mean relu(1 - D(real)) + mean relu(1 + D(fake)) (Miyato et al. 2018)."""
+  """Hinge critic loss mean relu(1 - D(real)) + mean relu(1 + D(fake)) (Miyato et al. 2018).
+
+  The means run over the batch and every critic output: with critic_dim d > 1 this is the average of d
+  hinge losses, as in Wang et al.'s hinge baseline (16 outputs); with d = 1 it is Miyato's.
+  """
   del cfg
-  real = _scalar_critic(outputs.real_features, "hinge")
-  fake = _scalar_critic(outputs.fake_features, "hinge")
+  real, fake = outputs.real_features, outputs.fake_features
   loss = tf.reduce_mean(tf.nn.relu(1 - real)) + tf.reduce_mean(tf.nn.relu(1 + fake))
   return LossTerms(loss, {"critic/real": tf.reduce_mean(real), "critic/fake": tf.reduce_mean(fake)})
 
 
 def critic_mean_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
-  """Generator loss of wgan_gp and hinge: -mean D(fake)."""
-  fake = _scalar_critic(outputs.fake_features, cfg.name)
+  """Generator loss of wgan_gp and hinge: -mean D(fake) (hinge: over the batch and every output)."""
+  fake = outputs.fake_features if cfg.name == "hinge" else _scalar_critic(outputs.fake_features, cfg.name)
   return LossTerms(-tf.reduce_mean(fake), {"critic/fake": tf.reduce_mean(fake)})
 
 

@@ -1,4 +1,4 @@
-"""Critic penalties: gradient penalties, the witness function, Jacobian norms, activation L2 (SPEC section 4).
+"""Critic penalties: gradient penalties, the witness function, Jacobian norms, activation L2.
 
 Pure functions on tensors and callables. Per-example gradients are taken as the gradient of the batch
 sum, which is exact when the critic treats examples independently (no batch norm in the critic, as in

@@ -36,6 +36,12 @@ def write_png(path: str, image: np.ndarray) -> None:
   os.replace(tmp, path)
 
 
+def write_config(writer, cfg) -> None:
+  """The resolved config as a TensorBoard text summary ("config", step 0), to compare runs side by side."""
+  with writer.as_default(step=0):
+    tf.summary.text("config", "```\n" + cfg.to_json() + "\n```")
+
+
 def write_scalars(writer, values: Mapping[str, float], step: int) -> None:
   """One TensorBoard scalar per entry (no-op writer on non-chief workers)."""
   with writer.as_default(step=step):

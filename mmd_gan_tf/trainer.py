@@ -5,7 +5,9 @@
 
 import contextlib
 import dataclasses
+import json
 import os
+import time
 from typing import Optional
 
 import keras
@@ -25,6 +27,8 @@ from mmd_gan_tf import losses as losses_lib
 from mmd_gan_tf import models
 from mmd_gan_tf import steps as steps_lib
 from mmd_gan_tf import summaries
+from mmd_gan_tf.metrics import inception_weights
+from mmd_gan_tf.torch_rmsprop import TorchRMSprop
 
 NUM_GRID_SAMPLES = 64
 
@@ -39,8 +43,8 @@ def make_optimizer(cfg: config_lib.OptimConfig, learning_rate: float) -> keras.o
     return keras.optimizers.SGD(learning_rate)
   if cfg.optimizer == "adam":
     return keras.optimizers.Adam(learning_rate, beta_1=cfg.beta1, beta_2=cfg.beta2, epsilon=cfg.epsilon)
-  if cfg.optimizer == "rmsprop":
-    return keras.optimizers.RMSprop(learning_rate, rho=cfg.rho, epsilon=cfg.epsilon)
+  if cfg.optimizer == "rmsprop":  # PyTorch's epsilon placement, as Li et al.'s code (torch_rmsprop.py)
+    return TorchRMSprop(learning_rate, rho=cfg.rho, epsilon=cfg.epsilon)
   raise ValueError(f"--optimizer={cfg.optimizer!r} must be adam or rmsprop")
 
 
@@ -155,15 +159,19 @@ def _write_samples(nets, cfg, fixed_z, workdir, writer, step: int) -> str:
 class Evaluator:
   """KID (and FID) of generated vs cached real Inception features every `eval_every` steps.
 
-  Keeps the best-KID checkpoint in <workdir>/best_kid (its own CheckpointManager, one kept).
+  Keeps the best-KID checkpoint in <workdir>/best_kid (its own CheckpointManager, one kept), and appends
+  each result to <workdir>/eval.jsonl (chief only): step, training seconds so far, kid, kid_std (, fid).
   """
 
-  def __init__(self, cfg: config_lib.Config, checkpoint: tf.train.Checkpoint, best_dir: str, inception):
+  def __init__(self, cfg: config_lib.Config, checkpoint: tf.train.Checkpoint, best_dir: str, inception,
+               log_path: Optional[str] = None):
+    self._log_path = log_path
     from mmd_gan_tf.metrics import training_eval  # pylint: disable=g-import-not-at-top
     self._eval = training_eval
     self._cfg = cfg
     self._weights, self._network = inception
-    self._real = training_eval.real_features(cfg, self._weights, self._network, cfg.eval.num_samples)
+    self._real = training_eval.real_features(cfg, self._weights, self._network,
+                                             cfg.eval.num_real or cfg.eval.num_samples)
     self.best_kid = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_kid")
     self._best = tf.train.CheckpointManager(checkpoint, best_dir, max_to_keep=1)
 
@@ -180,13 +188,23 @@ class Evaluator:
     scores["eval/best_kid"] = float(self.best_kid.numpy())
     return scores
 
+  def log(self, step: int, train_seconds: float, scores: dict) -> None:
+    """Appends one JSON line {step, train_seconds, kid, kid_std, ...} to the eval log (chief only)."""
+    if not self._log_path:
+      return
+    record = {"step": step, "train_seconds": round(train_seconds, 3), "num_samples": self._cfg.eval.num_samples,
+              "num_real": self._cfg.eval.num_real or self._cfg.eval.num_samples,
+              **{k.split("/", 1)[1]: v for k, v in scores.items()}}
+    with open(self._log_path, "a", encoding="utf-8") as f:
+      f.write(json.dumps(record) + "\n")
+
 
 def _make_lr_adapter(cfg: config_lib.Config, nets: steps_lib.Networks, inception, codes_dir: str):
   """The KID-driven learning-rate adaptation on the shared Inception network."""
   from mmd_gan_tf.metrics import training_eval  # pylint: disable=g-import-not-at-top
   weights, network = inception
   num = cfg.eval.lr_adaptation_samples
-  real = training_eval.real_features(cfg, weights, network, num)
+  real = training_eval.real_features(cfg, weights, network, num, held_out=False)  # Binkowski: training images
 
   def fake_codes(generator, step):
     # Fresh noise per test (keyed by the step): the test assumes independent new and old samples.
@@ -212,13 +230,26 @@ def _make_evaluation(cfg: config_lib.Config, nets: steps_lib.Networks, checkpoin
   Call before restoring the checkpoint, so that the best KID and the lr adaptation state are restored too.
   """
   evaluator = lr_adapter = None
-  if not (cfg.eval.eval_every or cfg.eval.lr_adaptation):
+  if not (cfg.eval.eval_every or cfg.eval.eval_every_minutes or cfg.eval.lr_adaptation):
     return evaluator, lr_adapter
   from mmd_gan_tf.metrics import training_eval  # pylint: disable=g-import-not-at-top
-  inception = training_eval.load_network(cfg.eval)
-  if cfg.eval.eval_every:
+  try:
+    inception = training_eval.load_network(cfg.eval)
+  except (RuntimeError, OSError, ValueError) as error:
+    if not cfg.eval.optional:
+      raise
+    logging.warning("KID evaluation and lr adaptation are off: no FID Inception weights (given with "
+                    "--inception_weights, or cached in %s). To get them: download %s on a machine with "
+                    "internet access and pass --inception_weights=PATH (or put it in that folder). [%s]",
+                    inception_weights.default_cache_dir() if not cfg.eval.feature_cache_dir
+                    else cfg.eval.feature_cache_dir, inception_weights.INCEPTION_URL,
+                    str(error).split(". ")[0])
+    return evaluator, lr_adapter
+  if cfg.eval.eval_every or cfg.eval.eval_every_minutes:
+    log_path = os.path.join(cfg.workdir, "eval.jsonl") if distribute.is_chief(strategy) else None
     evaluator = Evaluator(cfg, checkpoint,
-                          distribute.write_dir(os.path.join(cfg.workdir, "best_kid"), strategy), inception)
+                          distribute.write_dir(os.path.join(cfg.workdir, "best_kid"), strategy), inception,
+                          log_path)
     checkpoint.best_kid = evaluator.best_kid  # tracked, so a resumed run keeps its best KID
   if cfg.eval.lr_adaptation:
     lr_adapter = _make_lr_adapter(cfg, nets, inception,
@@ -248,13 +279,28 @@ def _adapt_learning_rates(lr_adapter: adaptation.KidLrAdapter, nets: steps_lib.N
                           step: int) -> None:
   """Runs the 3-sample test (when old codes exist) and logs its decision and the new rates."""
   decision = lr_adapter(nets.generator, step)
-  if not decision:
+  if "lr_adaptation/p_value" not in decision:  # filling the memory (or a dropped code set): no test
+    summaries.write_scalars(writer, decision, step)
     return
   summaries.write_scalars(writer, {**decision, **_learning_rates(nets)}, step)
   logging.info("step %d | lr adaptation: p=%.4g failures=%d lr_factor=%.4g%s", step,
                decision["lr_adaptation/p_value"], int(decision["lr_adaptation/failures"]),
                decision["lr_adaptation/lr_factor"],
                " (learning rates decayed)" if decision["lr_adaptation/decayed"] else "")
+
+
+class _EvalClock:
+  """Evaluation every `interval` seconds of training time: due once per crossed multiple (0 = never)."""
+
+  def __init__(self, interval: float, train_seconds: float):
+    self._interval = interval
+    self._next = (int(train_seconds // interval) + 1) * interval if interval else float("inf")
+
+  def due(self, train_seconds: float) -> bool:
+    if train_seconds < self._next:
+      return False
+    self._next = (int(train_seconds // self._interval) + 1) * self._interval
+    return True
 
 
 def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = None) -> dict:
@@ -297,19 +343,28 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
   if lr_adapter is not None:
     lr_adapter.apply_learning_rates()
   start_step = int(step.numpy())
+  train_seconds = checkpointing.read_train_seconds(workdir, start_step)
 
   writer = (tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief
             else tf.summary.create_noop_writer())
   iterator = _dataset(strategy, cfg, start_step)
   fns = _distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_update)
   fixed_z = _fixed_noise(cfg)
+  if chief and start_step == 0:
+    summaries.write_config(writer, cfg)
   progress = summaries.Progress(start_step, cfg.train.steps)
   metrics = {}
   current = start_step
-  while current < cfg.train.steps:
+  clock = time.monotonic()
+  time_limit = cfg.train.max_train_minutes * 60.0
+  eval_clock = _EvalClock(cfg.eval.eval_every_minutes * 60.0, train_seconds)
+  while current < cfg.train.steps and not (time_limit and train_seconds >= time_limit):
     metrics = _iteration(cfg, nets, fns, iterator, current)
     current += 1
-    last = current == cfg.train.steps
+    train_seconds += time.monotonic() - clock
+    last = current == cfg.train.steps or bool(time_limit and train_seconds >= time_limit)
+    if last and current < cfg.train.steps:
+      logging.info("step %d | --max_train_minutes=%g reached: stopping", current, cfg.train.max_train_minutes)
     should_log = current % cfg.train.log_every == 0 or last
     should_save = current % cfg.train.checkpoint_every == 0 or last
     if should_log or should_save:
@@ -324,17 +379,25 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
       logging.info(progress.line(current, rate, shown))
     if chief and (current % cfg.train.sample_every == 0 or last):
       _write_samples(nets, cfg, fixed_z, workdir, writer, current)
-    if evaluator is not None and (current % cfg.eval.eval_every == 0 or last):
+    first = current == 1 and start_step == 0 and cfg.eval.eval_at_start
+    every = cfg.eval.eval_every and current % cfg.eval.eval_every == 0
+    if evaluator is not None and (every or eval_clock.due(train_seconds) or last or first):
       scores = evaluator(nets.generator, current)
+      evaluator.log(current, train_seconds, scores)
       summaries.write_scalars(writer, scores, current)
       logging.info("step %d | %s", current, " ".join(f"{k}={v:.5g}" for k, v in scores.items()))
     if lr_adapter is not None and lr_adapter.due(current):
       _adapt_learning_rates(lr_adapter, nets, writer, current)
     if should_save:
       manager.save(checkpoint_number=current)
+      if chief:
+        checkpointing.write_train_seconds(workdir, current, train_seconds)
     writer.flush()
+    clock = time.monotonic()  # evaluation, samples and checkpoints are not training time
 
-  if chief and cfg.train.steps > start_step:
+  # Also when the run resumed at its final step: a crash between the last checkpoint and the export
+  # must not leave an older export behind.
+  if chief:
     export_dir = cfg.export_dir or os.path.join(workdir, "export")
     export_lib.export_generator(nets.generator, cfg, export_dir)
     logging.info("Exported the generator to %s", export_dir)

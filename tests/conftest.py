@@ -6,7 +6,12 @@ This must run before TensorFlow initialises its devices, hence at import time of
 import os
 import pathlib
 
+import tempfile
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Hermetic: in-training KID is on by default when the Inception weights are cached, so tests (and the
+# main.py processes they start) get an empty cache of their own unless a test passes weights itself.
+os.environ["MMD_GAN_TF_CACHE"] = tempfile.mkdtemp(prefix="mmd_gan_tf_test_cache_")
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -16,7 +21,8 @@ tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ASSETS = ROOT.parent / "shared" / "assets"
+# Test assets (real data, Inception weights): $MMD_GAN_TF_TEST_ASSETS, default ../shared/assets.
+ASSETS = pathlib.Path(os.environ.get("MMD_GAN_TF_TEST_ASSETS", str(ROOT.parent / "shared" / "assets")))
 
 
 def asset_path(relative: str) -> pathlib.Path:

@@ -265,9 +265,11 @@ def test_wgan_gp_matches_oracle():
   np.testing.assert_allclose(generator.loss.numpy(), -fake.mean(), rtol=1e-12)
 
 
-def test_hinge_matches_oracle():
+@pytest.mark.parametrize("dim", [1, 16])
+def test_hinge_matches_oracle(dim):
+  """Miyato's hinge (dim 1) and Wang's baseline (16 outputs: the hinge averaged over them)."""
   rng = np.random.default_rng(11)
-  real, fake = rng.normal(size=(16, 1)), rng.normal(size=(16, 1))
+  real, fake = rng.normal(size=(16, dim)), rng.normal(size=(16, dim))
   cfg = LossConfig(name="hinge")
   want = np.mean(np.maximum(1 - real, 0)) + np.mean(np.maximum(1 + fake, 0))
   outputs = _outputs(real, fake)
@@ -278,7 +280,7 @@ def test_hinge_matches_oracle():
 def test_bad_configurations_raise_clear_errors():
   real, fake = _features(12)
   with pytest.raises(ValueError, match="critic_dim 1"):
-    _loss("hinge", "critic", _outputs(real, fake), LossConfig(name="hinge"))
+    _loss("wgan_gp", "critic", _outputs(real, fake), LossConfig(name="wgan_gp"))
   with pytest.raises(ValueError, match="rbf kernel only"):
     _loss("rep_b", "critic", _outputs(real, fake), LossConfig(name="rep_b", kernel="mix_rbf"))
   with pytest.raises(ValueError, match="critic-side only"):

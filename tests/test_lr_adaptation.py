@@ -178,20 +178,22 @@ def _adapter(tmp_path, scripted_codes, **eval_overrides):
 
 
 def test_adapter_decays_after_three_failures_and_prunes_old_codes(tmp_path):
-  # Each test sees codes that drift further from the real ones than the previous set: p > 0.1 each time.
+  # Memory 1: every test is against the one remembered set; a failure keeps it (the new set is dropped).
   drifting = {step: RNG.normal(0.15 * step, 1.0, size=(M, DIM)) for step in range(2, 12, 2)}
   adapter, (critic_opt, generator_opt) = _adapter(tmp_path, drifting)
-  assert adapter({}, 2) == {}  # nothing to compare with yet
+  assert adapter({}, 2) == {"lr_adaptation/memory": 1.0}  # filling the memory, nothing to compare with
   decisions = [adapter({}, step) for step in (4, 6, 8)]
   for step, decision in zip((4, 6, 8), decisions):
-    _, _, p_value = _oracle_test(REAL, drifting[step], drifting[step - 2])
+    _, _, p_value = _oracle_test(REAL, drifting[step], drifting[2])
+    assert decision["lr_adaptation/old_step"] == 2.0
     assert decision["lr_adaptation/p_value"] == pytest.approx(p_value, rel=1e-5)
     assert p_value > 0.1 and decision["lr_adaptation/failed"] == 1.0
   assert [d["lr_adaptation/decayed"] for d in decisions] == [0.0, 0.0, 1.0]
   assert float(critic_opt.learning_rate.numpy()) == pytest.approx(2e-4)
   assert float(generator_opt.learning_rate.numpy()) == pytest.approx(5e-5)
-  # Only the codes that can still be an old set remain on disk.
-  assert sorted(os.listdir(tmp_path)) == ["fake_codes_00000008.npy"]  # lag 1: only the newest
+  # After the decay the memory is the newest set only; nothing else stays on disk.
+  assert adapter.state.remembered() == [8]
+  assert sorted(os.listdir(tmp_path)) == ["fake_codes_00000008.npy"]
 
 
 def test_adapter_success_resets_failures_and_keeps_rates(tmp_path):
@@ -202,6 +204,64 @@ def test_adapter_success_resets_failures_and_keeps_rates(tmp_path):
   assert decision["lr_adaptation/p_value"] < 0.1 and decision["lr_adaptation/failed"] == 0.0
   assert decision["lr_adaptation/failures"] == 0.0
   assert float(critic_opt.learning_rate.numpy()) == pytest.approx(4e-4)
+  assert adapter.state.remembered() == [4]  # a success advances the memory
+
+
+def _binkowski_scorer(code_sets, memory, keep, patience, floor=1e-5, p_threshold=0.1, decay=0.5):
+  """Binkowski's `Scorer` lr schedule (gan/utils/scorer.py) in numpy, with the test of `_oracle_test`.
+
+  Returns one dict per evaluation: None while filling the memory, else the index tested against, p,
+  p without the variance floor, the variance, the lr factor and the memory before and after.
+  """
+  remembered, failures, factor, log = [], 0, 1.0, []
+  for index, codes in enumerate(code_sets):
+    if len(remembered) < memory:
+      remembered.append(index)
+      log.append(None)
+      continue
+    before = list(remembered)
+    diff, variance, p_raw = _oracle_test(REAL, codes, code_sets[before[0]])
+    p = scipy.stats.norm.cdf(diff / np.sqrt(max(variance, floor)))
+    if p > p_threshold:
+      failures += 1
+      if failures >= patience:
+        factor *= decay
+        remembered, failures = (remembered + [index])[-keep:], 0
+    else:
+      remembered, failures = remembered[1:] + [index], 0
+    log.append(dict(oldest=before[0], p=p, p_raw=p_raw, variance=variance, factor=factor, before=before,
+                    after=list(remembered)))
+  return log
+
+
+def test_adapter_follows_binkowskis_scorer_on_a_scripted_sequence(tmp_path):
+  rng = np.random.default_rng(7)
+  shifts = [0.9, 0.6, 1.2, 1.4, 0.3, 0.05, 1.0, 0.0]
+  code_sets = [rng.normal(shift, 1.0, size=(M, DIM)) for shift in shifts]
+  # Two nearly equal tiny code sets: Var(diff) ~ 1e-9, so the 1e-5 floor turns a clear "better" into a failure.
+  tiny = 0.004 * rng.normal(size=(M, DIM))
+  code_sets = [tiny] + code_sets[:2] + [tiny + 0.0003 * REAL.mean(0)] + code_sets[2:]
+  want = _binkowski_scorer(code_sets, memory=3, keep=2, patience=2)
+  steps = [2 * (index + 1) for index in range(len(code_sets))]
+  adapter, (critic_opt, _) = _adapter(tmp_path, dict(zip(steps, code_sets)), lr_adaptation_lag=3,
+                                      lr_adaptation_keep=2, lr_adaptation_patience=2)
+  for step, expected in zip(steps, want):
+    decision = adapter({}, step)
+    if expected is None:
+      assert "lr_adaptation/p_value" not in decision
+      continue
+    assert decision["lr_adaptation/old_step"] == steps[expected["oldest"]]
+    assert decision["lr_adaptation/p_value"] == pytest.approx(expected["p"], rel=1e-5, abs=1e-9)
+    assert decision["lr_adaptation/lr_factor"] == pytest.approx(expected["factor"])
+    assert adapter.state.remembered() == [steps[i] for i in expected["after"]]
+    assert float(critic_opt.learning_rate.numpy()) == pytest.approx(4e-4 * expected["factor"])
+  # The script exercises every rule: a success, a failure that keeps the memory, a decay that cuts
+  # it to `keep` sets, and a test that the floor turned from a success into a failure.
+  tested = [w for w in want if w is not None]
+  assert any(w["p"] <= 0.1 for w in tested)
+  assert any(w["p"] > 0.1 and w["after"] == w["before"] for w in tested)
+  assert any(len(w["after"]) == 2 and w["factor"] < 1 for w in tested)
+  assert any(w["variance"] < 1e-5 and w["p_raw"] <= 0.1 < w["p"] for w in tested)
 
 
 def test_adapter_state_round_trips_through_a_checkpoint(tmp_path):
@@ -216,8 +276,9 @@ def test_adapter_state_round_trips_through_a_checkpoint(tmp_path):
   assert float(restored.state.lr_factor.numpy()) == 0.5
   assert float(critic_opt.learning_rate.numpy()) == pytest.approx(2e-4)
   assert float(generator_opt.learning_rate.numpy()) == pytest.approx(5e-5)
-  # The restored adapter finds the codes of step 4 on disk and tests step 6 against them.
-  assert "lr_adaptation/p_value" in restored({}, 6)
+  # The decay cut the memory to the newest set (step 4): the restored adapter tests step 6 against it.
+  assert restored.state.remembered() == [4]
+  assert restored({}, 6)["lr_adaptation/old_step"] == 4.0
 
 
 def test_adapter_skips_a_corrupt_old_code_file(tmp_path):
@@ -225,3 +286,4 @@ def test_adapter_skips_a_corrupt_old_code_file(tmp_path):
   adapter({}, 2)
   (tmp_path / "fake_codes_00000002.npy").write_bytes(b"not a numpy file")
   assert adapter({}, 4) == {}
+  assert adapter.state.remembered() == [4]  # the unreadable set left the memory

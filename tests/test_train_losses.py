@@ -42,7 +42,8 @@ PAPER_PRESETS = {  # (optimizer, critic_lr, beta2, n_critic, kernel, critic_dim,
     "rep": ("adam", 5e-4, 0.999, 1, "rbf", 16, None, None),
     "mmd": ("rmsprop", 5e-5, 0.999, 5, "mix_rbf", 128, None, 0.01),
     "mmd_gp": ("adam", 1e-4, 0.9, 5, "mix_rq_dot", 16, 1.0, None),
-    "smmd": ("adam", 1e-4, 0.9, 5, "rbf", 1, None, None),
+    "smmd": ("adam", 1e-4, 0.9, 5, "rbf", 1, 1.0, None),  # Arbel clips each gradient tensor at 1
+    "hinge": ("adam", 5e-4, 0.999, 1, "rbf", 16, None, None),  # Wang's hinge baseline: 16 outputs
     "wgan_gp": ("adam", 1e-4, 0.9, 5, "mix_rq_dot", 1, None, None),
 }
 

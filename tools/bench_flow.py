@@ -1,4 +1,4 @@
-r"""Step time of the gradient-flow generator update (SPEC section 9) next to the mmd_gp steps.
+r"""Step time of the gradient-flow generator update next to the mmd_gp steps.
 
 Builds the project's DCGAN generator and critic (`mmd_gan_tf.models`, default a quarter-width 32 px net),
 and times, on random "real" images and one device, the per-replica step functions of `mmd_gan_tf.steps`:

@@ -3,8 +3,8 @@
 Measures Inception feature extraction (images/s), KID time for N x N features (100 subsets of 1000)
 and FID time, and reports KID / FID of CIFAR train vs CIFAR test (small) and MNIST vs CIFAR test (large).
 
-  python tools/bench_metrics.py --inception_weights=../shared/assets/inception/fid_inception_v3_2015_12_05.npz \
-      --cifar=../shared/assets/data/cifar10_20k.npz --mnist=../shared/assets/data/mnist.npz --num=10000 \
+  python tools/bench_metrics.py --inception_weights=/path/to/fid_inception_v3_2015_12_05.npz \
+      --cifar=/path/to/cifar10_20k.npz --mnist=/path/to/mnist.npz --num=10000 \
       --out=bench_metrics.json
 """
 

@@ -1,4 +1,4 @@
-"""KID / FID / IS of generated images against real images, with the protocol recorded (SPEC section 8).
+"""KID / FID / IS of generated images against real images, with the protocol recorded.
 
   python tools/evaluate.py --real=cifar10:test --fake=runs/x/export --num=10000 --metrics=kid,fid \
       --out=result.json

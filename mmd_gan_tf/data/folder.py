@@ -17,14 +17,33 @@ from mmd_gan_tf.data.inspect import SourceReport
 _SCAN_THREADS = 8
 
 
+_PROGRESS_EVERY = 50_000
+
+
 def list_files(data_dir: str) -> List[str]:
-  """Every regular, non-hidden file under `data_dir`, sorted; ValueError when it is missing or empty."""
+  """Every regular, non-hidden file under `data_dir`, sorted; ValueError when it is missing or empty.
+
+  Symbolic links to folders are followed, each real folder once: a link back up the tree (a loop) is
+  skipped with a warning instead of being walked again. Large folders log their progress.
+  """
   if not os.path.isdir(data_dir):
     raise ValueError(f"data_dir {data_dir!r} does not exist or is not a directory")
-  paths = []
+  paths, visited, loops = [], set(), []
   for root, dirs, files in os.walk(data_dir, followlinks=True):
+    real = os.path.realpath(root)
+    if real in visited:  # reached again through a link
+      loops.append(root)
+      dirs[:] = []
+      continue
+    visited.add(real)
     dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-    paths.extend(os.path.join(root, f) for f in files if not f.startswith("."))
+    before = len(paths)
+    paths.extend(os.path.join(root, f) for f in files if not f.startswith(".") and os.path.isfile(os.path.join(root, f)))
+    if len(paths) // _PROGRESS_EVERY > before // _PROGRESS_EVERY:
+      logging.info("folder %r: %d files listed so far", data_dir, len(paths))
+  if loops:
+    logging.warning("folder %r: skipped %d folder(s) reached again through symbolic links (loops), e.g. %r",
+                    data_dir, len(loops), loops[0])
   if not paths:
     raise ValueError(f"data_dir {data_dir!r} contains no files")
   return sorted(paths)

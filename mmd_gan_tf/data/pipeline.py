@@ -15,7 +15,7 @@ from typing import Optional
 import tensorflow as tf
 
 from mmd_gan_tf.config import DataConfig
-from mmd_gan_tf.data import folder, lsun, presets, shapes, tfrecord
+from mmd_gan_tf.data import folder, lsun, npz, presets, shapes, tfrecord
 from mmd_gan_tf.data.tfds_source import TFDS_DATASETS, tfds_images
 
 IMAGE_RANGES = ("tanh", "sigmoid")
@@ -87,6 +87,11 @@ def _source_images(cfg, seed, pipeline_id, num_pipelines, repeat, shuffle) -> tf
     paths, _ = folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)
     elements = _order(tf.data.Dataset.from_tensor_slices(list(paths)), buffer=len(paths), **order)
     return elements.map(lambda path: _decode(tf.io.read_file(path)), **parallel)
+  if cfg.dataset == "npz":
+    array = npz.load_images(cfg.data_dir, cfg.split)
+    images = tf.constant(array)
+    indices = _order(tf.data.Dataset.range(len(array)), buffer=len(array), **order)
+    return indices.map(lambda index: tf.gather(images, index), **parallel)
   if cfg.dataset == "lsun":
     reader = lsun.lsun_reader(cfg.data_dir, cfg.lsun_category, cfg.split, cfg.corrupt_is_fatal)
     indices = _order(tf.data.Dataset.range(len(reader)), buffer=min(len(reader), _INDEX_SHUFFLE_BUFFER), **order)
@@ -111,10 +116,16 @@ def _real(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
                                                              num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def _npz(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
+  npz.check_count(cfg.data_dir, len(npz.load_images(cfg.data_dir, cfg.split)), batch_size, num_pipelines)
+  return _real(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle)
+
+
 def _shapes(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
   del shuffle  # every example is already an independent random draw
   return shapes.shapes_dataset(cfg.image_size, cfg.channels, batch_size, seed, split=cfg.split,
-                               pipeline_id=pipeline_id, num_pipelines=num_pipelines, repeat=repeat)
+                               pipeline_id=pipeline_id, num_pipelines=num_pipelines, repeat=repeat,
+                               max_shapes=cfg.shapes_max)
 
 
 # dataset name -> fn(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle) -> batches in [0, 1]
@@ -126,6 +137,7 @@ DATASETS = {
     "celeb_a": _real,
     "lsun": _real,
     "folder": _real,
+    "npz": _npz,
     "tfrecord": tfrecord.tfrecord_batches,
 }
 
@@ -161,16 +173,20 @@ def make_dataset(cfg: DataConfig, batch_size: int, seed: int,
 
 def _validate_source(cfg: DataConfig) -> None:
   """Checks that the data of a folder / lsun / tfrecord dataset is there and usable."""
-  if cfg.dataset in ("folder", "lsun", "tfrecord") and not cfg.data_dir:
+  if cfg.dataset in ("folder", "lsun", "tfrecord", "npz") and not cfg.data_dir:
     raise ValueError(f"dataset {cfg.dataset!r} needs data_dir (got {cfg.data_dir!r})")
   if cfg.dataset == "folder":
     folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)
+  elif cfg.dataset == "npz":
+    npz.load_images(cfg.data_dir, cfg.split)
   elif cfg.dataset == "lsun":
     lsun.check_lsun_layout(lsun.resolve_lmdb_dir(cfg.data_dir, cfg.lsun_category, cfg.split))
   elif cfg.dataset == "tfrecord":
     tfrecord.check_matches(cfg, tfrecord.read_info(cfg.data_dir))
   elif cfg.dataset == "shapes":
     shapes.split_id(cfg.split)
+    if not 1 <= cfg.shapes_max <= shapes.MAX_SHAPES:
+      raise ValueError(f"shapes_max must be in [1, {shapes.MAX_SHAPES}], got {cfg.shapes_max}")
 
 
 def validate_data_config(cfg: DataConfig) -> None:

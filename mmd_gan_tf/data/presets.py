@@ -1,4 +1,4 @@
-"""Named preprocessing presets per dataset and paper (SPEC section 7).
+"""Named preprocessing presets per dataset and paper.
 
 A preset maps one decoded image, float32 [H, W, C] in [0, 1], to float32 [S, S, C] in [0, 1]; random presets
 draw from a per-example stateless seed (int64 [2]), so the stream depends only on the pipeline seed.
@@ -129,6 +129,9 @@ PRESETS = {
     "lsun": _LSUN_LIKE,
     "folder": dict(_LSUN_LIKE, resize=Preset(_squash)),
     "tfrecord": {"default": Preset(_native("area"))},
+    # Arrays of any size: square ones of size S pass unchanged ("default" = "area" resize otherwise).
+    "npz": dict(_LSUN_LIKE, default=Preset(_native("area")), area=Preset(_native("area")),
+                resize=Preset(_squash), pad=Preset(_mnist_pad)),
     "shapes": {"default": Preset(_squash)},
 }
 

@@ -73,13 +73,14 @@ def _shape_coverage(params, xs, ys, image_size: int):
   return tf.clip_by_value(0.5 - distance * image_size, 0.0, 1.0)
 
 
-def render(params: tf.Tensor, image_size: int, channels: int = 3) -> tf.Tensor:
+def render(params: tf.Tensor, image_size: int, channels: int = 3, max_shapes: int = MAX_SHAPES) -> tf.Tensor:
   """Paints a batch of examples from their parameters.
 
   Args:
     params: float32 [B, 28] from `example_params`.
     image_size: S, the output height and width.
     channels: 3 (RGB) or 1 (luminance of the RGB rendering).
+    max_shapes: 1..3 shapes per image are drawn uniformly from 1..max_shapes (1: exactly one).
 
   Returns:
     float32 [B, S, S, channels] in [0, 1].
@@ -89,7 +90,9 @@ def render(params: tf.Tensor, image_size: int, channels: int = 3) -> tf.Tensor:
   xs, ys = xs[None], ys[None]
   background = params[:, 0:3]
   image = tf.tile(background[:, None, None, :], [1, image_size, image_size, 1])
-  count = 1.0 + tf.floor(params[:, 3] * MAX_SHAPES)  # 1..3 shapes
+  if not 1 <= max_shapes <= MAX_SHAPES:
+    raise ValueError(f"shapes: max_shapes must be in [1, {MAX_SHAPES}], got {max_shapes}")
+  count = 1.0 + tf.floor(params[:, 3] * max_shapes)  # 1..max_shapes shapes
   for m in range(MAX_SHAPES):
     shape = params[:, 4 + m * _PARAMS_PER_SHAPE: 4 + (m + 1) * _PARAMS_PER_SHAPE]
     # Each channel differs from the background by 0.25..0.75 (mod 1), so every shape is visible.
@@ -104,7 +107,7 @@ def render(params: tf.Tensor, image_size: int, channels: int = 3) -> tf.Tensor:
 
 def shapes_dataset(image_size: int, channels: int, batch_size: int, seed: int, split: str = "train",
                    pipeline_id: int = 0, num_pipelines: int = 1, repeat: bool = True,
-                   epoch_size: Optional[int] = None) -> tf.data.Dataset:
+                   epoch_size: Optional[int] = None, max_shapes: int = MAX_SHAPES) -> tf.data.Dataset:
   """Batches of shapes images in [0, 1] for one input pipeline.
 
   Args:
@@ -116,6 +119,7 @@ def shapes_dataset(image_size: int, channels: int, batch_size: int, seed: int, s
     pipeline_id, num_pipelines: this pipeline takes the examples with index = pipeline_id (mod num_pipelines).
     repeat: True: an endless stream of new examples; False: one epoch of `epoch_size` examples (before sharding).
     epoch_size: defaults to EPOCH_SIZE.
+    max_shapes: shapes per image are 1..max_shapes.
 
   Returns:
     tf.data.Dataset of float32 [batch_size, S, S, channels] in [0, 1].
@@ -129,5 +133,5 @@ def shapes_dataset(image_size: int, channels: int, batch_size: int, seed: int, s
   dataset = indices.map(lambda i: example_params(i, seed, split), num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=True)
   dataset = dataset.batch(batch_size, drop_remainder=True)
-  return dataset.map(lambda p: render(p, image_size, channels), num_parallel_calls=tf.data.AUTOTUNE,
+  return dataset.map(lambda p: render(p, image_size, channels, max_shapes), num_parallel_calls=tf.data.AUTOTUNE,
                      deterministic=True)

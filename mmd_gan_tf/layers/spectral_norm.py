@@ -1,4 +1,4 @@
-"""Spectrally normalised dense, conv and transposed-conv layers (SPEC section 5).
+"""Spectrally normalised dense, conv and transposed-conv layers.
 
 Modes:
   none:      the plain layer, W_eff = W.
@@ -8,8 +8,9 @@ Modes:
              conv2d / conv2d_transpose at its stride, padding and input resolution; matmul for dense),
              estimated by power iteration with the vector in the smaller of input and output space:
              y = normalise(F v), v' = normalise(F^T y), sigma = |F v| with the old v. W_eff = W * C / sigma.
-  conv_gain: as conv, times a trainable scalar gain g initialised to 1 (Arbel et al. 2018):
-             W_eff = W * C * g / sigma.
+  conv_gain: as conv, times a trainable scalar gain g initialised to 1: W_eff = W * C * g / sigma.
+  matrix_gain: as matrix, times a trainable scalar gain g initialised to 1 (Arbel et al. 2018's
+             `with_learnable_sn_scale`): W_eff = W * C * g / sigma.
 
 In every mode the power vector is a constant for autodiff (stop-gradient) and gradients flow through
 sigma, so W / sigma is a reparametrisation. The vector is a non-trainable `keras.Variable` with
@@ -26,7 +27,10 @@ import threading
 import keras
 import tensorflow as tf
 
-MODES = ("none", "matrix", "conv", "conv_gain")
+MODES = ("none", "matrix", "conv", "conv_gain", "matrix_gain")
+MATRIX_MODES = ("matrix", "matrix_gain")
+GAIN_MODES = ("conv_gain", "matrix_gain")
+CONV_MODES = ("conv", "conv_gain")
 _EPSILON = 1e-12
 _STATE = threading.local()
 
@@ -100,8 +104,17 @@ def _check_mode(mode: str) -> str:
   return mode
 
 
-def _unit_normal(shape, dtype=None):
-  return l2_normalize(tf.random.normal(shape, dtype=dtype or "float32"))
+def initial_power_vector(shape, dtype=None):
+  """The power vector's start: N(0, 1) truncated at 2 std, *not* normalised (norm ~ 0.88 sqrt(n)).
+
+  As Wang et al.'s `in_rand` (and Miyato's `u`). In conv modes sigma = |F v| uses the stored vector, so
+  the first call overestimates sigma by about 0.88 sqrt(n): the critic starts with tiny effective weights
+  (its output is about its biases) and the first update is close to a null step, instead of a full step
+  taken with sigma underestimated (a unit random vector sees the Frobenius average, not the top
+  singular value). From the first update on the vector is unit-norm. In matrix mode the start's norm
+  does not matter (the vector is normalised before use).
+  """
+  return tf.random.truncated_normal(shape, dtype=dtype or "float32")
 
 
 class _SpectralNormBase(keras.layers.Layer):
@@ -128,18 +141,18 @@ class _SpectralNormBase(keras.layers.Layer):
       self.bias = self.add_weight(name="bias", shape=(self._units,), initializer=self.bias_initializer,
                                   autocast=False)
     self.gain = None
-    if self.mode == "conv_gain":
+    if self.mode in GAIN_MODES:
       self.gain = self.add_weight(name="sn_gain", shape=(), initializer="ones", autocast=False)
     self.power_vector = None
     if self.mode != "none":
       self.power_vector = keras.Variable(
-          _unit_normal, shape=self._power_vector_shape(input_shape), dtype=self.variable_dtype,
+          initial_power_vector, shape=self._power_vector_shape(input_shape), dtype=self.variable_dtype,
           trainable=False, autocast=False, synchronization="on_read", aggregation="mean",
           name="sn_power_vector")
 
   # --- geometry -------------------------------------------------------------------------------
   def _power_vector_shape(self, input_shape):
-    if self.mode == "matrix":
+    if self.mode in MATRIX_MODES:
       return (1, self._kernel_shape(input_shape)[-1])
     in_shape, out_shape = self._operator_shapes(input_shape)
     self._vector_in_input_space = math.prod(in_shape) <= math.prod(out_shape)
@@ -159,7 +172,7 @@ class _SpectralNormBase(keras.layers.Layer):
     """(sigma, new power vector) for the current kernel; sigma carries the gradient w.r.t. W."""
     kernel = tf.convert_to_tensor(self.kernel.value)
     vector = tf.convert_to_tensor(self.power_vector.value)
-    if self.mode == "matrix":
+    if self.mode in MATRIX_MODES:
       return matrix_power_step(tf.reshape(kernel, (-1, kernel.shape[-1])), vector)
     forward = lambda x: self._forward(x, kernel)
     adjoint = lambda y: self._adjoint(y, kernel)
@@ -327,12 +340,12 @@ def _walk(layer):
     yield sub
 
 
-def default_multiplier(mode: str, num_layers: int, multiplier=None) -> float:
-  """C in W * C / sigma: the given multiplier, else 64**(1/L) in conv mode (Wang), else 1."""
+def default_multiplier(mode: str, num_layers: int, multiplier=None, total_gain: float = 64.0) -> float:
+  """C in W * C / sigma: the given multiplier, else total_gain**(1/L) in conv mode (Wang: 64), else 1."""
   if multiplier is not None:
     if multiplier <= 0:
       raise ValueError(f"sn_multiplier must be positive, got {multiplier}")
     return float(multiplier)
   if mode == "conv" and num_layers > 0:
-    return 64.0 ** (1.0 / num_layers)
+    return float(total_gain) ** (1.0 / num_layers)
   return 1.0

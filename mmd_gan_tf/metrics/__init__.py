@@ -1,4 +1,4 @@
-"""Evaluation metrics (SPEC section 8).
+"""Evaluation metrics.
 
 Modules (import them directly; this package imports nothing heavy):
   inception           the FID Inception-v3 (2015-12-05) Keras model, `build_fid_inception(weights)`

@@ -1,4 +1,4 @@
-"""Frechet Inception Distance (Heusel et al. 2017; SPEC section 8).
+"""Frechet Inception Distance (Heusel et al. 2017).
 
 FID = |mu_r - mu_f|^2 + tr(C_r) + tr(C_f) - 2 tr((C_r C_f)^(1/2)) on Inception pool_3 features, with
 float64 means and (ddof 1) covariances. The trace of the square root comes from eigenvalues, not from

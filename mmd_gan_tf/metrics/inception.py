@@ -1,4 +1,4 @@
-"""The FID Inception-v3 network of 2015-12-05 as a Keras model (SPEC section 8).
+"""The FID Inception-v3 network of 2015-12-05 as a Keras model.
 
 This is the network of Google's `inception-2015-12-05.tgz` (`classify_image_graph_def.pb`) up to its
 2048-d `pool_3` features, the network FID and KID are defined with. It is NOT

@@ -1,6 +1,6 @@
 """Weights of the FID Inception-v3: the project's .npz layout, Google's .tgz / .pb, download and cache.
 
-The .npz layout (as in `../shared/assets/inception/fid_inception_v3_2015_12_05.npz`): for each conv
+The .npz layout (`fid_inception_v3_2015_12_05.npz`): for each conv
 scope of `inception.LAYERS`, `<scope>/kernel` (HWIO), `<scope>/beta`, `<scope>/moving_mean`,
 `<scope>/moving_variance`; optionally `softmax/weights` [2048, 1008] and `softmax/biases` [1008] (the
 .npz this module writes when it converts Google's graph keeps them, for the Inception Score).
@@ -33,6 +33,9 @@ class InceptionWeights:
   logits: Optional[Tuple[np.ndarray, np.ndarray]]
   sha256: str
   source: str
+
+
+ARCHIVE_NAME = "inception-2015-12-05.tgz"
 
 
 def default_cache_dir() -> pathlib.Path:
@@ -130,7 +133,7 @@ def load_inception_weights(path: Optional[str] = None, cache_dir=None,
   cache_dir = pathlib.Path(cache_dir) if cache_dir else default_cache_dir()
   converted = cache_dir / CONVERTED_NAME
   if not converted.exists():
-    if not download:
+    if not download and not (cache_dir / ARCHIVE_NAME).exists():
       raise RuntimeError(_offline_message(cache_dir, "downloads are disabled"))
     convert_download(cache_dir)
   return load_npz(converted)
@@ -147,7 +150,7 @@ def convert_download(cache_dir) -> pathlib.Path:
   """Downloads the .tgz into `cache_dir` (unless already there), converts it to the cached .npz."""
   cache_dir = pathlib.Path(cache_dir)
   cache_dir.mkdir(parents=True, exist_ok=True)
-  archive = cache_dir / "inception-2015-12-05.tgz"
+  archive = cache_dir / ARCHIVE_NAME
   if not archive.exists():
     try:
       _download(INCEPTION_URL, archive)

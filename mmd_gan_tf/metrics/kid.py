@@ -1,4 +1,4 @@
-"""Kernel Inception Distance (Binkowski et al. 2018, section 4; SPEC section 8).
+"""Kernel Inception Distance (Binkowski et al. 2018, section 4).
 
 KID = unbiased MMD^2 (`estimators.mmd2_unbiased`) with the cubic polynomial kernel
 k(a, b) = (a.b / d + 1)^3 (`kernels.poly`) on Inception pool_3 features, averaged over subsets drawn

@@ -23,17 +23,34 @@ from mmd_gan_tf.metrics import kid as kid_lib
 
 
 def load_network(eval_cfg, strategy: Optional[tf.distribute.Strategy] = None):
-  """(weights, FID Inception model) from `eval_cfg.inception_weights` (or the download cache)."""
+  """(weights, FID Inception model) from `eval_cfg.inception_weights` (or the download cache).
+
+  With `eval_cfg.optional` nothing is downloaded: only given or cached weights are used.
+  """
   weights = inception_weights.load_inception_weights(eval_cfg.inception_weights,
-                                                     eval_cfg.feature_cache_dir)
+                                                     eval_cfg.feature_cache_dir,
+                                                     download=not eval_cfg.optional)
   if strategy is None:
     return weights, inception.build_fid_inception(weights)
   with strategy.scope():
     return weights, inception.build_fid_inception(weights)
 
 
-def real_features(cfg, weights, network, num_samples: Optional[int] = None) -> np.ndarray:
-  """Inception features [num_samples, 2048] of the first real images of cfg.data, cached on disk.
+def real_data_config(cfg):
+  """The data config of the real images KID compares with: cfg.data, with cfg.eval's held-out split or
+  data_dir when given (e.g. `--eval_split=test`)."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  data = cfg.data
+  if cfg.eval.real_split:
+    data = dataclasses.replace(data, split=cfg.eval.real_split)
+  if cfg.eval.real_data_dir:
+    data = dataclasses.replace(data, data_dir=cfg.eval.real_data_dir)
+  return data
+
+
+def real_features(cfg, weights, network, num_samples: Optional[int] = None,
+                  held_out: bool = True) -> np.ndarray:
+  """Inception features [num_samples, 2048] of the first real images of `real_data_config(cfg)`, cached.
 
   The cache key is (dataset, split, image size, channels, preprocessing, data_dir, count, weights sha256).
 
@@ -41,7 +58,7 @@ def real_features(cfg, weights, network, num_samples: Optional[int] = None) -> n
     ValueError: the split has fewer than `num_samples` images.
   """
   from mmd_gan_tf.data import make_dataset  # pylint: disable=import-outside-toplevel
-  data = cfg.data
+  data = real_data_config(cfg) if held_out else cfg.data
   num = num_samples or cfg.eval.num_samples
   batch_size = min(cfg.eval.eval_batch_size, num)
   fields = {"kind": "dataset", "dataset": data.dataset, "split": data.split,

@@ -1,4 +1,4 @@
-"""Generators and critics of the papers (SPEC section 6), selected by `ModelConfig.arch`.
+"""Generators and critics of the papers, selected by `ModelConfig.arch`.
 
 Contract:
   build_generator(cfg) -> keras.Model: G(z [b, z_dim], training) -> images [b, S, S, C] float32,
@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from mmd_gan_tf.config import ModelConfig
 from mmd_gan_tf.layers.spectral_norm import MODES as SPECTRAL_NORM_MODES
-from mmd_gan_tf.models import dcgan, dcgan5, li, resnet, resnet_big
+from mmd_gan_tf.models import dcgan, dcgan5, li, resnet, resnet_big, sngan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +40,8 @@ ARCHS = {
                        description="Miyato et al. 2018 SN-ResNet"),
     "resnet_big": ArchSpec(resnet_big.SIZES, resnet_big.generator, resnet_big.critic,
                            description="Binkowski et al. 2018 ResNet G + 5x5 DCGAN critic"),
+    "sngan": ArchSpec(sngan.SIZES, sngan.generator, sngan.critic,
+                      description="Arbel et al. 2018 DCGAN (SMMD, 32 px)"),
     "li": ArchSpec(li.SIZES, li.generator, li.critic, li.decoder,
                    description="Li et al. 2017 DCGAN encoder / decoder"),
 }
@@ -72,6 +74,8 @@ def validate_model_config(cfg: ModelConfig) -> None:
     raise ValueError(f"width must be > 0, got {cfg.width}")
   if cfg.sn_multiplier is not None and not cfg.sn_multiplier > 0:
     raise ValueError(f"sn_multiplier must be > 0 or None, got {cfg.sn_multiplier}")
+  if not cfg.sn_total_gain > 0:
+    raise ValueError(f"sn_total_gain must be > 0, got {cfg.sn_total_gain}")
   if not 0.0 <= cfg.bn_momentum < 1.0:
     raise ValueError(f"bn_momentum must be in [0, 1), got {cfg.bn_momentum}")
   if not cfg.bn_epsilon > 0:

@@ -12,21 +12,34 @@ def channels(cfg: ModelConfig, paper_channels: int) -> int:
   return max(1, int(round(paper_channels * cfg.width)))
 
 
+def fresh(initializer):
+  """A new initializer instance from a factory; names and instances pass through unchanged."""
+  if callable(initializer) and not isinstance(initializer, keras.initializers.Initializer):
+    return initializer()
+  return initializer
+
+
 class SNLayers:
   """Makes a critic's layers with `cfg.spectral_norm` and sets C once all are known.
 
-  C = cfg.sn_multiplier, else 64**(1/L) in conv mode with L the number of SN layers (Wang), else 1.
+  C = cfg.sn_multiplier, else cfg.sn_total_gain**(1/L) in conv mode with L the number of SN layers
+  (Wang: C^L = 64 for rep, 128 for his hinge baseline), else 1.
   Call `finalize()` after the network is wired; C is read by the layers at call time.
   """
 
-  def __init__(self, cfg: ModelConfig, kernel_initializer="glorot_uniform", use_bias=True):
+  def __init__(self, cfg: ModelConfig, kernel_initializer="glorot_uniform", use_bias=True,
+               bias_initializer="zeros"):
+    """`kernel_initializer` / `bias_initializer`: a Keras initializer name or a zero-argument factory
+    (`models.initializers`); a factory is called once per layer so that no two layers share draws."""
     self.cfg = cfg
     self.kernel_initializer = kernel_initializer
+    self.bias_initializer = bias_initializer
     self.use_bias = use_bias
     self.layers = []
 
   def _make(self, cls, *args, **kwargs):
-    kwargs.setdefault("kernel_initializer", self.kernel_initializer)
+    kwargs.setdefault("kernel_initializer", fresh(self.kernel_initializer))
+    kwargs.setdefault("bias_initializer", fresh(self.bias_initializer))
     kwargs.setdefault("use_bias", self.use_bias)
     layer = cls(*args, mode=self.cfg.spectral_norm, **kwargs)
     self.layers.append(layer)
@@ -40,7 +53,8 @@ class SNLayers:
 
   def finalize(self) -> float:
     num_layers = len(self.layers) if self.cfg.spectral_norm != "none" else 0
-    multiplier = sn.default_multiplier(self.cfg.spectral_norm, num_layers, self.cfg.sn_multiplier)
+    multiplier = sn.default_multiplier(self.cfg.spectral_norm, num_layers, self.cfg.sn_multiplier,
+                                       self.cfg.sn_total_gain)
     for layer in self.layers:
       layer.multiplier = multiplier
     return multiplier

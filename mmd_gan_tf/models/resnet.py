@@ -1,4 +1,4 @@
-"""Miyato et al. 2018's SN-ResNet generator and critic at 32 and 64 px (SPEC section 6).
+"""Miyato et al. 2018's SN-ResNet generator and critic at 32 and 64 px.
 
 32 px: G = dense z -> 4x4x256, three up-blocks of 256, BN, ReLU, conv 3x3 -> C, output activation;
        critic = optimised down-block 128, down-block 128, two blocks 128, ReLU, global sum pool,

@@ -1,4 +1,4 @@
-"""Binkowski et al. 2018's ResNet generator with a DCGAN critic, at 128 and 160 px (SPEC section 6).
+"""Binkowski et al. 2018's ResNet generator with a DCGAN critic, at 128 and 160 px.
 
 G: dense z -> s x s x 1024 (s = 4 at 128 px, 5 at 160 px), four pre-activation up-blocks
    1024 -> 512 -> 256 -> 128 -> 64 (BN, 2x nearest upsampling, conv 3x3, 1x1 shortcut), then BN, ReLU,

@@ -1,0 +1,76 @@
+"""Image arrays in `.npz` files: `--dataset=npz --data_dir=FILE.npz[:KEY]`.
+
+The array must be uint8 `[N, H, W]` (grayscale) or `[N, H, W, C]` with C in {1, 3}. Without `:KEY` the
+array is `x_<split>` when the file has it (`x_train` for the default split, as in Keras' `mnist.npz`),
+else the file's only image array. The array is loaded once per process and kept in memory; the pipeline
+shuffles indices and gathers images, so the preprocessing presets see the same uint8 `[H, W, C]` images
+as the other sources do.
+"""
+
+import functools
+import os
+import zipfile
+from typing import Tuple
+
+import numpy as np
+
+NPZ_SUFFIX = ".npz"
+
+
+def parse_spec(spec: str) -> Tuple[str, str]:
+  """'file.npz:key' -> ('file.npz', 'key'); 'file.npz' -> ('file.npz', '')."""
+  path, sep, key = spec.rpartition(NPZ_SUFFIX + ":")
+  if sep:
+    return path + NPZ_SUFFIX, key
+  return spec, ""
+
+
+def _image_keys(data) -> list:
+  return [k for k in data.files if data[k].ndim in (3, 4)]
+
+
+@functools.lru_cache(maxsize=4)
+def load_images(spec: str, split: str = "train") -> np.ndarray:
+  """The uint8 [N, H, W, C] array named by `spec`; ValueError naming the file, key, dtype or shape."""
+  path, key = parse_spec(spec)
+  if not path.endswith(NPZ_SUFFIX):
+    raise ValueError(f"data_dir {spec!r} must name a .npz file (FILE.npz or FILE.npz:KEY)")
+  if not os.path.isfile(path):
+    raise ValueError(f"data_dir {spec!r}: {path!r} does not exist or is not a file")
+  try:
+    data = np.load(path, allow_pickle=False)
+  except (OSError, ValueError, zipfile.BadZipFile) as e:
+    raise ValueError(f"data_dir {spec!r}: {path!r} is not a readable .npz file ({e})") from None
+  with data:
+    if not key:
+      images = _image_keys(data)
+      key = f"x_{split}" if f"x_{split}" in data.files else (images[0] if len(images) == 1 else "")
+      if not key:
+        raise ValueError(f"data_dir {spec!r}: name the image array as {path}:KEY; image arrays in the "
+                         f"file: {images}")
+    if key not in data.files:
+      raise ValueError(f"data_dir {spec!r}: no array {key!r} in {path!r}; arrays: {sorted(data.files)}")
+    array = data[key]
+  return _checked(spec, key, array)
+
+
+def _checked(spec: str, key: str, array: np.ndarray) -> np.ndarray:
+  if array.dtype != np.uint8:
+    raise ValueError(f"data_dir {spec!r}: array {key!r} has dtype {array.dtype}; expected uint8 images "
+                     "(0-255)")
+  if array.ndim == 3:
+    array = array[..., None]
+  if array.ndim != 4 or array.shape[-1] not in (1, 3):
+    raise ValueError(f"data_dir {spec!r}: array {key!r} has shape {array.shape}; expected [N, H, W] or "
+                     "[N, H, W, C] with C = 1 or 3")
+  if len(array) == 0 or min(array.shape[1:3]) == 0:
+    raise ValueError(f"data_dir {spec!r}: array {key!r} has no images (shape {array.shape})")
+  return array
+
+
+def check_count(spec: str, available: int, batch_size: int, num_pipelines: int) -> None:
+  """ValueError when one input pipeline's shard has fewer images than one batch."""
+  per_pipeline = available // num_pipelines
+  if per_pipeline < batch_size:
+    raise ValueError(f"data_dir {spec!r} has {available} images ({per_pipeline} per input pipeline), fewer "
+                     f"than one batch of {batch_size}")

@@ -1,0 +1,116 @@
+"""`--dataset=npz`: image arrays in .npz files (shapes, ranges, presets, keys, dtypes, counts, sharding)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import asset_path
+from mmd_gan_tf.config import DataConfig
+from mmd_gan_tf.data import make_dataset, npz, validate_data_config
+
+
+def _write(tmp_path, name="images.npz", **arrays):
+  path = tmp_path / name
+  np.savez(path, **arrays)
+  return str(path)
+
+
+def _images(n, height=32, width=32, channels=3, seed=0):
+  shape = (n, height, width) if channels is None else (n, height, width, channels)
+  return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def _config(spec, **kwargs):
+  return DataConfig(**{"dataset": "npz", "data_dir": spec, "image_size": 32, "channels": 3, **kwargs})
+
+
+def _first(cfg, batch_size=4, **kwargs):
+  return next(iter(make_dataset(cfg, batch_size, seed=0, **kwargs))).numpy()
+
+
+def test_square_images_come_back_exactly_in_both_ranges(tmp_path):
+  images = _images(8)
+  spec = _write(tmp_path, x_train=images)
+  for image_range, to_pixels in (("tanh", lambda b: (b + 1) * 127.5), ("sigmoid", lambda b: b * 255)):
+    batch = _first(_config(spec, image_range=image_range), batch_size=8, shuffle=False, repeat=False)
+    assert batch.shape == (8, 32, 32, 3) and batch.dtype == np.float32
+    np.testing.assert_allclose(to_pixels(batch), images, atol=1e-3)
+
+
+def test_key_defaults_to_the_split_and_is_chosen_explicitly(tmp_path):
+  train, test = _images(4, seed=1), _images(4, seed=2)
+  spec = _write(tmp_path, x_train=train, x_test=test, y_train=np.arange(4))
+  to_pixels = lambda b: np.round((b + 1) * 127.5)
+  np.testing.assert_array_equal(to_pixels(_first(_config(spec), shuffle=False)), train)
+  np.testing.assert_array_equal(to_pixels(_first(_config(spec, split="test"), shuffle=False)), test)
+  np.testing.assert_array_equal(to_pixels(_first(_config(spec + ":x_test"), shuffle=False)), test)
+
+
+def test_grayscale_arrays_and_the_mnist_pad_preset(tmp_path):
+  digits = _images(6, 28, 28, channels=None)
+  spec = _write(tmp_path, x_train=digits)
+  batch = _first(_config(spec, channels=1, preprocessing="pad"), batch_size=6, shuffle=False)
+  assert batch.shape == (6, 32, 32, 1)
+  np.testing.assert_array_equal(batch[:, :2], -1.0)  # the 2 px black border
+  np.testing.assert_allclose((batch[:, 2:30, 2:30, 0] + 1) * 127.5, digits, atol=1e-3)
+  rgb = _first(_config(spec, channels=3, preprocessing="resize"), batch_size=6, shuffle=False)
+  assert rgb.shape == (6, 32, 32, 3)
+  np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])
+
+
+def test_other_sizes_are_resized_by_the_presets(tmp_path):
+  spec = _write(tmp_path, x_train=_images(4, 64, 48))
+  for preset in ("default", "center", "random", "resize", "area"):
+    batch = _first(_config(spec, preprocessing=preset))
+    assert batch.shape == (4, 32, 32, 3) and -1.0 <= batch.min() and batch.max() <= 1.0, preset
+
+
+@pytest.mark.parametrize("make_spec, message", [
+    (lambda tmp: str(tmp / "missing.npz"), "does not exist"),
+    (lambda tmp: str(tmp / "x.npy"), "must name a .npz file"),
+    (lambda tmp: _write(tmp, x_train=_images(4)) + ":nope", "no array 'nope'"),
+    (lambda tmp: _write(tmp, a=_images(4), b=_images(4)), "name the image array"),
+    (lambda tmp: _write(tmp, x_train=_images(4).astype(np.float32)), "dtype float32"),
+    (lambda tmp: _write(tmp, x_train=_images(4, channels=4)), r"shape \(4, 32, 32, 4\)"),
+    (lambda tmp: _write(tmp, x_train=np.zeros((0, 32, 32, 3), np.uint8)), "has no images"),
+])
+def test_bad_files_are_one_clear_error(tmp_path, make_spec, message):
+  (tmp_path / "x.npy").write_bytes(b"")
+  spec = make_spec(tmp_path)
+  with pytest.raises(ValueError, match=message):
+    validate_data_config(_config(spec))
+  npz.load_images.cache_clear()
+
+
+def test_a_corrupt_file_is_named(tmp_path):
+  path = tmp_path / "corrupt.npz"
+  path.write_bytes(b"PK\x03\x04 not really a zip")
+  with pytest.raises(ValueError, match="not a readable .npz"):
+    validate_data_config(_config(str(path)))
+
+
+def test_too_few_images_for_a_batch(tmp_path):
+  spec = _write(tmp_path, x_train=_images(3))
+  with pytest.raises(ValueError, match="3 images .* fewer than one batch of 4"):
+    make_dataset(_config(spec), 4, seed=0)
+
+
+def test_input_pipelines_read_disjoint_shards(tmp_path):
+  images = np.stack([np.full((32, 32, 3), i, np.uint8) for i in range(8)])
+  spec = _write(tmp_path, x_train=images)
+  seen = []
+  for pipeline in range(2):
+    context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline,
+                                         num_replicas_in_sync=2)
+    batches = make_dataset(_config(spec, image_range="sigmoid"), 2, seed=0, input_context=context,
+                           repeat=False)
+    seen.append({int(round(v)) for b in batches for v in (b.numpy()[:, 0, 0, 0] * 255)})
+  assert not seen[0] & seen[1] and seen[0] | seen[1] == set(range(8))
+
+
+def test_the_shared_mnist_and_cifar_arrays_train_directly():
+  mnist = asset_path("data/mnist.npz")
+  batch = _first(_config(str(mnist), channels=1, preprocessing="pad", split="test"))
+  assert batch.shape == (4, 32, 32, 1) and batch.min() == -1.0
+  cifar = asset_path("data/cifar10_20k.npz")
+  assert _first(_config(str(cifar) + ":x_test")).shape == (4, 32, 32, 3)

@@ -1,0 +1,79 @@
+"""KID during training by default: best effort without weights, held-out real images, eval.jsonl, time budgets."""
+
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from conftest import asset_path, make_two_replica_strategy
+from flags import build as config_builder
+from mmd_gan_tf import trainer
+
+TINY = dict(dataset="shapes", loss="rep", width=0.125, batch_size=8, log_every=2, sample_every=2,
+            checkpoint_every=2)
+
+
+def _cfg(workdir, **flags):
+  return config_builder.build_config(dict(TINY, workdir=str(workdir), **flags))
+
+
+def test_presets_turn_kid_on_as_best_effort():
+  cfg = _cfg("/tmp/unused")
+  assert cfg.eval.eval_every == 500 and cfg.eval.optional and cfg.eval.num_samples == 256
+  paper = config_builder.build_config({"dataset": "cifar10", "loss": "rep"})
+  assert paper.eval.eval_every == 5000 and paper.eval.optional and paper.eval.num_samples == 2000
+  # Asking for evaluation (or naming weights) makes missing weights an error instead.
+  assert not _cfg("/tmp/unused", eval_every=10).eval.optional
+  assert not _cfg("/tmp/unused", inception_weights="w.npz").eval.optional
+  assert not _cfg("/tmp/unused", eval_every_minutes=1.0).eval.optional
+
+
+def test_missing_weights_one_line_and_training_goes_on(tmp_path, caplog):
+  cfg = _cfg(tmp_path / "run", steps=2)  # the preset's best-effort KID; the test cache is empty
+  with caplog.at_level(logging.WARNING):
+    trainer.train(cfg, strategy=make_two_replica_strategy())
+  lines = [r.getMessage() for r in caplog.records if "KID evaluation" in r.getMessage()]
+  assert len(lines) == 1 and "--inception_weights" in lines[0] and "\n" not in lines[0]
+  assert os.path.exists(tmp_path / "run" / "export") and not os.path.exists(tmp_path / "run" / "eval.jsonl")
+
+
+def test_asked_for_kid_without_weights_is_an_error(tmp_path):
+  cfg = _cfg(tmp_path / "run", steps=2, eval_every=1)
+  with pytest.raises(RuntimeError, match="not cached"):
+    trainer.train(cfg, strategy=make_two_replica_strategy())
+
+
+def test_kid_against_held_out_images_is_logged_per_step(tmp_path):
+  weights = asset_path("inception/fid_inception_v3_2015_12_05.npz")
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+  np.savez(tmp_path / "data.npz", x_train=images, x_test=255 - images)
+  cfg = _cfg(tmp_path / "run", dataset="npz", data_dir=str(tmp_path / "data.npz"), eval_split="test",
+             steps=4, eval_every=2, eval_num_samples=8, kid_subset_size=4, kid_subsets=2,
+             inception_weights=str(weights))
+  assert cfg.eval.real_split == "test" and cfg.eval.eval_at_start
+  trainer.train(cfg, strategy=make_two_replica_strategy())
+  records = [json.loads(line) for line in open(tmp_path / "run" / "eval.jsonl", encoding="utf-8")]
+  assert [r["step"] for r in records] == [1, 2, 4]  # the baseline after step 1, then every 2 steps
+  seconds = [r["train_seconds"] for r in records]
+  assert all(s > 0 for s in seconds) and seconds == sorted(seconds)
+  assert all(np.isfinite(r["kid"]) and r["kid_std"] >= 0 and r["num_real"] == 8 for r in records)
+  progress = json.load(open(tmp_path / "run" / "progress.json", encoding="utf-8"))
+  assert progress["step"] == 4 and progress["train_seconds"] >= seconds[-1]
+
+
+def test_max_train_minutes_stops_the_run_and_exports(tmp_path):
+  cfg = _cfg(tmp_path / "run", steps=1000, max_train_minutes=1e-4)  # 6 ms: stops after the first step
+  trainer.train(cfg, strategy=make_two_replica_strategy())
+  progress = json.load(open(tmp_path / "run" / "progress.json", encoding="utf-8"))
+  assert progress["step"] == 1
+  assert os.path.exists(tmp_path / "run" / "export" / "saved_model.pb")
+
+
+def test_eval_clock_is_due_once_per_crossed_interval():
+  clock = trainer._EvalClock(60.0, train_seconds=90.0)  # resumed at 1.5 min: next at 2 min
+  assert [clock.due(s) for s in (100, 119, 121, 130, 185, 250)] == [False, False, True, False, True, True]
+  never = trainer._EvalClock(0.0, 0.0)
+  assert not any(never.due(s) for s in (0, 1e6))

@@ -1,0 +1,60 @@
+"""tools/quality.py end to end on a tiny budget: two configurations, KID at 3 points, JSON/table/plot/grids."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from conftest import ROOT, asset_path
+
+sys.path.insert(0, str(ROOT))
+from tools import quality  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def test_parse_configs_and_budget_errors():
+  configs = quality.parse_configs(["rep"], ["fast:--loss=rep --critic_lr=1e-3"])
+  assert configs == {"rep": ["--loss=rep"], "fast": ["--loss=rep", "--critic_lr=1e-3"]}
+  with pytest.raises(ValueError, match="given twice"):
+    quality.parse_configs(["rep"], ["rep:--loss=hinge"])
+  with pytest.raises(ValueError, match="at least one"):
+    quality.parse_configs([], [])
+  with pytest.raises(ValueError, match="not both"):
+    quality.budget_flags(10, 1.0, 2)
+  assert quality.budget_flags(8, None, 4) == ["--steps=8", "--eval_every=2"]
+  assert "--max_train_minutes=2.0" in quality.budget_flags(None, 2.0, 4)
+
+
+def test_two_configurations_end_to_end(tmp_path):
+  weights = asset_path("inception/fid_inception_v3_2015_12_05.npz")
+  out = tmp_path / "quality"
+  command = [sys.executable, str(ROOT / "tools" / "quality.py"), f"--out={out}", "--losses=rep",
+             "--config=hinge_small:--loss=hinge --critic_dim=4", "--steps=4", "--eval_points=2",
+             "--num_samples=12", "--kid_subset_size=6", "--kid_subsets=2", f"--inception_weights={weights}",
+             "--poll_seconds=1",
+             "--common=--width=0.0625 --batch_size=4 --cpu_devices=2 --log_every=2 --sample_every=2 "
+             "--checkpoint_every=2"]
+  result = subprocess.run(command, capture_output=True, text=True, cwd=str(tmp_path), timeout=900,
+                          check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "[hinge_small] step       4" in result.stdout  # progress on the console
+  summary = json.loads((out / "results.json").read_text())
+  assert set(summary["configs"]) == {"rep", "hinge_small"}
+  for config in summary["configs"].values():
+    # the baseline after step 1, then every 4 // 2 = 2 steps
+    assert [p["step"] for p in config["points"]] == [1, 2, 4]
+    assert all(p["kid_std"] >= 0 and p["num_samples"] == 12 and p["train_seconds"] > 0
+               for p in config["points"])
+    assert "--loss=" in config["command"]
+  table = (out / "table.md").read_text().splitlines()
+  assert table[0].startswith("| config |") and len(table) == 2 + 6
+  with Image.open(out / "kid.png") as plot:
+    assert plot.size[0] > 600
+  assert sorted(os.listdir(out / "grids")) == ["hinge_small.png", "rep.png"]
+  # Re-running finds the finished runs: the same points, no new training.
+  again = subprocess.run(command, capture_output=True, text=True, cwd=str(tmp_path), timeout=900, check=False)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert json.loads((out / "results.json").read_text())["configs"]["rep"]["points"] == \
+      summary["configs"]["rep"]["points"]

@@ -1,0 +1,108 @@
+"""Scalars of one or more runs' TensorBoard logs as a markdown table, a JSON and a PNG plot.
+
+  python tools/plot_scalars.py --run=shipped:runs/sat_shipped --run=faithful:runs/sat_faithful \
+      --tags=kernel/real_real,kernel/fake_fake,kernel/real_fake --every=50 --out=results/saturation
+
+Writes <out>.json ({run: {tag: [[step, value], ...]}}), <out>.md (one row per step that is a multiple of
+--every, one column per run and tag) and <out>.png (one panel per tag, one line per run).
+"""
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  flags.DEFINE_multi_string("run", [], "NAME:WORKDIR (its tensorboard/ folder is read); repeatable.")
+  flags.DEFINE_list("tags", ["kernel/real_real", "kernel/fake_fake", "kernel/real_fake"], "Scalar tags.")
+  flags.DEFINE_integer("every", 50, "Table rows at the steps that are multiples of this.")
+  flags.DEFINE_string("out", "scalars", "Output path without extension.")
+
+
+def read_scalars(workdir: str, tags) -> dict:
+  """{tag: [(step, value), ...]} sorted by step (the last value wins for a repeated step)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=import-outside-toplevel
+  directory = os.path.join(workdir, "tensorboard")
+  if not os.path.isdir(directory):
+    raise ValueError(f"{workdir} has no tensorboard/ folder")
+  accumulator = event_accumulator.EventAccumulator(directory, size_guidance={"tensors": 0, "scalars": 0})
+  accumulator.Reload()
+  available = set(accumulator.Tags().get("tensors", [])) | set(accumulator.Tags().get("scalars", []))
+  result = {}
+  for tag in tags:
+    if tag not in available:
+      result[tag] = []
+      continue
+    values = {}
+    if tag in accumulator.Tags().get("tensors", []):
+      for event in accumulator.Tensors(tag):
+        values[event.step] = float(tf.make_ndarray(event.tensor_proto))
+    else:
+      for event in accumulator.Scalars(tag):
+        values[event.step] = float(event.value)
+    result[tag] = sorted(values.items())
+  return result
+
+
+def table(data: dict, tags, every: int) -> str:
+  runs = list(data)
+  header = ["step"] + [f"{run} {tag.split('/')[-1]}" for run in runs for tag in tags]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  steps = sorted({s for run in runs for tag in tags for s, _ in data[run][tag] if s % every == 0})
+  for step in steps:
+    cells = [str(step)]
+    for run in runs:
+      for tag in tags:
+        value = dict(data[run][tag]).get(step)
+        cells.append("" if value is None else f"{value:.3f}")
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def plot(data: dict, tags, path: str) -> None:
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  figure, axes = plt.subplots(1, len(tags), figsize=(4.2 * len(tags), 3.6), squeeze=False)
+  for axis, tag in zip(axes[0], tags):
+    for run, series in data.items():
+      if series[tag]:
+        steps, values = zip(*series[tag])
+        axis.plot(steps, values, label=run, lw=1)
+    axis.set_title(tag, fontsize=10)
+    axis.set_xlabel("step")
+    axis.grid(True, alpha=0.3)
+  axes[0][0].legend(fontsize=8)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
+
+
+def main(argv) -> int:
+  del argv
+  data = {}
+  for entry in FLAGS.run:
+    name, _, workdir = entry.partition(":")
+    if not name or not workdir:
+      raise app.UsageError(f"--run={entry} must be NAME:WORKDIR")
+    data[name] = read_scalars(workdir, FLAGS.tags)
+  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+  with open(FLAGS.out + ".json", "w", encoding="utf-8") as f:
+    json.dump(data, f)
+  with open(FLAGS.out + ".md", "w", encoding="utf-8") as f:
+    f.write(table(data, FLAGS.tags, FLAGS.every))
+  plot(data, FLAGS.tags, FLAGS.out + ".png")
+  print(f"wrote {FLAGS.out}.json, .md, .png")
+  return 0
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

@@ -1,0 +1,266 @@
+"""Quality benchmark: train configurations with main.py and measure KID (and FID) against held-out images.
+
+  # CPU scale: every loss on MNIST for 10 minutes of training each, KID vs 2000 MNIST test digits
+  python tools/quality.py --out=results/mnist --minutes=10 --eval_points=4 \
+      --losses=rep,rep_b,mmd,mmd_gp,smmd,wgan_gp,hinge,flow \
+      --common="--dataset=npz --data_dir=mnist.npz --eval_split=test --channels=1 --preprocessing=pad \
+                --width=0.25" --num_samples=2000 --inception_weights=fid_inception_v3.npz
+
+  # Paper scale (a GPU): the presets' step counts, 50k generated samples, FID too
+  python tools/quality.py --out=results/cifar10 --scale=paper --losses=rep,mmd_gp \
+      --common="--dataset=cifar10 --eval_split=test --tfds_data_dir=$HOME/tfds"
+
+Each configuration is one `python main.py` run in `<out>/runs/<name>` (so it resumes like any run):
+in-training KID every `budget / eval_points` (in steps with --steps, in minutes of training time with
+--minutes) plus once after the first step (the untrained baseline), each result appended by main.py to
+`<workdir>/eval.jsonl`. Progress is printed as results arrive. When every run is done the tool writes
+`<out>/results.json` (configs, commands, machine, every evaluation), `<out>/table.md`, `<out>/kid.png`
+(KID against step and against training minutes, one line per configuration) and `<out>/grids/<name>.png`
+(each run's last sample grid). Re-running the same command skips finished runs and continues the others.
+"""
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAPER_SAMPLES = 50000
+
+
+def define_flags() -> None:
+  flags.DEFINE_string("out", "runs/quality", "Output directory (runs, results.json, table.md, kid.png, grids).")
+  flags.DEFINE_list("losses", [], "Shorthand: one configuration per loss, named after it (--loss=NAME).")
+  flags.DEFINE_multi_string("config", [], "A configuration as NAME:FLAGS, e.g. 'rep_fast:--loss=rep "
+                            "--critic_lr=1e-3'; repeatable.")
+  flags.DEFINE_string("common", "", "main.py flags shared by every configuration (dataset, data, width...).")
+  flags.DEFINE_integer("steps", None, "Budget: generator steps per configuration.")
+  flags.DEFINE_float("minutes", None, "Budget: minutes of training time per configuration (evaluation "
+                     "excluded), the same for every configuration.")
+  flags.DEFINE_integer("eval_points", 4, "Evaluations over the budget (plus the baseline after step 1).")
+  flags.DEFINE_integer("num_samples", 2000, "Generated images per KID evaluation.")
+  flags.DEFINE_integer("num_real", None, "Held-out real images per KID evaluation (default: --num_samples).")
+  flags.DEFINE_integer("kid_subset_size", 1000, "KID subset size (<= num_samples).")
+  flags.DEFINE_integer("kid_subsets", 10, "KID subsets.")
+  flags.DEFINE_bool("fid", False, "Also FID (needs num_samples >= 2048).")
+  flags.DEFINE_enum("scale", "cpu", ["cpu", "paper"], "paper: the presets' step counts unless --steps/--minutes, "
+                    f"{PAPER_SAMPLES} samples for KID and FID, FID on.")
+  flags.DEFINE_string("inception_weights", None, "FID Inception weights (.npz/.tgz/.pb); default: the cache.")
+  flags.DEFINE_integer("poll_seconds", 15, "How often progress is read from the runs.")
+
+
+def parse_configs(losses, configs) -> dict:
+  """{name: [main.py flags]} from --losses and --config; ValueError naming a bad or repeated entry."""
+  parsed = {}
+  entries = [(loss, f"--loss={loss}") for loss in losses] + [tuple(c.partition(":")[::2]) for c in configs]
+  for name, text in entries:
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+      raise ValueError(f"--config={name}:{text}: the name must be letters, digits, '_' or '-'")
+    if name in parsed:
+      raise ValueError(f"configuration {name!r} is given twice")
+    parsed[name] = shlex.split(text)
+  if not parsed:
+    raise ValueError("give at least one configuration (--losses or --config)")
+  return parsed
+
+
+def budget_flags(steps, minutes, eval_points: int) -> list:
+  """main.py flags for the budget and the evaluation spacing."""
+  if eval_points < 1:
+    raise ValueError(f"--eval_points={eval_points} must be >= 1")
+  if steps is not None and minutes is not None:
+    raise ValueError("give --steps or --minutes, not both")
+  if steps is not None:
+    if steps < 1:
+      raise ValueError(f"--steps={steps} must be >= 1")
+    return [f"--steps={steps}", f"--eval_every={max(1, steps // eval_points)}"]
+  if minutes is not None:
+    if minutes <= 0:
+      raise ValueError(f"--minutes={minutes} must be > 0")
+    return ["--steps=100000000", f"--max_train_minutes={minutes}", f"--eval_every_minutes={minutes / eval_points}",
+            "--eval_every=0"]
+  return []  # the preset's steps; evaluation every steps / eval_points needs the resolved config
+
+
+def run_command(name: str, config_flags: list, out: str) -> list:
+  """The main.py command line of one configuration."""
+  common = shlex.split(FLAGS.common)
+  samples = PAPER_SAMPLES if FLAGS.scale == "paper" else FLAGS.num_samples
+  evaluation = [f"--eval_num_samples={samples}", f"--eval_num_real={FLAGS.num_real or samples}", f"--kid_subset_size={min(FLAGS.kid_subset_size, samples)}",
+                f"--kid_subsets={FLAGS.kid_subsets}", f"--fid={FLAGS.fid or FLAGS.scale == 'paper'}",
+                "--eval_at_start=true"]
+  if FLAGS.inception_weights:
+    evaluation.append(f"--inception_weights={os.path.abspath(FLAGS.inception_weights)}")
+  budget = budget_flags(FLAGS.steps, FLAGS.minutes, FLAGS.eval_points)
+  if not budget:
+    budget = [f"--eval_every={max(1, preset_steps(common + config_flags) // FLAGS.eval_points)}"]
+  workdir = os.path.join(out, "runs", name)
+  return ([sys.executable, os.path.join(ROOT, "main.py")] + common + config_flags + budget + evaluation
+          + [f"--workdir={workdir}"])
+
+
+def preset_steps(flag_list: list) -> int:
+  """The step count main.py would resolve for these flags (its --dry_run)."""
+  result = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--dry_run"] + flag_list,
+                          capture_output=True, text=True, check=False)
+  if result.returncode:
+    raise ValueError(f"main.py --dry_run {' '.join(flag_list)} failed: {result.stderr.strip()[-300:]}")
+  return json.loads(result.stdout[result.stdout.index("{"):])["train"]["steps"]
+
+
+def read_records(workdir: str) -> list:
+  """The evaluations of a run, one per step (a resumed run's repeat of a step replaces the older record)."""
+  path = os.path.join(workdir, "eval.jsonl")
+  by_step = {}
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      for line in f:
+        try:
+          record = json.loads(line)
+        except ValueError:
+          continue  # a line cut by a crash
+        by_step[record["step"]] = record
+  return [by_step[s] for s in sorted(by_step)]
+
+
+def latest_grid(workdir: str):
+  samples = os.path.join(workdir, "samples")
+  names = sorted(n for n in os.listdir(samples) if n.endswith(".png")) if os.path.isdir(samples) else []
+  return os.path.join(samples, names[-1]) if names else None
+
+
+def run_config(name: str, command: list, out: str) -> dict:
+  """Runs (or resumes) one configuration to the end, printing each evaluation as it arrives."""
+  workdir = command[-1].split("=", 1)[1]
+  os.makedirs(os.path.join(out, "logs"), exist_ok=True)
+  log_path = os.path.join(out, "logs", f"{name}.log")
+  print(f"[{name}] {shlex.join(command[1:])}", flush=True)
+  start = time.monotonic()
+  shown = {r["step"] for r in read_records(workdir)}
+  with open(log_path, "a", encoding="utf-8") as log:
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    while True:
+      try:
+        code = process.wait(timeout=FLAGS.poll_seconds)
+      except subprocess.TimeoutExpired:
+        code = None
+      for record in read_records(workdir):
+        if record["step"] not in shown:
+          shown.add(record["step"])
+          print(f"[{name}] step {record['step']:>7} | {record['train_seconds'] / 60:6.1f} min | "
+                f"KID x1e3 {1e3 * record['kid']:8.2f} +- {1e3 * record['kid_std']:.2f}", flush=True)
+      if code is not None:
+        break
+  if code:
+    raise RuntimeError(f"[{name}] main.py exited with {code}; see {log_path}")
+  records = read_records(workdir)
+  if not records:
+    raise RuntimeError(f"[{name}] the run wrote no evaluation (are the Inception weights available?); "
+                       f"see {log_path}")
+  print(f"[{name}] done in {(time.monotonic() - start) / 60:.1f} min", flush=True)
+  return {"command": shlex.join(command[1:]), "workdir": workdir, "points": records,
+          "grid": latest_grid(workdir)}
+
+
+def machine() -> dict:
+  info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
+  try:
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    info["tensorflow"] = tf.__version__
+    info["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
+  except ImportError:
+    pass
+  return info
+
+
+def markdown_table(results: dict) -> str:
+  """One row per configuration: KID x 10^3 (mean +- std over subsets) at each evaluation."""
+  lines = ["| config | step | train min | KID x 10^3 | FID |", "|---|---|---|---|---|"]
+  for name, result in results.items():
+    for record in result["points"]:
+      fid = f"{record['fid']:.1f}" if "fid" in record else ""
+      lines.append(f"| {name} | {record['step']} | {record['train_seconds'] / 60:.1f} | "
+                   f"{1e3 * record['kid']:.2f} +- {1e3 * record['kid_std']:.2f} | {fid} |")
+  return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: str, title: str = "") -> None:
+  """KID x 10^3 against step and against training minutes, one line per configuration (log scale)."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+  for name, result in results.items():
+    points = result["points"]
+    kid = [max(1e3 * p["kid"], 1e-3) for p in points]
+    err = [1e3 * p["kid_std"] for p in points]
+    axes[0].errorbar([p["step"] for p in points], kid, yerr=err, marker="o", ms=3, capsize=2, label=name)
+    axes[1].errorbar([p["train_seconds"] / 60 for p in points], kid, yerr=err, marker="o", ms=3, capsize=2,
+                     label=name)
+  for axis, label in zip(axes, ("generator step", "training minutes")):
+    axis.set_xlabel(label)
+    axis.set_ylabel("KID x 10^3")
+    axis.set_yscale("log")
+    axis.grid(True, alpha=0.3)
+  axes[1].legend(fontsize=8)
+  if title:
+    figure.suptitle(title, fontsize=10)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
+
+
+def write_outputs(out: str, results: dict, argv: list) -> None:
+  os.makedirs(os.path.join(out, "grids"), exist_ok=True)
+  for name, result in results.items():
+    if result["grid"]:
+      shutil.copyfile(result["grid"], os.path.join(out, "grids", f"{name}.png"))
+  summary = {"command": shlex.join(argv), "machine": machine(), "common": FLAGS.common,
+             "budget": {"steps": FLAGS.steps, "minutes": FLAGS.minutes, "eval_points": FLAGS.eval_points,
+                        "scale": FLAGS.scale},
+             "num_samples": PAPER_SAMPLES if FLAGS.scale == "paper" else FLAGS.num_samples,
+             "num_real": FLAGS.num_real,
+             "configs": results}
+  with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
+    json.dump(summary, f, indent=1)
+  with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
+    f.write(markdown_table(results))
+  plot(results, os.path.join(out, "kid.png"), title=FLAGS.common)
+
+
+def main(argv) -> int:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  out = os.path.abspath(FLAGS.out)
+  try:
+    configs = parse_configs(FLAGS.losses, FLAGS.config)
+    budget_flags(FLAGS.steps, FLAGS.minutes, FLAGS.eval_points)
+    commands = {name: run_command(name, config_flags, out) for name, config_flags in configs.items()}
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  results = {}
+  for name, command in commands.items():
+    try:
+      results[name] = run_config(name, command, out)
+    except RuntimeError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 1
+    write_outputs(out, results, sys.argv)  # partial results are kept as runs finish
+  print(f"wrote {out}/results.json, table.md, kid.png, grids/", flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
