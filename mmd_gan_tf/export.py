@@ -43,15 +43,19 @@ def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir:
   """Writes the SavedModel to `export_dir` atomically (a crash leaves the old export intact)."""
   model = _plain_copy(generator, cfg.model)
   image_range = cfg.data.image_range
-  image_shape = [-1, cfg.model.image_size, cfg.model.image_size, cfg.model.channels]
+  empty_shape = [0, cfg.model.image_size, cfg.model.image_size, cfg.model.channels]
 
   def outputs(z):
-    # The reshape pins [n, S, S, C] also for n = 0 (the conv kernels report odd channel counts then).
-    images = tf.reshape(tf.cast(model(z, training=False), tf.float32), image_shape)
+    # An empty batch gets its own branch: TF's conv kernels return [0, S, S, C_in] for n = 0 (and grappler
+    # drops a reshape that is a no-op by static shape).
+    images = tf.cond(tf.shape(z)[0] > 0, lambda: tf.cast(model(z, training=False), tf.float32),
+                     lambda: tf.zeros(empty_shape, tf.float32))
     return {"images": images, "images_uint8": summaries.to_uint8(images, image_range)}
 
   def sample(num_samples, seed):
-    tf.debugging.assert_non_negative(num_samples, message="sample: num_samples must be >= 0")
+    check = tf.debugging.assert_non_negative(num_samples, message="sample: num_samples must be >= 0")
+    with tf.control_dependencies([check]):  # before the random op that would fail with a vaguer message
+      num_samples = tf.identity(num_samples)
     return outputs(_latent(cfg.model, num_samples, seed))
 
   archive = keras.export.ExportArchive()
