@@ -21,6 +21,9 @@ from absl import logging  # noqa: E402
 from flags import build as config_builder  # noqa: E402
 from flags import definitions  # noqa: E402
 
+# SIGTERM / Ctrl-C: a checkpoint of the interrupted step was saved; rerun to continue (EX_TEMPFAIL).
+EXIT_INTERRUPTED = 75
+
 definitions.define_flags()
 FLAGS = absl_flags.FLAGS
 
@@ -66,7 +69,11 @@ def main(argv) -> int:
       _export(cfg)
     else:
       from mmd_gan_tf import trainer  # pylint: disable=g-import-not-at-top
-      metrics = trainer.train(cfg)
+      try:
+        metrics = trainer.train(cfg)
+      except trainer.Interrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED
       print("final: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -1,8 +1,11 @@
 """Run-directory bookkeeping: the resolved config on disk and resume compatibility."""
 
+import fcntl
 import json
 import os
+import socket
 import tempfile
+import time
 
 from mmd_gan_tf import config as config_lib
 
@@ -37,6 +40,39 @@ def prepare_workdir(workdir: str) -> None:
     raise ValueError(f"--workdir={workdir} cannot be created: {e.strerror}") from e
   if not os.access(workdir, os.W_OK | os.X_OK):
     raise ValueError(f"--workdir={workdir} is not writable")
+
+
+LOCK_FILE = ".lock"
+
+
+class WorkdirLock:
+  """An exclusive lock on a run directory, held while one run trains in it.
+
+  `flock` on `<workdir>/.lock`: the kernel releases it when the holder exits or dies, so a lock left by a
+  killed run is simply taken over. The file names the holder, for the error the next run prints.
+  """
+
+  def __init__(self, workdir: str):
+    path = os.path.join(workdir, LOCK_FILE)
+    self._file = open(path, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
+    try:
+      fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      self._file.seek(0)
+      holder = self._file.read().strip() or "another process"
+      self._file.close()
+      raise ValueError(f"--workdir={workdir} is in use by {holder}; wait for that run to end, or use "
+                       "another --workdir") from None
+    self._file.seek(0)
+    self._file.truncate()
+    self._file.write(f"PID {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    self._file.flush()
+
+  def release(self) -> None:
+    if not self._file.closed:
+      fcntl.flock(self._file, fcntl.LOCK_UN)
+      self._file.close()
 
 
 def _lookup(values: dict, dotted: str):

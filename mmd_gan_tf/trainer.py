@@ -7,6 +7,8 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
+import threading
 import time
 from typing import Optional
 
@@ -303,9 +305,65 @@ class _EvalClock:
     return True
 
 
+class Interrupted(Exception):
+  """SIGTERM or Ctrl-C stopped the run at a step boundary, after saving a checkpoint there."""
+
+  def __init__(self, step: int, signal_name: str):
+    super().__init__(f"{signal_name} at step {step}: checkpoint saved; run the same command again to continue")
+    self.step, self.signal_name = step, signal_name
+
+
+class _StopRequests:
+  """While active (main thread only), SIGTERM and SIGINT ask the loop to stop at the next step boundary.
+
+  A second Ctrl-C while the first is pending stops at once (KeyboardInterrupt).
+  """
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.signal_name = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signal_name is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.signal_name = signal.Signals(signum).name
+    logging.warning("%s received: saving a checkpoint at the end of this step, then stopping (Ctrl-C again "
+                    "to stop at once)", self.signal_name)
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+    return self
+
+  def __exit__(self, *exc):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+
+
 def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = None) -> dict:
-  """Trains (or resumes) the run in `cfg.workdir`; returns the last logged metrics."""
+  """Trains (or resumes) the run in `cfg.workdir`; returns the last logged metrics.
+
+  Raises:
+    ValueError: a bad setting, or the workdir is in use by another run (it is locked while training).
+    Interrupted: SIGTERM / Ctrl-C arrived; a checkpoint of the interrupted step was saved.
+  """
   strategy = strategy or distribute.make_strategy(cfg.strategy, cfg.cpu_devices)
+  lock = None
+  if distribute.is_chief(strategy):
+    checkpointing.prepare_workdir(cfg.workdir)
+    lock = checkpointing.WorkdirLock(cfg.workdir)
+  try:
+    with _StopRequests() as stop:
+      return _train(cfg, strategy, stop)
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _StopRequests) -> dict:
   replicas = strategy.num_replicas_in_sync
   logging.info("%s with %d replica(s): %s", type(strategy).__name__, replicas,
                ", ".join(getattr(strategy.extended, "worker_devices", ())))
@@ -313,8 +371,6 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
     raise ValueError(f"--batch_size={cfg.train.batch_size} must be divisible by the {replicas} replicas")
   chief = distribute.is_chief(strategy)
   workdir = cfg.workdir
-  if chief:
-    checkpointing.prepare_workdir(workdir)
   spec = losses_lib.LOSSES[cfg.loss.name]
 
   with strategy.scope(), _dtype_policy(cfg.train.mixed_precision):
@@ -365,8 +421,9 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
     last = current == cfg.train.steps or bool(time_limit and train_seconds >= time_limit)
     if last and current < cfg.train.steps:
       logging.info("step %d | --max_train_minutes=%g reached: stopping", current, cfg.train.max_train_minutes)
-    should_log = current % cfg.train.log_every == 0 or last
-    should_save = current % cfg.train.checkpoint_every == 0 or last
+    interrupted = stop.signal_name is not None
+    should_log = current % cfg.train.log_every == 0 or last or interrupted
+    should_save = current % cfg.train.checkpoint_every == 0 or last or interrupted
     if should_log or should_save:
       # Never checkpoint a diverged model: check the losses before saving.
       values = {k: float(v) for k, v in metrics.items()}
@@ -379,7 +436,7 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
       logging.info(progress.line(current, rate, shown))
     if chief and (current % cfg.train.sample_every == 0 or last):
       _write_samples(nets, cfg, fixed_z, workdir, writer, current)
-    first = current == 1 and start_step == 0 and cfg.eval.eval_at_start
+    first = current == 1 and start_step == 0 and cfg.eval.eval_at_start and not interrupted
     every = cfg.eval.eval_every and current % cfg.eval.eval_every == 0
     if evaluator is not None and (every or eval_clock.due(train_seconds) or last or first):
       scores = evaluator(nets.generator, current)
@@ -393,6 +450,8 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
       if chief:
         checkpointing.write_train_seconds(workdir, current, train_seconds)
     writer.flush()
+    if interrupted:
+      raise Interrupted(current, stop.signal_name)
     clock = time.monotonic()  # evaluation, samples and checkpoints are not training time
 
   # Also when the run resumed at its final step: a crash between the last checkpoint and the export

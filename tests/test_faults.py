@@ -2,6 +2,9 @@
 
 import logging
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -9,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import make_two_replica_strategy
+from conftest import ROOT, make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import trainer
 from mmd_gan_tf.data import folder
@@ -70,3 +73,44 @@ def test_a_rerun_at_the_final_step_exports(tmp_path):
   shutil.rmtree(export)  # as if the process died before exporting
   trainer.train(cfg, strategy=make_two_replica_strategy())
   assert (export / "saved_model.pb").exists()
+
+
+def test_a_second_run_on_a_locked_workdir_stops_at_once(tmp_path):
+  from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
+  workdir = tmp_path / "run"
+  os.makedirs(workdir)
+  holder = checkpointing.WorkdirLock(str(workdir))
+  try:
+    cfg = config_builder.build_config(dict(TINY, workdir=str(workdir), steps=2))
+    with pytest.raises(ValueError, match=f"in use by PID {os.getpid()} on "):
+      trainer.train(cfg, strategy=make_two_replica_strategy())
+    assert sorted(os.listdir(workdir)) == [".lock"]  # nothing written by the refused run
+  finally:
+    holder.release()
+  # The lock of a dead holder is taken over: a lock file left behind does not block.
+  trainer.train(cfg, strategy=make_two_replica_strategy())
+  assert (workdir / "export" / "saved_model.pb").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_the_interrupted_step_and_the_rerun_continues(tmp_path, signum):
+  workdir = tmp_path / "run"
+  command = [sys.executable, str(ROOT / "main.py"), f"--workdir={workdir}", "--width=0.125", "--batch_size=8",
+             "--steps=100000", "--log_every=1", "--checkpoint_every=100000", "--sample_every=100000"]
+  log = tmp_path / "log.txt"
+  with open(log, "w", encoding="utf-8") as out:
+    process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=str(tmp_path))
+    deadline = time.monotonic() + 240
+    while "step 3/" not in log.read_text() and time.monotonic() < deadline and process.poll() is None:
+      time.sleep(0.5)
+    process.send_signal(signum)
+    code = process.wait(timeout=120)
+  text = log.read_text()
+  assert code == 75, text[-2000:]
+  assert "checkpoint saved; run the same command again" in text
+  step = int(tf.train.latest_checkpoint(str(workdir / "checkpoints")).rsplit("-", 1)[1])
+  assert step >= 3
+  rerun = subprocess.run(command[:-4] + [f"--steps={step + 1}"], capture_output=True, text=True,
+                         cwd=str(tmp_path), timeout=300, check=False)
+  assert rerun.returncode == 0, rerun.stderr[-2000:]
+  assert f"at step {step}" in rerun.stderr
