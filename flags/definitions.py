@@ -26,7 +26,7 @@ FLAG_FIELDS = {
     "corrupt_is_fatal": ("data.corrupt_is_fatal",),
     "tfds_download": ("data.tfds_download",),
     "shuffle_buffer": ("data.shuffle_buffer",),
-    "shapes_max": ("data.shapes_max",),
+    "shapes_style": ("data.shapes_style",),
     # model
     "arch": ("model.arch",),
     "z_dim": ("model.z_dim",),
@@ -127,7 +127,8 @@ def define_flags() -> None:
   f.DEFINE_bool("corrupt_is_fatal", None, "Fail on a corrupt image file instead of skipping it.")
   f.DEFINE_bool("tfds_download", None, "Let TFDS download a missing dataset into --tfds_data_dir.")
   f.DEFINE_integer("shuffle_buffer", None, "Shuffle buffer size in images.")
-  f.DEFINE_integer("shapes_max", None, "shapes: 1..shapes_max shapes per image (1 to 3).")
+  f.DEFINE_enum("shapes_style", None, ["mixed", "simple"], "shapes: mixed (1-3 shapes of any size on a "
+                "random plain colour) or simple (one large bright disc, square or triangle on black).")
   # Model.
   f.DEFINE_enum("arch", None, list(ARCHS), "Architecture: dcgan (Wang SN-DCGAN), dcgan5 (Binkowski), "
                 "resnet (SN-ResNet), resnet_big (Binkowski 128/160), sngan (Arbel's SMMD DCGAN, 32), "

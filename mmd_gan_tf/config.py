@@ -24,7 +24,7 @@ class DataConfig:
   image_range: str = "tanh"        # tanh -> [-1, 1]; sigmoid -> [0, 1]
   corrupt_is_fatal: bool = False   # corrupt files: skip with a warning (False) or fail (True)
   shuffle_buffer: int = 10000
-  shapes_max: int = 3              # shapes: 1..shapes_max shapes per image
+  shapes_style: str = "mixed"      # shapes: mixed (1-3 shapes, random background) | simple (one on black)
   tfds_download: bool = False      # TFDS data missing from tfds_data_dir: download it (True) or fail (False)
 
 

@@ -146,3 +146,18 @@ def test_validate_rejects_bad_values():
     validate_data_config(DataConfig(split="bogus"))
   with pytest.raises(ValueError, match="batch_size"):
     make_dataset(DataConfig(), 0, 0)
+
+
+def test_simple_style_is_one_large_bright_shape_on_black():
+  images = _take(DataConfig(image_range="sigmoid", shapes_style="simple"), batch_size=32, batches=1)
+  np.testing.assert_array_equal(images[:, :2, :2, :], 0.0)  # black corners
+  lit = images.max(-1) > 0.3
+  fraction = lit.reshape(len(images), -1).mean(-1)
+  assert (fraction > 0.08).all() and (fraction < 0.6).all()  # one large shape, never the whole image
+  # Exactly one connected bright region per image: the rows and columns it covers are contiguous.
+  for mask in lit:
+    for axis in (0, 1):
+      covered = np.flatnonzero(mask.any(axis=axis))
+      assert covered[-1] - covered[0] + 1 == len(covered)
+  with pytest.raises(ValueError, match="shapes_style"):
+    validate_data_config(DataConfig(shapes_style="fancy"))

@@ -125,7 +125,7 @@ def _shapes(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
   del shuffle  # every example is already an independent random draw
   return shapes.shapes_dataset(cfg.image_size, cfg.channels, batch_size, seed, split=cfg.split,
                                pipeline_id=pipeline_id, num_pipelines=num_pipelines, repeat=repeat,
-                               max_shapes=cfg.shapes_max)
+                               style=cfg.shapes_style)
 
 
 # dataset name -> fn(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle) -> batches in [0, 1]
@@ -185,8 +185,8 @@ def _validate_source(cfg: DataConfig) -> None:
     tfrecord.check_matches(cfg, tfrecord.read_info(cfg.data_dir))
   elif cfg.dataset == "shapes":
     shapes.split_id(cfg.split)
-    if not 1 <= cfg.shapes_max <= shapes.MAX_SHAPES:
-      raise ValueError(f"shapes_max must be in [1, {shapes.MAX_SHAPES}], got {cfg.shapes_max}")
+    if cfg.shapes_style not in shapes.STYLES:
+      raise ValueError(f"shapes_style must be one of {shapes.STYLES}, got {cfg.shapes_style!r}")
 
 
 def validate_data_config(cfg: DataConfig) -> None:

@@ -47,7 +47,7 @@ def _polygon_distance(dx, dy, sides: int, apothem, angle):
   return distance
 
 
-def _shape_coverage(params, xs, ys, image_size: int):
+def _shape_coverage(params, xs, ys, image_size: int, simple: bool = False):
   """Anti-aliased coverage in [0, 1] of one shape per example.
 
   Args:
@@ -61,9 +61,12 @@ def _shape_coverage(params, xs, ys, image_size: int):
   def column(j):
     return params[:, j, None, None]  # [B, 1, 1]
   kind = tf.cast(tf.minimum(column(0) * len(SHAPE_KINDS), len(SHAPE_KINDS) - 1), tf.int32)
-  radius = 0.12 + 0.18 * column(3)  # circumradius as a fraction of the image width
-  dx = xs - (0.2 + 0.6 * column(1))
-  dy = ys - (0.2 + 0.6 * column(2))
+  if simple:  # one large shape near the centre
+    radius, dx, dy = 0.28 + 0.12 * column(3), xs - (0.4 + 0.2 * column(1)), ys - (0.4 + 0.2 * column(2))
+  else:
+    radius = 0.12 + 0.18 * column(3)  # circumradius as a fraction of the image width
+    dx = xs - (0.2 + 0.6 * column(1))
+    dy = ys - (0.2 + 0.6 * column(2))
   angle = 2.0 * math.pi * column(4)
   disc = tf.sqrt(dx * dx + dy * dy) - radius
   square = _polygon_distance(dx, dy, 4, radius * math.cos(math.pi / 4), angle)
@@ -73,14 +76,21 @@ def _shape_coverage(params, xs, ys, image_size: int):
   return tf.clip_by_value(0.5 - distance * image_size, 0.0, 1.0)
 
 
-def render(params: tf.Tensor, image_size: int, channels: int = 3, max_shapes: int = MAX_SHAPES) -> tf.Tensor:
+# mixed: 1-3 shapes of any size and colour on a random plain background colour.
+# simple: one large bright shape near the centre on black (learnt in minutes by a small GAN on a CPU).
+STYLES = ("mixed", "simple")
+
+
+def render(params: tf.Tensor, image_size: int, channels: int = 3, style: str = "mixed") -> tf.Tensor:
   """Paints a batch of examples from their parameters.
 
   Args:
     params: float32 [B, 28] from `example_params`.
     image_size: S, the output height and width.
     channels: 3 (RGB) or 1 (luminance of the RGB rendering).
-    max_shapes: 1..3 shapes per image are drawn uniformly from 1..max_shapes (1: exactly one).
+    style: "mixed" (1-3 shapes on a random plain colour; each shape differs from it by 0.25..0.75 per
+      channel) or "simple" (one shape of circumradius 0.28..0.4 of the width, centre within 0.4..0.6,
+      each channel 0.35..1, on black).
 
   Returns:
     float32 [B, S, S, channels] in [0, 1].
@@ -88,17 +98,19 @@ def render(params: tf.Tensor, image_size: int, channels: int = 3, max_shapes: in
   centres = (tf.range(image_size, dtype=tf.float32) + 0.5) / image_size
   ys, xs = tf.meshgrid(centres, centres, indexing="ij")
   xs, ys = xs[None], ys[None]
-  background = params[:, 0:3]
+  if style not in STYLES:
+    raise ValueError(f"shapes: style must be one of {STYLES}, got {style!r}")
+  simple = style == "simple"
+  background = tf.zeros_like(params[:, 0:3]) if simple else params[:, 0:3]
   image = tf.tile(background[:, None, None, :], [1, image_size, image_size, 1])
-  if not 1 <= max_shapes <= MAX_SHAPES:
-    raise ValueError(f"shapes: max_shapes must be in [1, {MAX_SHAPES}], got {max_shapes}")
-  count = 1.0 + tf.floor(params[:, 3] * max_shapes)  # 1..max_shapes shapes
+  count = tf.ones_like(params[:, 3]) if simple else 1.0 + tf.floor(params[:, 3] * MAX_SHAPES)  # 1..3
   for m in range(MAX_SHAPES):
     shape = params[:, 4 + m * _PARAMS_PER_SHAPE: 4 + (m + 1) * _PARAMS_PER_SHAPE]
     # Each channel differs from the background by 0.25..0.75 (mod 1), so every shape is visible.
-    colour = tf.math.floormod(background + 0.25 + 0.5 * shape[:, 5:8], 1.0)
+    colour = (0.35 + 0.65 * shape[:, 5:8] if simple
+              else tf.math.floormod(background + 0.25 + 0.5 * shape[:, 5:8], 1.0))
     active = tf.cast(count > m, tf.float32)[:, None, None, None]
-    alpha = _shape_coverage(shape, xs, ys, image_size)[..., None] * active
+    alpha = _shape_coverage(shape, xs, ys, image_size, simple)[..., None] * active
     image = image * (1.0 - alpha) + colour[:, None, None, :] * alpha
   if channels == 1:
     image = tf.image.rgb_to_grayscale(image)
@@ -107,7 +119,7 @@ def render(params: tf.Tensor, image_size: int, channels: int = 3, max_shapes: in
 
 def shapes_dataset(image_size: int, channels: int, batch_size: int, seed: int, split: str = "train",
                    pipeline_id: int = 0, num_pipelines: int = 1, repeat: bool = True,
-                   epoch_size: Optional[int] = None, max_shapes: int = MAX_SHAPES) -> tf.data.Dataset:
+                   epoch_size: Optional[int] = None, style: str = "mixed") -> tf.data.Dataset:
   """Batches of shapes images in [0, 1] for one input pipeline.
 
   Args:
@@ -119,7 +131,7 @@ def shapes_dataset(image_size: int, channels: int, batch_size: int, seed: int, s
     pipeline_id, num_pipelines: this pipeline takes the examples with index = pipeline_id (mod num_pipelines).
     repeat: True: an endless stream of new examples; False: one epoch of `epoch_size` examples (before sharding).
     epoch_size: defaults to EPOCH_SIZE.
-    max_shapes: shapes per image are 1..max_shapes.
+    style: "mixed" or "simple" (see `render`).
 
   Returns:
     tf.data.Dataset of float32 [batch_size, S, S, channels] in [0, 1].
@@ -133,5 +145,5 @@ def shapes_dataset(image_size: int, channels: int, batch_size: int, seed: int, s
   dataset = indices.map(lambda i: example_params(i, seed, split), num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=True)
   dataset = dataset.batch(batch_size, drop_remainder=True)
-  return dataset.map(lambda p: render(p, image_size, channels, max_shapes), num_parallel_calls=tf.data.AUTOTUNE,
+  return dataset.map(lambda p: render(p, image_size, channels, style), num_parallel_calls=tf.data.AUTOTUNE,
                      deterministic=True)
