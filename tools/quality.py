@@ -220,6 +220,15 @@ def plot(results: dict, path: str, title: str = "") -> None:
   plt.close(figure)
 
 
+def short_title(common: str, steps, minutes) -> str:
+  """'<dataset> (<data file>), <budget>' for the plot title."""
+  values = dict(flag.lstrip("-").split("=", 1) for flag in shlex.split(common) if "=" in flag)
+  data = os.path.basename(values.get("data_dir", "")) if values.get("data_dir") else ""
+  dataset = values.get("dataset", "shapes") + (f" ({data})" if data else "")
+  budget = f"{minutes:g} training minutes each" if minutes else (f"{steps} steps each" if steps else "preset steps")
+  return f"{dataset}, {budget}"
+
+
 def write_outputs(out: str, results: dict, argv: list) -> None:
   os.makedirs(os.path.join(out, "grids"), exist_ok=True)
   for name, result in results.items():
@@ -235,7 +244,7 @@ def write_outputs(out: str, results: dict, argv: list) -> None:
     json.dump(summary, f, indent=1)
   with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
     f.write(markdown_table(results))
-  plot(results, os.path.join(out, "kid.png"), title=FLAGS.common)
+  plot(results, os.path.join(out, "kid.png"), title=short_title(FLAGS.common, FLAGS.steps, FLAGS.minutes))
 
 
 def main(argv) -> int:
