@@ -95,6 +95,19 @@ def validate(cfg: config_lib.Config) -> None:
   for field in _POSITIVE_FLOATS:
     if _get(cfg, field) <= 0:
       raise ValueError(f"{_flag_name(field)}={_get(cfg, field)} must be positive")
+  if cfg.train.batch_size < 2:
+    raise ValueError(f"--batch_size={cfg.train.batch_size} must be >= 2 (kernel estimates need pairs)")
+  if cfg.cpu_devices and cfg.train.batch_size % cfg.cpu_devices:
+    raise ValueError(f"--batch_size={cfg.train.batch_size} must be divisible by --cpu_devices={cfg.cpu_devices}")
+  if cfg.cpu_devices and cfg.train.batch_size // cfg.cpu_devices < 2:
+    raise ValueError(f"--batch_size={cfg.train.batch_size} gives fewer than 2 examples per replica on "
+                     f"--cpu_devices={cfg.cpu_devices}")
+  if not str(cfg.workdir).strip():
+    raise ValueError("--workdir must not be empty")
+  if cfg.eval.kid_subset_size > cfg.eval.num_samples or cfg.eval.kid_subset_size > (
+      cfg.eval.num_real or cfg.eval.num_samples):
+    raise ValueError(f"--kid_subset_size={cfg.eval.kid_subset_size} exceeds --eval_num_samples="
+                     f"{cfg.eval.num_samples} or --eval_num_real={cfg.eval.num_real or cfg.eval.num_samples}")
   if cfg.eval.eval_every < 0:
     raise ValueError(f"--eval_every={cfg.eval.eval_every} must be >= 0")
   if cfg.eval.eval_every_minutes < 0:

@@ -3,6 +3,7 @@
 import fcntl
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -23,11 +24,31 @@ def atomic_write_text(path: str, text: str) -> None:
   try:
     with os.fdopen(fd, "w") as f:
       f.write(text)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for colleagues too
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+def remove_partial_saves(workdir: str) -> list:
+  """Deletes `ckpt-N_temp*` folders that a killed save (or a full disk) left in <workdir>/checkpoints."""
+  directory = os.path.join(workdir, "checkpoints")
+  removed = []
+  if os.path.isdir(directory):
+    for name in sorted(os.listdir(directory)):
+      path = os.path.join(directory, name)
+      if "_temp" in name and os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(name)
+  return removed
 
 
 def prepare_workdir(workdir: str) -> None:

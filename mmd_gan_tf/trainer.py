@@ -355,6 +355,10 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
   if distribute.is_chief(strategy):
     checkpointing.prepare_workdir(cfg.workdir)
     lock = checkpointing.WorkdirLock(cfg.workdir)
+    removed = checkpointing.remove_partial_saves(cfg.workdir)
+    if removed:
+      logging.warning("removed %d partial checkpoint folder(s) of an interrupted save: %s", len(removed),
+                      ", ".join(removed))
   try:
     with _StopRequests() as stop:
       return _train(cfg, strategy, stop)

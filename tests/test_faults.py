@@ -114,3 +114,48 @@ def test_a_signal_saves_the_interrupted_step_and_the_rerun_continues(tmp_path, s
                          cwd=str(tmp_path), timeout=300, check=False)
   assert rerun.returncode == 0, rerun.stderr[-2000:]
   assert f"at step {step}" in rerun.stderr
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch_size=1"], "--batch_size=1 must be >= 2"),
+    (["--batch_size=3", "--cpu_devices=2"], "divisible by --cpu_devices=2"),
+    (["--workdir="], "--workdir must not be empty"),
+    (["--kid_subset_size=500", "--eval_num_samples=100"], "--kid_subset_size=500 exceeds"),
+])
+def test_dry_run_rejects_what_the_run_rejects(tmp_path, flags, message):
+  result = subprocess.run([sys.executable, str(ROOT / "main.py"), "--dry_run"] + flags, capture_output=True,
+                          text=True, cwd=str(tmp_path), timeout=120, check=False)
+  assert result.returncode == 2
+  errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1 and message in errors[0], result.stderr[-1000:]
+
+
+def test_result_files_are_readable_by_others_and_partial_saves_are_removed(tmp_path):
+  from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
+  old = os.umask(0o022)
+  try:
+    path = tmp_path / "config.json"
+    checkpointing.atomic_write_text(str(path), "{}\n")
+    assert os.stat(path).st_mode & 0o777 == 0o644
+  finally:
+    os.umask(old)
+  partial = tmp_path / "checkpoints" / "ckpt-30_temp" / "part-0"
+  os.makedirs(partial)
+  os.makedirs(tmp_path / "checkpoints" / "keep")
+  assert checkpointing.remove_partial_saves(str(tmp_path)) == ["ckpt-30_temp"]
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["keep"]
+
+
+def test_sample_tool_checks_its_input_and_batches(exported, tmp_path):
+  tool = [sys.executable, str(ROOT / "tools" / "sample.py")]
+  bad = subprocess.run(tool + [f"--model={tmp_path}", "--num=4"], capture_output=True, text=True, timeout=120,
+                       check=False)
+  assert bad.returncode == 2 and "not a SavedModel export" in bad.stderr
+  negative = subprocess.run(tool + [f"--model={exported / 'export'}", "--num=-3"], capture_output=True,
+                            text=True, timeout=120, check=False)
+  assert negative.returncode == 2 and "--num=-3" in negative.stderr
+  out = tmp_path / "grid.png"
+  good = subprocess.run(tool + [f"--model={exported / 'export'}", "--num=10", "--batch_size=3", f"--out={out}"],
+                        capture_output=True, text=True, timeout=300, check=False)
+  assert good.returncode == 0, good.stderr[-1000:]
+  assert Image.open(out).size == (4 * 32, 3 * 32)

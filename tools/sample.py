@@ -20,6 +20,8 @@ absl_flags.DEFINE_string("model", None, "SavedModel directory written by main.py
 absl_flags.DEFINE_integer("num", 64, "Number of samples.")
 absl_flags.DEFINE_integer("seed", 0, "Sampling seed.")
 absl_flags.DEFINE_string("out", "samples.png", "Output PNG.")
+absl_flags.DEFINE_integer("batch_size", 256, "Images generated per call (bounds the memory).")
+MAX_GRID = 4096  # a grid of more images would be a PNG of hundreds of megapixels
 FLAGS = absl_flags.FLAGS
 
 
@@ -40,14 +42,24 @@ def main(argv) -> int:
   if not FLAGS.model or not os.path.isdir(FLAGS.model):
     print(f"error: --model={FLAGS.model} is not a SavedModel directory", file=sys.stderr)
     return 2
-  if FLAGS.num <= 0:
-    print(f"error: --num={FLAGS.num} must be positive", file=sys.stderr)
+  if not 0 < FLAGS.num <= MAX_GRID:
+    print(f"error: --num={FLAGS.num} must be in [1, {MAX_GRID}] (one grid image)", file=sys.stderr)
+    return 2
+  if FLAGS.batch_size <= 0:
+    print(f"error: --batch_size={FLAGS.batch_size} must be positive", file=sys.stderr)
+    return 2
+  if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
+    print(f"error: --model={FLAGS.model} has no saved_model.pb: not a SavedModel export", file=sys.stderr)
     return 2
   model = tf.saved_model.load(FLAGS.model)
-  images = model.sample(tf.constant(FLAGS.num, tf.int32), tf.constant(FLAGS.seed, tf.int64))["images_uint8"]
+  # Batches with seeds seed, seed + 1, ...: bounded memory for any --num.
+  images = np.concatenate([
+      model.sample(tf.constant(min(FLAGS.batch_size, FLAGS.num - start), tf.int32),
+                   tf.constant(FLAGS.seed + index, tf.int64))["images_uint8"].numpy()
+      for index, start in enumerate(range(0, FLAGS.num, FLAGS.batch_size))])
   out_dir = os.path.dirname(os.path.abspath(FLAGS.out))
   os.makedirs(out_dir, exist_ok=True)
-  tf.io.write_file(FLAGS.out, tf.io.encode_png(grid(images.numpy())))
+  tf.io.write_file(FLAGS.out, tf.io.encode_png(grid(images)))
   print(f"wrote {FLAGS.num} samples to {FLAGS.out}")
   return 0
 
