@@ -43,6 +43,9 @@ def _export(cfg) -> None:
   nets = trainer.build_networks(saved)
   step = tf.Variable(0, dtype=tf.int64)
   checkpoint = trainer.make_checkpoint(nets, step, critic_count=tf.Variable(0, dtype=tf.int64))
+  for bad, error in checkpointing.quarantine_unreadable(os.path.join(cfg.workdir, "checkpoints")):
+    print(f"warning: checkpoint {bad} is unreadable ({error}): moved to checkpoints/corrupt/, exporting the "
+          "previous one", file=sys.stderr)
   latest = tf.train.latest_checkpoint(os.path.join(cfg.workdir, "checkpoints"))
   if latest is None:
     raise ValueError(f"--workdir={cfg.workdir} has no checkpoint to export")

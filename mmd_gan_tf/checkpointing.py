@@ -7,6 +7,7 @@ import shutil
 import socket
 import tempfile
 import time
+from typing import Optional
 
 from mmd_gan_tf import config as config_lib
 
@@ -49,6 +50,49 @@ def remove_partial_saves(workdir: str) -> list:
         shutil.rmtree(path, ignore_errors=True)
         removed.append(name)
   return removed
+
+
+def _readable(prefix: str) -> Optional[str]:
+  """None if every tensor of the checkpoint `prefix` reads back, else the error."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    for key in reader.get_variable_to_shape_map():
+      reader.get_tensor(key)
+  except Exception as error:  # pylint: disable=broad-except  (DataLossError, IndexError, OSError, ...)
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+  return None
+
+
+def quarantine_unreadable(checkpoint_dir: str) -> list:
+  """Moves unreadable newest checkpoints to <checkpoint_dir>/corrupt/ until the newest one reads back.
+
+  Returns [(checkpoint prefix, error)] of the moved ones; the checkpoint state then names the newest
+  readable checkpoint, so a resume (or an export) falls back to it. The bad files are kept, not deleted.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  state = tf.train.get_checkpoint_state(checkpoint_dir)
+  if state is None:
+    return []
+  paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+  moved = []
+  while paths:
+    error = _readable(paths[-1])
+    if error is None:
+      break
+    bad = paths.pop()
+    corrupt_dir = os.path.join(checkpoint_dir, "corrupt")
+    os.makedirs(corrupt_dir, exist_ok=True)
+    for name in os.listdir(checkpoint_dir):
+      if name.startswith(os.path.basename(bad) + "."):
+        os.replace(os.path.join(checkpoint_dir, name), os.path.join(corrupt_dir, name))
+    moved.append((bad, error))
+  if moved:
+    if paths:
+      tf.compat.v1.train.update_checkpoint_state(checkpoint_dir, paths[-1], all_model_checkpoint_paths=paths)
+    else:
+      os.remove(os.path.join(checkpoint_dir, "checkpoint"))
+  return moved
 
 
 def prepare_workdir(workdir: str) -> None:

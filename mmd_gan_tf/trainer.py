@@ -391,6 +391,10 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
       if isinstance(feature_map, tf.Module):
         extra["flow_features"] = feature_map
   checkpoint = make_checkpoint(nets, step, **extra)
+  if chief:
+    for bad, error in checkpointing.quarantine_unreadable(os.path.join(workdir, "checkpoints")):
+      logging.warning("checkpoint %s is unreadable (%s): moved to checkpoints/corrupt/, falling back to the "
+                      "previous one", bad, error)
   manager = tf.train.CheckpointManager(
       checkpoint, distribute.write_dir(os.path.join(workdir, "checkpoints"), strategy),
       max_to_keep=cfg.train.keep_checkpoints)

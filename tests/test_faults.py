@@ -159,3 +159,24 @@ def test_sample_tool_checks_its_input_and_batches(exported, tmp_path):
                         capture_output=True, text=True, timeout=300, check=False)
   assert good.returncode == 0, good.stderr[-1000:]
   assert Image.open(out).size == (4 * 32, 3 * 32)
+
+
+def test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+  workdir = tmp_path / "run"
+  cfg = config_builder.build_config(dict(TINY, workdir=str(workdir), steps=4))
+  trainer.train(cfg, strategy=make_two_replica_strategy())
+  data = [p for p in os.listdir(workdir / "checkpoints") if p.startswith("ckpt-4.data")][0]
+  path = workdir / "checkpoints" / data
+  path.write_bytes(path.read_bytes()[: os.path.getsize(path) // 2])  # cut short, as by a full disk
+  # Export falls back (and says so) ...
+  export = subprocess.run([sys.executable, str(ROOT / "main.py"), "--mode=export", f"--workdir={workdir}"],
+                          capture_output=True, text=True, timeout=300, check=False)
+  assert export.returncode == 0, export.stderr[-2000:]
+  assert "ckpt-4 is unreadable" in export.stderr and "(step 2)" in export.stdout
+  assert (workdir / "checkpoints" / "corrupt" / data).exists()  # kept for inspection
+  # ... and so does training, which then continues to the end.
+  cfg = config_builder.build_config(dict(TINY, workdir=str(workdir), steps=6))
+  with caplog.at_level(logging.INFO, logger="absl"):
+    trainer.train(cfg, strategy=make_two_replica_strategy())
+  assert any("at step 2" in r.getMessage() for r in caplog.records)
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-6")
