@@ -172,8 +172,8 @@ class Evaluator:
     self._eval = training_eval
     self._cfg = cfg
     self._weights, self._network = inception
-    self._real = training_eval.real_features(cfg, self._weights, self._network,
-                                             cfg.eval.num_real or cfg.eval.num_samples)
+    self._num_real = cfg.eval.num_real or cfg.eval.num_samples
+    self._real = training_eval.real_features(cfg, self._weights, self._network, self._num_real)
     self.best_kid = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_kid")
     self._best = tf.train.CheckpointManager(checkpoint, best_dir, max_to_keep=1)
 
@@ -195,7 +195,7 @@ class Evaluator:
     if not self._log_path:
       return
     record = {"step": step, "train_seconds": round(train_seconds, 3), "num_samples": self._cfg.eval.num_samples,
-              "num_real": self._cfg.eval.num_real or self._cfg.eval.num_samples,
+              "num_real": self._num_real,
               **{k.split("/", 1)[1]: v for k, v in scores.items()}}
     with open(self._log_path, "a", encoding="utf-8") as f:
       f.write(json.dumps(record) + "\n")

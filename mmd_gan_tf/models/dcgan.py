@@ -44,15 +44,20 @@ def generator(cfg: ModelConfig) -> keras.Model:
 def critic(cfg: ModelConfig) -> keras.Model:
   """images [b, S, S, C] -> features [b, critic_dim]; 8 SN layers (32, 48 px) or 10 (64 px)."""
   sn = common.SNLayers(cfg, kernel_initializer=init.wang_leaky_relu, bias_initializer=init.wang_bias)
+  return pyramid_critic(cfg, _CRITIC[cfg.image_size], 0.1, sn, init.wang_linear())
+
+
+def pyramid_critic(cfg: ModelConfig, widths, slope: float, sn: common.SNLayers, dense_initializer) -> keras.Model:
+  """conv3 widths[0], then per further width a conv4/2 and a conv3, each with LeakyReLU(slope), then a dense
+  layer -> critic_dim; the SN-DCGAN critic of Wang et al. (slope 0.1) and of Arbel et al.'s `sngan` (0.2)."""
   images = keras.Input((cfg.image_size, cfg.image_size, cfg.channels), name="images")
-  widths = _CRITIC[cfg.image_size]
   activations = []
   x = images
   for index, paper_channels in enumerate(widths):
     if index > 0:  # the 4x4/2 conv that halves the resolution, then a 3x3 conv
-      x = keras.layers.LeakyReLU(0.1)(sn.conv(common.channels(cfg, paper_channels), 4, 2)(x))
+      x = keras.layers.LeakyReLU(slope)(sn.conv(common.channels(cfg, paper_channels), 4, 2)(x))
       activations.append(x)
-    x = keras.layers.LeakyReLU(0.1)(sn.conv(common.channels(cfg, paper_channels), 3, 1)(x))
+    x = keras.layers.LeakyReLU(slope)(sn.conv(common.channels(cfg, paper_channels), 3, 1)(x))
     activations.append(x)
-  features = sn.dense(cfg.critic_dim, kernel_initializer=init.wang_linear())(common.flatten(x))
+  features = sn.dense(cfg.critic_dim, kernel_initializer=dense_initializer)(common.flatten(x))
   return common.make_critic(cfg, images, features, activations, sn)

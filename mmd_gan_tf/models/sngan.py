@@ -11,6 +11,7 @@ import keras
 
 from mmd_gan_tf.config import ModelConfig
 from mmd_gan_tf.models import common
+from mmd_gan_tf.models import dcgan
 from mmd_gan_tf.models import initializers as init
 
 SIZES = (32,)
@@ -36,15 +37,4 @@ def generator(cfg: ModelConfig) -> keras.Model:
 def critic(cfg: ModelConfig) -> keras.Model:
   """images [b, 32, 32, C] -> features [b, critic_dim]; 8 SN layers."""
   sn = common.SNLayers(cfg, kernel_initializer=init.binkowski_conv)
-  images = keras.Input((cfg.image_size, cfg.image_size, cfg.channels), name="images")
-  activations = []
-  x = images
-  for index, paper_channels in enumerate(_CRITIC_CHANNELS):
-    if index > 0:  # the 4x4/2 conv that halves the resolution, then a 3x3 conv
-      x = keras.layers.LeakyReLU(0.2)(sn.conv(common.channels(cfg, paper_channels), 4, 2)(x))
-      activations.append(x)
-    x = keras.layers.LeakyReLU(0.2)(sn.conv(common.channels(cfg, paper_channels), 3, 1)(x))
-    activations.append(x)
-  features = sn.dense(cfg.critic_dim, kernel_initializer=keras.initializers.RandomNormal(stddev=0.02))(
-      common.flatten(x))
-  return common.make_critic(cfg, images, features, activations, sn)
+  return dcgan.pyramid_critic(cfg, _CRITIC_CHANNELS, 0.2, sn, keras.initializers.RandomNormal(stddev=0.02))
