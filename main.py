@@ -23,6 +23,8 @@ from flags import definitions  # noqa: E402
 
 # SIGTERM / Ctrl-C: a checkpoint of the interrupted step was saved; rerun to continue (EX_TEMPFAIL).
 EXIT_INTERRUPTED = 75
+# The run stopped on its own fault (a diverged loss, a full disk): one line says why and what is kept.
+EXIT_RUN_FAILED = 1
 
 definitions.define_flags()
 FLAGS = absl_flags.FLAGS
@@ -39,13 +41,13 @@ def _flag_values() -> dict:
 def _export(cfg) -> None:
   from mmd_gan_tf import checkpointing, export, trainer  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  for bad, error in checkpointing.quarantine_unreadable(os.path.join(cfg.workdir, "checkpoints")):
+    print(f"warning: checkpoint {bad} is unreadable ({error}): moved to checkpoints/corrupt/, exporting the "
+          "previous one", file=sys.stderr)
   saved = checkpointing.load_config(cfg.workdir)
   nets = trainer.build_networks(saved)
   step = tf.Variable(0, dtype=tf.int64)
   checkpoint = trainer.make_checkpoint(nets, step, critic_count=tf.Variable(0, dtype=tf.int64))
-  for bad, error in checkpointing.quarantine_unreadable(os.path.join(cfg.workdir, "checkpoints")):
-    print(f"warning: checkpoint {bad} is unreadable ({error}): moved to checkpoints/corrupt/, exporting the "
-          "previous one", file=sys.stderr)
   latest = tf.train.latest_checkpoint(os.path.join(cfg.workdir, "checkpoints"))
   if latest is None:
     raise ValueError(f"--workdir={cfg.workdir} has no checkpoint to export")
@@ -77,6 +79,9 @@ def main(argv) -> int:
       except trainer.Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED
+      except (trainer.DivergedError, trainer.DiskFullError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_RUN_FAILED
       print("final: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -164,18 +164,61 @@ def incompatibilities(saved: dict, cfg: config_lib.Config) -> list:
   return problems
 
 
-def check_and_save_config(cfg: config_lib.Config, workdir: str, has_checkpoint: bool) -> None:
-  """Refuses to resume a checkpoint with a config of another meaning; then writes config.json."""
+# Where the checkpoint keeps its own copy of the resolved config (the `run_config` string variable), so
+# that a run's identity survives a missing or edited config.json.
+_CONFIG_KEY = "run_config/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def config_in_checkpoint(prefix: str) -> Optional[dict]:
+  """The resolved config stored inside checkpoint `prefix`, or None (a checkpoint written before it was kept)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  reader = tf.train.load_checkpoint(prefix)
+  if not reader.has_tensor(_CONFIG_KEY):
+    return None
+  value = reader.get_tensor(_CONFIG_KEY)
+  return json.loads(value.decode() if isinstance(value, bytes) else value)
+
+
+def saved_config(workdir: str, checkpoint_prefix: Optional[str]) -> Optional[dict]:
+  """The config a run directory was trained with: the checkpoint's own copy first, then config.json."""
+  if checkpoint_prefix:
+    stored = config_in_checkpoint(checkpoint_prefix)
+    if stored is not None:
+      return stored
   path = os.path.join(workdir, CONFIG_FILE)
-  if has_checkpoint and os.path.exists(path):
+  if not os.path.exists(path):
+    return None
+  try:
     with open(path) as f:
-      saved = json.load(f)
-    problems = incompatibilities(saved, cfg)
-    if problems:
-      raise ValueError(f"--workdir={workdir} holds a checkpoint of a different run; resuming it with this "
-                       "config would change what the checkpoint means. Use a new --workdir or the old "
-                       "settings. Differences:\n  " + "\n  ".join(problems))
-  atomic_write_text(path, cfg.to_json() + "\n")
+      return json.load(f)
+  except ValueError as e:
+    raise ValueError(f"{path} is not valid JSON ({e}); restore it or use a new --workdir") from None
+
+
+def check_resume(cfg: config_lib.Config, workdir: str, checkpoint_prefix: Optional[str]) -> Optional[str]:
+  """Refuses to resume `checkpoint_prefix` with a config of another meaning. Writes nothing.
+
+  Returns:
+    None, or a warning when the checkpoint's identity cannot be checked (an old checkpoint without its
+    config and no config.json).
+  """
+  if not checkpoint_prefix:
+    return None
+  saved = saved_config(workdir, checkpoint_prefix)
+  if saved is None:
+    return (f"{checkpoint_prefix} carries no config and --workdir={workdir} has no {CONFIG_FILE}: "
+            "cannot check that this run's settings match the checkpoint")
+  problems = incompatibilities(saved, cfg)
+  if problems:
+    raise ValueError(f"--workdir={workdir} holds a checkpoint of a different run; resuming it with this "
+                     "config would change what the checkpoint means. Use a new --workdir or the old "
+                     "settings. Differences: " + "; ".join(problems))
+  return None
+
+
+def save_config(cfg: config_lib.Config, workdir: str) -> None:
+  """Writes config.json; called only once the checkpoint (if any) was restored into this config."""
+  atomic_write_text(os.path.join(workdir, CONFIG_FILE), cfg.to_json() + "\n")
 
 
 PROGRESS_FILE = "progress.json"
@@ -198,9 +241,11 @@ def read_train_seconds(workdir: str, step: int) -> float:
 
 
 def load_config(workdir: str) -> config_lib.Config:
-  """The config a run directory was trained with."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
-    raise ValueError(f"--workdir={workdir} has no {CONFIG_FILE}: not a training run directory")
-  with open(path) as f:
-    return config_lib.config_from_dict(json.load(f))
+  """The config a run directory was trained with (its newest checkpoint's copy, else config.json)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+  saved = saved_config(workdir, latest)
+  if saved is None:
+    raise ValueError(f"--workdir={workdir} has no {CONFIG_FILE} and no checkpoint carrying its config: "
+                     "not a training run directory")
+  return config_lib.config_from_dict(saved)

@@ -5,6 +5,7 @@
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import signal
@@ -37,6 +38,10 @@ NUM_GRID_SAMPLES = 64
 
 class DivergedError(RuntimeError):
   """A loss became NaN or infinite."""
+
+
+class DiskFullError(RuntimeError):
+  """A checkpoint could not be written for lack of space; the previous checkpoint is intact."""
 
 
 def make_optimizer(cfg: config_lib.OptimConfig, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -94,6 +99,16 @@ def make_checkpoint(nets: steps_lib.Networks, step: tf.Variable, **extra) -> tf.
   if nets.decoder is not None:
     objects["decoder"] = nets.decoder
   return tf.train.Checkpoint(**objects)
+
+
+def _restore(checkpoint: tf.train.Checkpoint, prefix: str, workdir: str) -> None:
+  """Restores `prefix`, turning a mismatch of the networks into one error that names the checkpoint."""
+  try:
+    checkpoint.restore(prefix).assert_existing_objects_matched()
+  except (AssertionError, ValueError, tf.errors.OpError) as e:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise ValueError(f"{prefix} does not fit the networks of this config ({first[:300]}); resume with the "
+                     f"settings it was trained with or use a new --workdir (not {workdir})") from None
 
 
 def _distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_update=None):
@@ -223,6 +238,29 @@ def _check_finite(metrics: dict, step: int, manager) -> None:
   if bad:
     raise DivergedError(f"training diverged at step {step}: {bad}; last good checkpoint: "
                         f"{manager.latest_checkpoint}")
+
+
+def _disk_full(error: Exception) -> bool:
+  if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+    return True
+  return isinstance(error, tf.errors.OpError) and ("No space left" in str(error)
+                                                    or isinstance(error, tf.errors.ResourceExhaustedError))
+
+
+def _save(manager: tf.train.CheckpointManager, current: int, workdir: str, chief: bool,
+          train_seconds: float) -> None:
+  """Checkpoint `current` (+ its training time); a full disk is one clear error, the last save kept."""
+  try:
+    manager.save(checkpoint_number=current)
+    if chief:
+      checkpointing.write_train_seconds(workdir, current, train_seconds)
+  except (OSError, tf.errors.OpError) as error:
+    if not _disk_full(error):
+      raise
+    checkpointing.remove_partial_saves(workdir)
+    raise DiskFullError(f"no space left to checkpoint step {current} in --workdir={workdir}; the last "
+                        f"complete checkpoint is {manager.latest_checkpoint}. Free space and run the same "
+                        "command again to continue from it") from None
 
 
 def _make_evaluation(cfg: config_lib.Config, nets: steps_lib.Networks, checkpoint: tf.train.Checkpoint,
@@ -390,7 +428,9 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
       generator_update = flow_lib.FlowGeneratorUpdate(cfg.flow, feature_map)
       if isinstance(feature_map, tf.Module):
         extra["flow_features"] = feature_map
-  checkpoint = make_checkpoint(nets, step, **extra)
+  # The checkpoint carries the resolved config, so the run's identity survives a lost config.json.
+  run_config = tf.Variable(cfg.to_json(), dtype=tf.string, trainable=False, name="run_config")
+  checkpoint = make_checkpoint(nets, step, run_config=run_config, **extra)
   if chief:
     for bad, error in checkpointing.quarantine_unreadable(os.path.join(workdir, "checkpoints")):
       logging.warning("checkpoint %s is unreadable (%s): moved to checkpoints/corrupt/, falling back to the "
@@ -399,11 +439,16 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
       checkpoint, distribute.write_dir(os.path.join(workdir, "checkpoints"), strategy),
       max_to_keep=cfg.train.keep_checkpoints)
   if chief:
-    checkpointing.check_and_save_config(cfg, workdir, manager.latest_checkpoint is not None)
+    unchecked = checkpointing.check_resume(cfg, workdir, manager.latest_checkpoint)
+    if unchecked:
+      logging.warning(unchecked)
   evaluator, lr_adapter = _make_evaluation(cfg, nets, checkpoint, strategy)
   if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    _restore(checkpoint, manager.latest_checkpoint, workdir)
+    run_config.assign(cfg.to_json())
     logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
+  if chief:
+    checkpointing.save_config(cfg, workdir)  # only now: a failed resume leaves the directory as it was
   if lr_adapter is not None:
     lr_adapter.apply_learning_rates()
   start_step = int(step.numpy())
@@ -454,9 +499,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
     if lr_adapter is not None and lr_adapter.due(current):
       _adapt_learning_rates(lr_adapter, nets, writer, current)
     if should_save:
-      manager.save(checkpoint_number=current)
-      if chief:
-        checkpointing.write_train_seconds(workdir, current, train_seconds)
+      _save(manager, current, workdir, chief, train_seconds)
     writer.flush()
     if interrupted:
       raise Interrupted(current, stop.signal_name)

@@ -180,3 +180,60 @@ def test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, 
     trainer.train(cfg, strategy=make_two_replica_strategy())
   assert any("at step 2" in r.getMessage() for r in caplog.records)
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-6")
+
+
+def _snapshot(root):
+  """{relative path: (size, mtime)} of every file under `root` but the lock (each run takes it)."""
+  return {os.path.relpath(os.path.join(d, f), root): (os.path.getsize(os.path.join(d, f)),
+                                                         os.path.getmtime(os.path.join(d, f)))
+          for d, _, files in os.walk(root) for f in files if f != ".lock"}
+
+
+def test_the_run_identity_lives_in_the_checkpoint_and_a_refused_resume_writes_nothing(tmp_path):
+  from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
+  workdir = tmp_path / "run"
+  original = dict(TINY, workdir=str(workdir), steps=2)
+  trainer.train(config_builder.build_config(original), strategy=make_two_replica_strategy())
+  os.remove(workdir / "config.json")
+  # Export and tools still know the run: the checkpoint carries its config.
+  assert checkpointing.load_config(str(workdir)).loss.name == "rep"
+  before = _snapshot(workdir)
+  # rep_b has the same variables as rep: only the stored identity can tell them apart. hinge's critic
+  # differs too. Either way: refused before anything is written.
+  for loss in ("rep_b", "hinge"):
+    changed = config_builder.build_config(dict(original, loss=loss, steps=4))
+    with pytest.raises(ValueError, match=f"loss.name: checkpoint has 'rep', this run asks for '{loss}'"):
+      trainer.train(changed, strategy=make_two_replica_strategy())
+    assert _snapshot(workdir) == before
+  # An edited config.json does not fool it either: the checkpoint's copy wins.
+  (workdir / "config.json").write_text(config_builder.build_config(dict(original, loss="rep_b")).to_json())
+  with pytest.raises(ValueError, match="checkpoint has 'rep'"):
+    trainer.train(config_builder.build_config(dict(original, loss="rep_b", steps=4)),
+                  strategy=make_two_replica_strategy())
+  # The user's original command still resumes, and config.json is rewritten once the restore succeeded.
+  trainer.train(config_builder.build_config(dict(original, steps=4)), strategy=make_two_replica_strategy())
+  assert checkpointing.load_config(str(workdir)).loss.name == "rep"
+  assert '"name": "rep"' in (workdir / "config.json").read_text()
+
+
+@pytest.mark.parametrize("error", [
+    tf.errors.ResourceExhaustedError(None, None, "SaveV2: No space left on device"),
+    OSError(28, "No space left on device"),
+])
+def test_a_full_disk_is_one_clear_error_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch, error):
+  workdir = tmp_path / "run"
+  real_save = tf.train.CheckpointManager.save
+
+  def save(self, checkpoint_number=None, **kwargs):
+    if checkpoint_number == 4:
+      os.makedirs(workdir / "checkpoints" / "ckpt-4_temp", exist_ok=True)  # what a cut-short save leaves
+      raise error
+    return real_save(self, checkpoint_number=checkpoint_number, **kwargs)
+
+  monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+  cfg = config_builder.build_config(dict(TINY, workdir=str(workdir), steps=6))
+  with pytest.raises(trainer.DiskFullError, match=f"step 4 in --workdir={workdir}.*ckpt-2") as raised:
+    trainer.train(cfg, strategy=make_two_replica_strategy())
+  assert "\n" not in str(raised.value)
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-2")
+  assert not (workdir / "checkpoints" / "ckpt-4_temp").exists()
