@@ -20,6 +20,7 @@ from absl import logging  # noqa: E402
 
 from flags import build as config_builder  # noqa: E402
 from flags import definitions  # noqa: E402
+from mmd_gan_tf import console  # noqa: E402
 
 # SIGTERM / Ctrl-C: a checkpoint of the interrupted step was saved; rerun to continue (EX_TEMPFAIL).
 EXIT_INTERRUPTED = 75
@@ -60,6 +61,7 @@ def _export(cfg) -> None:
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  console.import_tensorflow_quietly()  # validation builds networks: TensorFlow loads here
   try:
     cfg = config_builder.build_config(_flag_values())
   except ValueError as e:
