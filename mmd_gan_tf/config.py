@@ -72,7 +72,7 @@ class LossConfig:
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
   """Optimisers of the critic and the generator."""
-  optimizer: str = "adam"          # adam | rmsprop
+  optimizer: str = "adam"          # adam | rmsprop | sgd
   critic_lr: float = 5e-4
   generator_lr: float = 2e-4
   beta1: float = 0.5

@@ -52,7 +52,7 @@ def make_optimizer(cfg: config_lib.OptimConfig, learning_rate: float) -> keras.o
     return keras.optimizers.Adam(learning_rate, beta_1=cfg.beta1, beta_2=cfg.beta2, epsilon=cfg.epsilon)
   if cfg.optimizer == "rmsprop":  # PyTorch's epsilon placement, as Li et al.'s code (torch_rmsprop.py)
     return TorchRMSprop(learning_rate, rho=cfg.rho, epsilon=cfg.epsilon)
-  raise ValueError(f"--optimizer={cfg.optimizer!r} must be adam or rmsprop")
+  raise ValueError(f"--optimizer={cfg.optimizer!r} must be adam, rmsprop or sgd")
 
 
 def build_networks(cfg: config_lib.Config) -> steps_lib.Networks:

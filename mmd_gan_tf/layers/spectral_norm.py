@@ -295,7 +295,7 @@ class SNConv2DTranspose(_SNConvBase):
   """Transposed convolution [b, H, W, cin] -> [b, Ho, Wo, filters] with a normalised kernel.
 
   Kernel [kh, kw, filters, cin] (tf.nn.conv2d_transpose layout). Output size: H * s (SAME) or
-  (H - 1) * s + k (VALID). Conv mode's operator is this conv2d_transpose; its adjoint is conv2d.
+  (H - 1) * s + max(k, s) (VALID). Conv mode's operator is this conv2d_transpose; its adjoint is conv2d.
   """
 
   def _kernel_shape(self, input_shape):
