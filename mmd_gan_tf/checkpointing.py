@@ -10,33 +10,13 @@ import time
 from typing import Optional
 
 from mmd_gan_tf import config as config_lib
+from mmd_gan_tf import files
 
 CONFIG_FILE = "config.json"
 
 # Fields that change what a checkpoint means: a resumed run may not change them.
 _MEANING_FIELDS = ("model", "loss.name", "loss.kernel", "data.image_size", "data.channels",
                    "data.image_range")
-
-
-def atomic_write_text(path: str, text: str) -> None:
-  """Writes `text` to `path` via a temporary file and a rename, so a crash leaves old or new."""
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_")
-  try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for colleagues too
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def _umask() -> int:
-  mask = os.umask(0)
-  os.umask(mask)
-  return mask
 
 
 def remove_partial_saves(workdir: str) -> list:
@@ -218,7 +198,7 @@ def check_resume(cfg: config_lib.Config, workdir: str, checkpoint_prefix: Option
 
 def save_config(cfg: config_lib.Config, workdir: str) -> None:
   """Writes config.json; called only once the checkpoint (if any) was restored into this config."""
-  atomic_write_text(os.path.join(workdir, CONFIG_FILE), cfg.to_json() + "\n")
+  files.atomic_write_text(os.path.join(workdir, CONFIG_FILE), cfg.to_json() + "\n")
 
 
 PROGRESS_FILE = "progress.json"
@@ -226,7 +206,7 @@ PROGRESS_FILE = "progress.json"
 
 def write_train_seconds(workdir: str, step: int, train_seconds: float) -> None:
   """Records the training time (evaluation excluded) up to the checkpoint of `step`."""
-  atomic_write_text(os.path.join(workdir, PROGRESS_FILE),
+  files.atomic_write_text(os.path.join(workdir, PROGRESS_FILE),
                     json.dumps({"step": step, "train_seconds": round(train_seconds, 3)}) + "\n")
 
 

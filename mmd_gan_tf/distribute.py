@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from typing import Optional
 
 import tensorflow as tf
 
@@ -88,6 +89,12 @@ def all_gather(local: tf.Tensor) -> tf.Tensor:
   return ctx.all_gather(local, axis=0)
 
 
-def num_replicas() -> int:
-  """Replicas in sync in the current context (1 outside any strategy)."""
-  return tf.distribute.get_strategy().num_replicas_in_sync
+def num_replicas(replica_context: Optional[tf.distribute.ReplicaContext] = None) -> int:
+  """Replicas in sync: of `replica_context`, else of the current context (1 outside any strategy).
+
+  The one definition of the replica count: steps, gradient clipping and the flow all ask here.
+  """
+  ctx = replica_context or tf.distribute.get_replica_context()
+  if ctx is None:  # cross-replica context: ask the strategy
+    return tf.distribute.get_strategy().num_replicas_in_sync
+  return ctx.num_replicas_in_sync

@@ -14,20 +14,13 @@ import shutil
 import keras
 import tensorflow as tf
 
-from mmd_gan_tf import checkpointing
 from mmd_gan_tf import config as config_lib
+from mmd_gan_tf import files
+from mmd_gan_tf import images as images_lib
 from mmd_gan_tf import models
-from mmd_gan_tf import summaries
+from mmd_gan_tf import noise
 
 METADATA_FILE = "mmd_gan_tf.json"
-
-
-def _latent(model_cfg: config_lib.ModelConfig, num_samples: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-  shape = tf.stack([num_samples, model_cfg.z_dim])
-  seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
-  if model_cfg.z_distribution == "uniform":
-    return tf.random.stateless_uniform(shape, seed, minval=-1.0, maxval=1.0)
-  return tf.random.stateless_normal(shape, seed)
 
 
 def _plain_copy(generator: keras.Model, model_cfg: config_lib.ModelConfig) -> keras.Model:
@@ -50,13 +43,13 @@ def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir:
     # drops a reshape that is a no-op by static shape).
     images = tf.cond(tf.shape(z)[0] > 0, lambda: tf.cast(model(z, training=False), tf.float32),
                      lambda: tf.zeros(empty_shape, tf.float32))
-    return {"images": images, "images_uint8": summaries.to_uint8(images, image_range)}
+    return {"images": images, "images_uint8": images_lib.to_uint8(images, image_range)}
 
   def sample(num_samples, seed):
     check = tf.debugging.assert_non_negative(num_samples, message="sample: num_samples must be >= 0")
     with tf.control_dependencies([check]):  # before the random op that would fail with a vaguer message
       num_samples = tf.identity(num_samples)
-    return outputs(_latent(cfg.model, num_samples, seed))
+    return outputs(noise.sample_z(cfg.model, num_samples, seed))
 
   archive = keras.export.ExportArchive()
   archive.track(model)
@@ -69,7 +62,7 @@ def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir:
   tmp_dir, old_dir = export_dir + ".tmp", export_dir + ".old"
   shutil.rmtree(tmp_dir, ignore_errors=True)
   archive.write_out(tmp_dir, verbose=False)
-  checkpointing.atomic_write_text(os.path.join(tmp_dir, METADATA_FILE), cfg.to_json() + "\n")
+  files.atomic_write_text(os.path.join(tmp_dir, METADATA_FILE), cfg.to_json() + "\n")
   if os.path.exists(export_dir):
     os.replace(export_dir, old_dir)
   os.replace(tmp_dir, export_dir)

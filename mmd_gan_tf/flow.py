@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import keras
 import tensorflow as tf
 
+from mmd_gan_tf import distribute
 from mmd_gan_tf.config import FlowConfig
 from mmd_gan_tf.flow_features import FEATURE_MAPS
 from mmd_gan_tf.flow_solvers import conjugate_gradient, solve_direct
@@ -50,13 +51,9 @@ def validate_flow_config(cfg: FlowConfig) -> None:
     raise ValueError(f"flow cg_tolerance must be >= 0, got {cfg.cg_tolerance}")
 
 
-def _num_replicas(replica_context) -> int:
-  return 1 if replica_context is None else replica_context.num_replicas_in_sync
-
-
 def _replica_mean(value, replica_context):
   """Mean over replicas of a (nest of) per-replica tensor(s); the identity on one replica."""
-  if _num_replicas(replica_context) == 1:
+  if distribute.num_replicas(replica_context) == 1:
     return value
   return replica_context.all_reduce(tf.distribute.ReduceOp.MEAN, value)
 
@@ -177,7 +174,7 @@ def _cg_solve(tape, fake_mean, theta, delta, cfg, replica_context, forward_fn):
     return tf.cast(_replica_mean(product, replica_context), tf.float64)  # global J J^T u
 
   solve = conjugate_gradient(matvec, delta, cfg.flow_lambda, cfg.cg_iterations, cfg.cg_tolerance,
-                             unroll=_num_replicas(replica_context) > 1)
+                             unroll=distribute.num_replicas(replica_context) > 1)
   gram_solution = delta - solve.residual - cfg.flow_lambda * solve.solution  # J J^T w, no extra product
   metrics = {"flow/min_eig": solve.ritz_min, "flow/condition": solve.ritz_max / solve.ritz_min,
              "flow/cg_iterations": solve.iterations,
@@ -236,7 +233,7 @@ def flow_generator_gradients(generator: keras.Model, feature_fn: Callable, z: tf
     solution, directions, gram_solution, metrics = _cg_solve(
         tape, fake_mean, theta, delta, cfg, replica_context, forward_fn)
   # Gradients are summed over replicas by the optimizer: -J_r^T w / R sums to -J^T w.
-  scale = 1.0 / _num_replicas(replica_context)
+  scale = 1.0 / distribute.num_replicas(replica_context)
   gradients = [-scale * direction for direction in directions]
   metrics.update({"flow/mmd2_before": 0.5 * tf.reduce_sum(delta * delta),
                   "flow/predicted_decrease": tf.reduce_sum(delta * gram_solution),

@@ -14,10 +14,8 @@ import tensorflow as tf
 from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import distribute
 from mmd_gan_tf import losses as losses_lib
+from mmd_gan_tf import noise
 from mmd_gan_tf.layers import spectral_norm
-
-# Purposes folded into the stateless seed, so every random draw has its own stream.
-NOISE_CRITIC, NOISE_GENERATOR, NOISE_SAMPLES, NOISE_PENALTY = 1, 2, 3, 4
 
 
 class Networks(NamedTuple):
@@ -27,26 +25,13 @@ class Networks(NamedTuple):
   critic_optimizer: keras.optimizers.Optimizer
   generator_optimizer: keras.optimizers.Optimizer
 
-
-def noise_seed(seed: int, step: tf.Tensor, purpose: int) -> tf.Tensor:
-  """A stateless seed [2] unique to (run seed, step, purpose, replica).
-
-  Keying noise on the checkpointed step makes a resumed run draw exactly the z an
-  uninterrupted run would have drawn: the RNG state is the step counter.
-  """
-  key = tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64), tf.cast(step, tf.int64))
-  key = tf.random.experimental.stateless_fold_in(key, purpose)
-  ctx = tf.distribute.get_replica_context()
-  replica = ctx.replica_id_in_sync_group if ctx is not None else 0
-  return tf.random.experimental.stateless_fold_in(key, tf.cast(replica, tf.int64))
-
-
-def sample_z(model_cfg: config_lib.ModelConfig, batch_size: int, seed: tf.Tensor) -> tf.Tensor:
-  """Latent codes [batch_size, z_dim]: N(0, 1) or U[-1, 1] per `model_cfg.z_distribution`."""
-  shape = [batch_size, model_cfg.z_dim]
-  if model_cfg.z_distribution == "uniform":
-    return tf.random.stateless_uniform(shape, seed, minval=-1.0, maxval=1.0)
-  return tf.random.stateless_normal(shape, seed)
+  @property
+  def critic_variables(self) -> list:
+    """What the critic optimizer trains: the critic's variables, and Li's decoder's."""
+    variables = list(self.critic.trainable_variables)
+    if self.decoder is not None:
+      variables += list(self.decoder.trainable_variables)
+    return variables
 
 
 def _frozen_critic(critic: keras.Model):
@@ -96,7 +81,7 @@ def clip_per_tensor(grads: list, clipnorm: Optional[float]) -> list:
   if not clipnorm:
     return grads
   ctx = tf.distribute.get_replica_context()
-  replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+  replicas = distribute.num_replicas(ctx)
   if replicas > 1:
     grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
   return [tf.clip_by_norm(g, clipnorm) / replicas for g in grads]
@@ -111,13 +96,6 @@ def _with_prefix(prefix: str, terms: losses_lib.LossTerms) -> dict:
   metrics = {f"loss/{prefix}": terms.loss}
   metrics.update(terms.metrics)
   return metrics
-
-
-def _critic_variables(nets: Networks) -> list:
-  variables = list(nets.critic.trainable_variables)
-  if nets.decoder is not None:
-    variables += list(nets.decoder.trainable_variables)
-  return variables
 
 
 def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.LossSpec,
@@ -135,32 +113,32 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
     optimizer.apply_gradients(zip(clip_per_tensor(grads, clipnorm), variables))
 
   def _z(real, step, purpose):
-    return sample_z(cfg.model, tf.shape(real)[0], noise_seed(cfg.train.seed, step, purpose))
+    return noise.sample_z(cfg.model, tf.shape(real)[0], noise.step_seed(cfg.train.seed, step, purpose))
 
   def simultaneous_fn(real, step):
     # Wang et al.: one forward pass, both networks updated from it.
     with tf.GradientTape(persistent=True) as tape:
-      outputs = critic_outputs(nets, cfg, spec, real, _z(real, step, NOISE_GENERATOR),
-                               noise_seed(cfg.train.seed, step, NOISE_PENALTY))
+      outputs = critic_outputs(nets, cfg, spec, real, _z(real, step, noise.GENERATOR),
+                               noise.step_seed(cfg.train.seed, step, noise.PENALTY))
       critic_terms = spec.critic_loss(outputs, cfg.loss)
       generator_terms = spec.generator_loss(outputs, cfg.loss)
       critic_loss, generator_loss = _scaled(critic_terms.loss), _scaled(generator_terms.loss)
-    _apply(nets.critic_optimizer, critic_loss, _critic_variables(nets), tape)
+    _apply(nets.critic_optimizer, critic_loss, nets.critic_variables, tape)
     _apply(nets.generator_optimizer, generator_loss, nets.generator.trainable_variables, tape)
     del tape
     return {**_with_prefix("critic", critic_terms), **_with_prefix("generator", generator_terms)}
 
   def critic_fn(real, step):
     with tf.GradientTape() as tape:
-      outputs = critic_outputs(nets, cfg, spec, real, _z(real, step, NOISE_CRITIC),
-                               noise_seed(cfg.train.seed, step, NOISE_PENALTY))
+      outputs = critic_outputs(nets, cfg, spec, real, _z(real, step, noise.CRITIC),
+                               noise.step_seed(cfg.train.seed, step, noise.PENALTY))
       terms = spec.critic_loss(outputs, cfg.loss)
       loss = _scaled(terms.loss)
-    _apply(nets.critic_optimizer, loss, _critic_variables(nets), tape)
+    _apply(nets.critic_optimizer, loss, nets.critic_variables, tape)
     return _with_prefix("critic", terms)
 
   def generator_fn(real, step):
-    z = _z(real, step, NOISE_GENERATOR)
+    z = _z(real, step, noise.GENERATOR)
     if generator_update is not None:
       outputs = critic_outputs(nets, cfg, spec, real, z)
       terms = spec.generator_loss(outputs, cfg.loss)

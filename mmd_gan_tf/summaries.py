@@ -9,26 +9,6 @@ import numpy as np
 import tensorflow as tf
 
 
-def to_uint8(images: tf.Tensor, image_range: str) -> tf.Tensor:
-  """Maps float images in [-1, 1] ("tanh") or [0, 1] ("sigmoid") to uint8 [0, 255]."""
-  images = tf.cast(images, tf.float32)
-  if image_range == "tanh":
-    images = (images + 1.0) * 0.5
-  return tf.cast(tf.round(tf.clip_by_value(images, 0.0, 1.0) * 255.0), tf.uint8)
-
-
-def image_grid(images: np.ndarray) -> np.ndarray:
-  """Tiles uint8 images [n, h, w, c] into one [rows*h, cols*w, c] image (cols = ceil(sqrt(n)))."""
-  n, h, w, c = images.shape
-  cols = int(math.ceil(math.sqrt(n)))
-  rows = int(math.ceil(n / cols))
-  grid = np.zeros((rows * h, cols * w, c), dtype=images.dtype)
-  for i in range(n):
-    r, q = divmod(i, cols)
-    grid[r * h:(r + 1) * h, q * w:(q + 1) * w] = images[i]
-  return grid
-
-
 def write_png(path: str, image: np.ndarray) -> None:
   """Writes a uint8 [h, w, c] image as PNG (atomically)."""
   tmp = path + ".tmp"

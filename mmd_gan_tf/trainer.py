@@ -26,8 +26,10 @@ from mmd_gan_tf import distribute
 from mmd_gan_tf import export as export_lib
 from mmd_gan_tf import flow as flow_lib
 from mmd_gan_tf import flow_features
+from mmd_gan_tf import images as images_lib
 from mmd_gan_tf import losses as losses_lib
 from mmd_gan_tf import models
+from mmd_gan_tf import noise
 from mmd_gan_tf import steps as steps_lib
 from mmd_gan_tf import summaries
 from mmd_gan_tf.metrics import inception_weights
@@ -69,12 +71,10 @@ def build_networks(cfg: config_lib.Config) -> steps_lib.Networks:
   # rescaling would destroy it, so its generator moves by plain SGD.
   generator_optim = dataclasses.replace(cfg.optim, optimizer="sgd") if cfg.loss.name == "flow" else cfg.optim
   generator_optimizer = make_optimizer(generator_optim, cfg.optim.generator_lr)
-  critic_variables = list(critic.trainable_variables)
-  if decoder is not None:
-    critic_variables += list(decoder.trainable_variables)
-  critic_optimizer.build(critic_variables)
+  nets = steps_lib.Networks(generator, critic, decoder, critic_optimizer, generator_optimizer)
+  critic_optimizer.build(nets.critic_variables)
   generator_optimizer.build(generator.trainable_variables)
-  return steps_lib.Networks(generator, critic, decoder, critic_optimizer, generator_optimizer)
+  return nets
 
 
 @contextlib.contextmanager
@@ -152,19 +152,18 @@ def _dataset(strategy, cfg: config_lib.Config, start_step: int):
   def dataset_fn(ctx):
     # A resumed run reads a fresh part of the stream instead of replaying the start.
     return data_lib.make_dataset(cfg.data, ctx.get_per_replica_batch_size(global_batch),
-                                 seed=cfg.train.seed + 7919 * start_step, input_context=ctx)
+                                 seed=noise.data_seed(cfg.train.seed, start_step), input_context=ctx)
 
   return iter(strategy.distribute_datasets_from_function(dataset_fn))
 
 
 def _fixed_noise(cfg: config_lib.Config) -> tf.Tensor:
-  return steps_lib.sample_z(cfg.model, NUM_GRID_SAMPLES,
-                            steps_lib.noise_seed(cfg.train.seed, -1, steps_lib.NOISE_SAMPLES))
+  return noise.sample_z(cfg.model, NUM_GRID_SAMPLES, noise.step_seed(cfg.train.seed, -1, noise.SAMPLES))
 
 
 def _write_samples(nets, cfg, fixed_z, workdir, writer, step: int) -> str:
-  images = summaries.to_uint8(nets.generator(fixed_z, training=False), cfg.data.image_range).numpy()
-  grid = summaries.image_grid(images)
+  images = images_lib.to_uint8(nets.generator(fixed_z, training=False), cfg.data.image_range).numpy()
+  grid = images_lib.image_grid(images)
   os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
   path = os.path.join(workdir, "samples", f"step_{step:07d}.png")
   summaries.write_png(path, grid)
@@ -194,9 +193,10 @@ class Evaluator:
 
   def __call__(self, generator, step: int) -> dict:
     cfg = self._cfg
-    sample = lambda batch, seed: steps_lib.sample_z(cfg.model, batch, tf.constant([seed, 1], tf.int64))
+    sample = lambda batch, index: noise.sample_z(cfg.model, batch,
+                                                 noise.stream_seed(cfg.train.seed, noise.EVALUATION, index))
     fake = self._eval.generated_features(generator, sample, self._network, cfg.eval.num_samples,
-                                         cfg.eval.eval_batch_size, cfg.data.image_range, seed=cfg.train.seed)
+                                         cfg.eval.eval_batch_size, cfg.data.image_range, seed=0)
     scores = {f"eval/{k}": float(v) for k, v in
               self._eval.generator_scores(self._real, fake, cfg.eval, seed=step).items()}
     if scores["eval/kid"] < float(self.best_kid.numpy()):
@@ -225,9 +225,10 @@ def _make_lr_adapter(cfg: config_lib.Config, nets: steps_lib.Networks, inception
 
   def fake_codes(generator, step):
     # Fresh noise per test (keyed by the step): the test assumes independent new and old samples.
-    sample = lambda batch, seed: steps_lib.sample_z(cfg.model, batch, tf.constant([seed, 2], tf.int64))
+    sample = lambda batch, index: noise.sample_z(
+        cfg.model, batch, noise.stream_seed(cfg.train.seed, noise.LR_ADAPTATION, step, index))
     return training_eval.generated_features(generator, sample, network, num, cfg.eval.eval_batch_size,
-                                            cfg.data.image_range, seed=cfg.train.seed * 1_000_003 + step * 1009)
+                                            cfg.data.image_range, seed=0)
 
   return adaptation.KidLrAdapter(cfg.eval, (nets.critic_optimizer, nets.generator_optimizer),
                                  (cfg.optim.critic_lr, cfg.optim.generator_lr), real, fake_codes, codes_dir)

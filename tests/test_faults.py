@@ -135,7 +135,7 @@ def test_result_files_are_readable_by_others_and_partial_saves_are_removed(tmp_p
   old = os.umask(0o022)
   try:
     path = tmp_path / "config.json"
-    checkpointing.atomic_write_text(str(path), "{}\n")
+    files.atomic_write_text(str(path), "{}\n")
     assert os.stat(path).st_mode & 0o777 == 0o644
   finally:
     os.umask(old)

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from mmd_gan_tf import models
+from mmd_gan_tf import noise
 from mmd_gan_tf.config import ModelConfig
 from mmd_gan_tf.layers import spectral_norm as sn
 
@@ -36,7 +37,7 @@ def test_shapes_and_ranges(arch, size, activation):
   cfg = tiny(arch, size, output_activation=activation, spectral_norm="conv")
   generator, critic = models.build_generator(cfg), models.build_critic(cfg)
   assert generator.built and critic.built and critic.trainable_variables
-  z = models.sample_z(cfg, 3, seed=0) * 30.0  # large z drives the output activation to its limits
+  z = noise.sample_z(cfg, 3, seed=0) * 30.0  # large z drives the output activation to its limits
   low, high = (-1.0, 1.0) if activation == "tanh" else (0.0, 1.0)
   for training in (True, False):
     images = generator(z, training=training)
@@ -94,11 +95,11 @@ def test_validate_model_config_names_the_bad_value(bad, match):
 @pytest.mark.parametrize("distribution", ["normal", "uniform"])
 def test_sample_z(distribution):
   cfg = ModelConfig(z_dim=16, z_distribution=distribution)
-  first = models.sample_z(cfg, 4000, seed=3).numpy()
+  first = noise.sample_z(cfg, 4000, seed=3).numpy()
   assert first.shape == (4000, 16) and first.dtype == np.float32
-  np.testing.assert_array_equal(first, models.sample_z(cfg, 4000, seed=tf.constant(3)).numpy())
-  assert not np.array_equal(first, models.sample_z(cfg, 4000, seed=4).numpy())
-  assert not np.array_equal(models.sample_z(cfg, 8).numpy(), models.sample_z(cfg, 8).numpy())
+  np.testing.assert_array_equal(first, noise.sample_z(cfg, 4000, seed=tf.constant(3)).numpy())
+  assert not np.array_equal(first, noise.sample_z(cfg, 4000, seed=4).numpy())
+  assert not np.array_equal(noise.sample_z(cfg, 8).numpy(), noise.sample_z(cfg, 8).numpy())
   if distribution == "uniform":
     assert first.min() >= -1 and first.max() <= 1
     np.testing.assert_allclose(first.var(), 1 / 3, rtol=0.05)
@@ -127,7 +128,7 @@ def test_trains_on_two_replicas(strategy, arch, size, mode):
   @tf.function
   def step():
     def replica_step():
-      z = models.sample_z(cfg, 2)
+      z = noise.sample_z(cfg, 2)
       with tf.GradientTape() as tape:
         fake = generator(z, training=True)
         features = critic(tf.concat([fake, tf.ones_like(fake) * 0.3], 0), training=True)
@@ -158,7 +159,7 @@ def test_generator_exports_with_tf_saved_model(strategy):
   with tempfile.TemporaryDirectory() as directory:
     tf.saved_model.save(module, directory, signatures={"generate": generate})
     loaded = tf.saved_model.load(directory)
-    z = models.sample_z(cfg, 3, seed=1)
+    z = noise.sample_z(cfg, 3, seed=1)
     np.testing.assert_allclose(loaded.generate(z).numpy(), generator(z, training=False).numpy(),
                                atol=1e-6)
 

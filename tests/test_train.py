@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import ROOT, make_two_replica_strategy
 from flags import build as config_builder
+from mmd_gan_tf import noise
 from mmd_gan_tf import steps as steps_lib
 from mmd_gan_tf import trainer
 
@@ -82,8 +83,8 @@ def test_resume_continues_step_optimizer_and_noise(tmp_path):
   moments = [v.numpy() for v in saved.generator_optimizer.variables if "momentum" in v.path]
   assert moments and any(np.abs(m).max() > 0 for m in moments)
   # Noise is keyed by the step: the resumed run draws step 2's z, not step 0's again.
-  z_resumed = steps_lib.sample_z(cfg.model, 4, steps_lib.noise_seed(0, saved_step, steps_lib.NOISE_GENERATOR))
-  z_start = steps_lib.sample_z(cfg.model, 4, steps_lib.noise_seed(0, 0, steps_lib.NOISE_GENERATOR))
+  z_resumed = noise.sample_z(cfg.model, 4, noise.step_seed(0, saved_step, noise.GENERATOR))
+  z_start = noise.sample_z(cfg.model, 4, noise.step_seed(0, 0, noise.GENERATOR))
   assert not np.allclose(z_resumed.numpy(), z_start.numpy())
 
   trainer.train(cfg, strategy=strategy)

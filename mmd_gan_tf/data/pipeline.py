@@ -14,23 +14,14 @@ from typing import Optional
 
 import tensorflow as tf
 
+from mmd_gan_tf import images as images_lib
 from mmd_gan_tf.config import DataConfig
 from mmd_gan_tf.data import folder, lsun, npz, presets, shapes, tfrecord
 from mmd_gan_tf.data.tfds_source import TFDS_DATASETS, tfds_images
 
-IMAGE_RANGES = ("tanh", "sigmoid")
 MIN_IMAGE_SIZE = 4
 MAX_IMAGE_SIZE = 1024
 _INDEX_SHUFFLE_BUFFER = 1 << 20  # LMDB indices are cheap: shuffle up to 1M of them at once
-
-
-def to_image_range(images: tf.Tensor, image_range: str) -> tf.Tensor:
-  """Maps float images in [0, 1] to the range of `image_range`: tanh -> [-1, 1], sigmoid -> [0, 1]."""
-  if image_range == "tanh":
-    return images * 2.0 - 1.0
-  if image_range == "sigmoid":
-    return images
-  raise ValueError(f"image_range {image_range!r} is not one of {IMAGE_RANGES}")
 
 
 def _pipeline_position(input_context: Optional[tf.distribute.InputContext]):
@@ -166,7 +157,7 @@ def make_dataset(cfg: DataConfig, batch_size: int, seed: int,
   pipeline_id, num_pipelines = _pipeline_position(input_context)
   dataset = DATASETS[cfg.dataset](cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle)
   image_shape = [batch_size, cfg.image_size, cfg.image_size, cfg.channels]
-  dataset = dataset.map(lambda images: tf.ensure_shape(to_image_range(images, cfg.image_range), image_shape),
+  dataset = dataset.map(lambda images: tf.ensure_shape(images_lib.from_unit(images, cfg.image_range), image_shape),
                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -193,8 +184,7 @@ def validate_data_config(cfg: DataConfig) -> None:
   """Raises ValueError naming the bad value when `cfg` cannot give a dataset (checks folders and LMDBs too)."""
   if cfg.dataset not in DATASETS:
     raise ValueError(f"unknown dataset {cfg.dataset!r}; expected one of {sorted(DATASETS)}")
-  if cfg.image_range not in IMAGE_RANGES:
-    raise ValueError(f"image_range {cfg.image_range!r} is not one of {IMAGE_RANGES}")
+  images_lib.check_range(cfg.image_range)
   if cfg.channels not in (1, 3):
     raise ValueError(f"channels must be 1 or 3, got {cfg.channels}")
   if not MIN_IMAGE_SIZE <= cfg.image_size <= MAX_IMAGE_SIZE:

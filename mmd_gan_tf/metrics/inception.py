@@ -18,6 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmd_gan_tf import images as images_lib
+
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
 BN_EPSILON = 1e-3
@@ -241,18 +243,7 @@ def to_inception_pixels(images: tf.Tensor, image_range: str, quantize: bool = Tr
   if images.dtype == tf.uint8:
     pixels = tf.cast(images, tf.float32)
   else:
-    images = tf.cast(images, tf.float32)
-    if image_range == "tanh":
-      pixels = (images + 1.0) * 127.5
-    elif image_range == "sigmoid":
-      pixels = images * 255.0
-    elif image_range == "pixels":
-      pixels = images
-    else:
-      raise ValueError(f"image_range must be tanh, sigmoid or pixels, got {image_range!r}")
-    pixels = tf.clip_by_value(pixels, 0.0, 255.0)
-    if quantize:
-      pixels = tf.round(pixels)
+    pixels = images_lib.to_pixels(images, image_range, quantize=quantize)
   channels = pixels.shape[-1]
   if channels == 1:
     pixels = tf.tile(pixels, [1, 1, 1, 3])

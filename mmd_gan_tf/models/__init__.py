@@ -6,7 +6,6 @@ Contract:
   build_critic(cfg) -> Critic: D(images, training) -> features [b, critic_dim] float32, and
     D.features_and_activations(images, training) -> (features, [per-layer activations, features last]).
   build_decoder(cfg) -> keras.Model or None: Li's decoder codes [b, critic_dim] -> images (arch li only).
-  sample_z(cfg, batch_size, seed=None) -> z [b, z_dim] float32.
 All builders return built models (their variables exist).
 """
 
@@ -14,8 +13,8 @@ import dataclasses
 from typing import Callable, Optional, Tuple
 
 import keras
-import tensorflow as tf
 
+from mmd_gan_tf import noise
 from mmd_gan_tf.config import ModelConfig
 from mmd_gan_tf.layers.spectral_norm import MODES as SPECTRAL_NORM_MODES
 from mmd_gan_tf.models import dcgan, dcgan5, li, resnet, resnet_big, sngan
@@ -46,7 +45,6 @@ ARCHS = {
                    description="Li et al. 2017 DCGAN encoder / decoder"),
 }
 
-Z_DISTRIBUTIONS = ("normal", "uniform")
 OUTPUT_ACTIVATIONS = ("tanh", "sigmoid")
 
 
@@ -61,9 +59,7 @@ def validate_model_config(cfg: ModelConfig) -> None:
   if cfg.spectral_norm not in SPECTRAL_NORM_MODES:
     raise ValueError(f"unknown spectral_norm {cfg.spectral_norm!r}; choose one of "
                      f"{list(SPECTRAL_NORM_MODES)}")
-  if cfg.z_distribution not in Z_DISTRIBUTIONS:
-    raise ValueError(f"unknown z_distribution {cfg.z_distribution!r}; choose one of "
-                     f"{list(Z_DISTRIBUTIONS)}")
+  noise.validate_z_distribution(cfg)
   if cfg.output_activation not in OUTPUT_ACTIVATIONS:
     raise ValueError(f"unknown output_activation {cfg.output_activation!r}; choose one of "
                      f"{list(OUTPUT_ACTIVATIONS)}")
@@ -99,27 +95,3 @@ def build_decoder(cfg: ModelConfig) -> Optional[keras.Model]:
   validate_model_config(cfg)
   decoder = ARCHS[cfg.arch].decoder
   return decoder(cfg) if decoder is not None else None
-
-
-def sample_z(cfg: ModelConfig, batch_size, seed=None) -> tf.Tensor:
-  """z [batch_size, z_dim] float32 from N(0, 1) or U[-1, 1] (`cfg.z_distribution`).
-
-  Args:
-    cfg: the model config.
-    batch_size: int or scalar int tensor.
-    seed: None (stateful global RNG) or an int / scalar int tensor: then the draw is a pure function
-      of (seed, batch_size) (stateless RNG), e.g. for fixed sample grids and the exported `sample`.
-  """
-  if cfg.z_distribution not in Z_DISTRIBUTIONS:
-    raise ValueError(f"unknown z_distribution {cfg.z_distribution!r}; choose one of "
-                     f"{list(Z_DISTRIBUTIONS)}")
-  shape = tf.stack([tf.cast(batch_size, tf.int32), cfg.z_dim])
-  uniform = cfg.z_distribution == "uniform"
-  if seed is None:
-    if uniform:
-      return tf.random.uniform(shape, -1.0, 1.0)
-    return tf.random.normal(shape)
-  seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
-  if uniform:
-    return tf.random.stateless_uniform(shape, seed, -1.0, 1.0)
-  return tf.random.stateless_normal(shape, seed)

@@ -1,0 +1,26 @@
+"""Writing result files safely: atomically (a crash leaves the old file or the new one) and readable by
+colleagues (mode 0666 minus the umask, where `tempfile` would leave 0600)."""
+
+import os
+import tempfile
+
+
+def atomic_write_text(path: str, text: str) -> None:
+  """Writes `text` to `path` via a temporary file and a rename, so a crash leaves old or new."""
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_")
+  try:
+    with os.fdopen(fd, "w") as f:
+      f.write(text)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for colleagues too
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
