@@ -20,7 +20,7 @@ from absl import logging  # noqa: E402
 
 from flags import build as config_builder  # noqa: E402
 from flags import definitions  # noqa: E402
-from mmd_gan_tf import console  # noqa: E402
+from mmd_gan_tf import cli  # noqa: E402
 
 # SIGTERM / Ctrl-C: a checkpoint of the interrupted step was saved; rerun to continue (EX_TEMPFAIL).
 EXIT_INTERRUPTED = 75
@@ -61,35 +61,26 @@ def _export(cfg) -> None:
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  console.import_tensorflow_quietly()  # validation builds networks: TensorFlow loads here
-  try:
-    cfg = config_builder.build_config(_flag_values())
-  except ValueError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  cfg = config_builder.build_config(_flag_values())  # ValueError: one line via mmd_gan_tf.cli
   if FLAGS.dry_run:
     print(cfg.to_json())
     return 0
   logging.set_verbosity(logging.INFO)
+  if FLAGS.mode == "export":
+    _export(cfg)
+    return 0
+  from mmd_gan_tf import trainer  # pylint: disable=g-import-not-at-top
   try:
-    if FLAGS.mode == "export":
-      _export(cfg)
-    else:
-      from mmd_gan_tf import trainer  # pylint: disable=g-import-not-at-top
-      try:
-        metrics = trainer.train(cfg)
-      except trainer.Interrupted as e:
-        print(f"interrupted: {e}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-      except (trainer.DivergedError, trainer.DiskFullError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_RUN_FAILED
-      print("final: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
-  except ValueError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    metrics = trainer.train(cfg)
+  except trainer.Interrupted as e:
+    print(f"interrupted: {e}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+  except (trainer.DivergedError, trainer.DiskFullError) as e:
+    print(cli.one_line(e), file=sys.stderr)
+    return EXIT_RUN_FAILED
+  print("final: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
   return 0
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

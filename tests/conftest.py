@@ -36,6 +36,14 @@ def asset_path(relative: str) -> pathlib.Path:
   return path
 
 
+def tool_env() -> dict:
+  """Environment of a main.py / tools/*.py subprocess: this checkout's `mmd_gan_tf` importable even where
+  the package is not installed (CI installs it editable; a bare venv of requirements-dev.txt does not)."""
+  env = dict(os.environ)
+  env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+  return env
+
+
 def make_two_replica_strategy() -> tf.distribute.MirroredStrategy:
   """A MirroredStrategy over the two logical CPU devices.
 

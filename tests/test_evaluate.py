@@ -1,14 +1,17 @@
 """tools/evaluate.py: sources, the JSON protocol, feature caching, end to end on the real network."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 from PIL import Image
 
-from conftest import asset_path
-from mmd_gan_tf.metrics import kid
+from conftest import ROOT, asset_path, tool_env
+from mmd_gan_tf.metrics import kid, registry
 from tools import evaluate
 
 WEIGHTS = "inception/fid_inception_v3_2015_12_05.npz"
@@ -37,7 +40,7 @@ def test_end_to_end_json_and_cache(image_files, tmp_path):
           "--kid_subset_size=4", "--fid_min_samples=0", "--seed=7", "--no_progress",
           f"--inception_weights={asset_path(WEIGHTS)}", f"--cache_dir={tmp_path / 'cache'}",
           f"--out={out}"]
-  evaluate.main(argv)
+  evaluate.report(evaluate.parse_args(argv))
   result = json.loads(out.read_text())
   protocol = result["protocol"]
   assert protocol["weights_sha256"] == WEIGHTS_SHA256
@@ -57,14 +60,57 @@ def test_end_to_end_json_and_cache(image_files, tmp_path):
   np.testing.assert_allclose(result["metrics"]["kid"]["mean_x1e3"], expected.mean * 1e3, rtol=1e-9)
   assert result["metrics"]["fid"] > 0
   # A second run reads both feature sets from the cache and gives the same numbers.
-  again = evaluate.main(argv)
+  again = evaluate.report(evaluate.parse_args(argv))
   assert again["protocol"]["real"]["features_cached"] and again["protocol"]["fake"]["features_cached"]
   assert again["metrics"] == result["metrics"]
 
 
 def test_parse_args_rejects_bad_metrics(tmp_path):
-  with pytest.raises(SystemExit):
+  with pytest.raises(flags.IllegalFlagValueError, match="--metrics"):
     _args(tmp_path, "a.npz", "b.npz", "--metrics=kid,precision")
+
+
+def test_metric_choices_are_the_registry(tmp_path):
+  assert evaluate.METRIC_CHOICES == tuple(registry.METRICS)
+  for name in registry.METRICS:
+    assert _args(tmp_path, "a.npz", "b.npz", f"--metrics={name}").metrics == [name]
+  assert _args(tmp_path, "a.npz", "b.npz").metrics == ["kid", "fid"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--metrics=kid", "--kid_subset_size=9"], "--kid_subset_size=9 exceeds --num=8"),
+    (["--metrics=fid", "--fid_min_samples=9"], "--num=8 is below --fid_min_samples=9"),
+    (["--metrics=kid", "--kid_subset_size=4", "--num=9"], "8 images available, --num=9"),
+])
+def test_counts_are_checked_before_any_inception_work(image_files, tmp_path, extra, message):
+  # The weights path does not exist: reaching it would raise FileNotFoundError instead.
+  args = _args(tmp_path, image_files / "real.npz", image_files / "fake.npz",
+               f"--inception_weights={tmp_path / 'missing.npz'}", *extra)
+  with pytest.raises(ValueError, match=message):
+    evaluate.evaluate(args)
+
+
+def _run_tool(*flag_args):
+  return subprocess.run([sys.executable, str(ROOT / "tools" / "evaluate.py"), *flag_args], capture_output=True,
+                        text=True, timeout=300, check=False, env=tool_env())
+
+
+def _error_lines(stderr: str) -> list:
+  return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def test_command_line_user_errors_are_one_line(image_files, tmp_path):
+  missing = f"--inception_weights={tmp_path / 'missing.npz'}"
+  real, fake = f"--real={image_files / 'real.npz'}:x", f"--fake={image_files / 'fake.npz'}"
+  too_few = _run_tool(real, fake, "--num=9", "--metrics=kid", "--kid_subset_size=4", missing)
+  assert too_few.returncode == 2 and "Traceback" not in too_few.stderr, too_few.stderr[-2000:]
+  assert _error_lines(too_few.stderr) == [f"error: {image_files / 'real.npz'}:x: 8 images available, --num=9 "
+                                          "requested: lower --num"]
+  bad_key = _run_tool(f"--real={image_files / 'real.npz'}:nope", fake, "--num=8", "--metrics=kid",
+                      "--kid_subset_size=4", missing)
+  assert bad_key.returncode == 2 and "Traceback" not in bad_key.stderr, bad_key.stderr[-2000:]
+  [line] = _error_lines(bad_key.stderr)
+  assert "real.npz:nope" in line and "file.npz:KEY" in line
 
 
 def test_npz_source_errors(image_files, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import ROOT, make_two_replica_strategy
+from conftest import ROOT, make_two_replica_strategy, tool_env
 from flags import build as config_builder
 from mmd_gan_tf import trainer
 from mmd_gan_tf.data import folder
@@ -149,14 +149,14 @@ def test_result_files_are_readable_by_others_and_partial_saves_are_removed(tmp_p
 def test_sample_tool_checks_its_input_and_batches(exported, tmp_path):
   tool = [sys.executable, str(ROOT / "tools" / "sample.py")]
   bad = subprocess.run(tool + [f"--model={tmp_path}", "--num=4"], capture_output=True, text=True, timeout=120,
-                       check=False)
+                       check=False, env=tool_env())
   assert bad.returncode == 2 and "not a SavedModel export" in bad.stderr
   negative = subprocess.run(tool + [f"--model={exported / 'export'}", "--num=-3"], capture_output=True,
-                            text=True, timeout=120, check=False)
+                            text=True, timeout=120, check=False, env=tool_env())
   assert negative.returncode == 2 and "--num=-3" in negative.stderr
   out = tmp_path / "grid.png"
   good = subprocess.run(tool + [f"--model={exported / 'export'}", "--num=10", "--batch_size=3", f"--out={out}"],
-                        capture_output=True, text=True, timeout=300, check=False)
+                        capture_output=True, text=True, timeout=300, check=False, env=tool_env())
   assert good.returncode == 0, good.stderr[-1000:]
   assert Image.open(out).size == (4 * 32, 3 * 32)
 

@@ -12,11 +12,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from conftest import ROOT, tool_env
 from mmd_gan_tf.config import DataConfig
 from mmd_gan_tf.data import make_dataset, tfrecord
-from tools.prepare_dataset import prepare
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from mmd_gan_tf.data.prepare import prepare
 
 
 def encode(array, fmt, **kwargs):
@@ -111,7 +110,7 @@ def test_command_line(lsun_dir, tmp_path):
   out = str(tmp_path / "cli")
   command = [sys.executable, os.path.join(ROOT, "tools", "prepare_dataset.py"), "--source=lsun",
              f"--data_dir={lsun_dir}", f"--out_dir={out}", "--image_size=16", "--limit=4"]
-  result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+  result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=tool_env())
   assert result.returncode == 0, result.stderr
   assert "prepared 4 images" in result.stdout
   assert tfrecord.read_info(out)["num_examples"] == 4

@@ -8,7 +8,7 @@ import sys
 import pytest
 from PIL import Image
 
-from conftest import ROOT, asset_path
+from conftest import ROOT, asset_path, tool_env
 
 sys.path.insert(0, str(ROOT))
 from tools import quality  # noqa: E402  pylint: disable=wrong-import-position
@@ -37,7 +37,7 @@ def test_two_configurations_end_to_end(tmp_path):
              "--common=--width=0.0625 --batch_size=4 --cpu_devices=2 --log_every=2 --sample_every=2 "
              "--checkpoint_every=2"]
   result = subprocess.run(command, capture_output=True, text=True, cwd=str(tmp_path), timeout=900,
-                          check=False)
+                          check=False, env=tool_env())
   assert result.returncode == 0, result.stderr[-3000:]
   assert "[hinge_small] step       4" in result.stdout  # progress on the console
   summary = json.loads((out / "results.json").read_text())
@@ -54,7 +54,8 @@ def test_two_configurations_end_to_end(tmp_path):
     assert plot.size[0] > 600
   assert sorted(os.listdir(out / "grids")) == ["hinge_small.png", "rep.png"]
   # Re-running finds the finished runs: the same points, no new training.
-  again = subprocess.run(command, capture_output=True, text=True, cwd=str(tmp_path), timeout=900, check=False)
+  again = subprocess.run(command, capture_output=True, text=True, cwd=str(tmp_path), timeout=900, check=False,
+                         env=tool_env())
   assert again.returncode == 0, again.stderr[-3000:]
   assert json.loads((out / "results.json").read_text())["configs"]["rep"]["points"] == \
       summary["configs"]["rep"]["points"]

@@ -14,19 +14,16 @@ import platform
 import sys
 import time
 
+import keras
+import numpy as np
+import tensorflow as tf
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from mmd_gan_tf import losses, steps  # noqa: E402
-from mmd_gan_tf.config import Config, FlowConfig, LossConfig, ModelConfig, TrainConfig  # noqa: E402
-from mmd_gan_tf.flow import FlowGeneratorUpdate  # noqa: E402
-from mmd_gan_tf.flow_features import feature_dim, make_feature_map  # noqa: E402
-from mmd_gan_tf.models import build_critic, build_generator  # noqa: E402
+from mmd_gan_tf import cli, losses, steps
+from mmd_gan_tf.config import Config, FlowConfig, LossConfig, ModelConfig, TrainConfig
+from mmd_gan_tf.flow import FlowGeneratorUpdate
+from mmd_gan_tf.flow_features import feature_dim, make_feature_map
+from mmd_gan_tf.models import build_critic, build_generator
 
 FLAGS = flags.FLAGS
 
@@ -151,4 +148,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

@@ -10,22 +10,19 @@ as an LMDB in LSUN's layout, and a TFRecord copy prepared at --image_size. Point
 
 import io
 import os
-import sys
 import tempfile
 import time
 
-from absl import app, flags
+import lmdb
+import numpy as np
+import tensorflow as tf
+from absl import flags
+from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import lmdb  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from mmd_gan_tf.config import DataConfig  # noqa: E402
-from mmd_gan_tf.data import make_dataset, shapes  # noqa: E402
-from tools.prepare_dataset import prepare  # noqa: E402
+from mmd_gan_tf import cli
+from mmd_gan_tf.config import DataConfig
+from mmd_gan_tf.data import make_dataset, shapes
+from mmd_gan_tf.data.prepare import prepare
 
 FLAGS = flags.FLAGS
 
@@ -100,4 +97,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

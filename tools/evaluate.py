@@ -12,32 +12,33 @@ The first --num images of each source are used (a generator draws --num). Featur
 sources are cached on disk (see `mmd_gan_tf.metrics.feature_cache`).
 """
 
-import argparse
 import dataclasses
 import hashlib
 import json
 import os
 import pathlib
-import sys
 import time
+import types
 from typing import Callable, Dict, Iterator, Optional
 
-import numpy as np
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
 
+from mmd_gan_tf import cli  # noqa: E402
 from mmd_gan_tf.metrics import feature_cache  # noqa: E402
 from mmd_gan_tf.metrics import features as features_lib  # noqa: E402
 from mmd_gan_tf.metrics import fid as fid_lib  # noqa: E402
 from mmd_gan_tf.metrics import inception  # noqa: E402
-from mmd_gan_tf.metrics import inception_score  # noqa: E402
 from mmd_gan_tf.metrics import inception_weights  # noqa: E402
-from mmd_gan_tf.metrics import kid as kid_lib  # noqa: E402
+from mmd_gan_tf.metrics import registry  # noqa: E402
 
-METRICS = ("kid", "fid", "is")
+METRIC_CHOICES = tuple(registry.METRICS)  # --metrics choices: the registry's names, nothing else
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+FLAGS = flags.FLAGS
 
 
 @dataclasses.dataclass
@@ -51,38 +52,51 @@ class Source:
   identity: Optional[Dict] = None   # cache identity; None = do not cache (generators)
 
 
-def parse_args(argv):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--real", required=True, help="SRC of the real images")
-  parser.add_argument("--fake", required=True, help="SRC of the generated images")
-  parser.add_argument("--num", type=int, default=10000, help="images per source")
-  parser.add_argument("--metrics", default="kid,fid", help="comma list of kid, fid, is")
-  parser.add_argument("--out", default=None, help="JSON result file")
-  parser.add_argument("--inception_weights", default=None,
-                      help=".npz / .pb / .tgz; default: download once into the cache")
-  parser.add_argument("--kid_subsets", type=int, default=100)
-  parser.add_argument("--kid_subset_size", type=int, default=1000)
-  parser.add_argument("--fid_min_samples", type=int, default=fid_lib.DEFAULT_MIN_SAMPLES)
-  parser.add_argument("--is_splits", type=int, default=10)
-  parser.add_argument("--seed", type=int, default=0, help="seeds generator samples and KID subsets")
-  parser.add_argument("--batch_size", type=int, default=100)
-  parser.add_argument("--image_range", default="tanh", choices=("tanh", "sigmoid", "pixels"),
-                      help="range of float images from a generator or .npz (uint8 needs none)")
-  parser.add_argument("--z_distribution", default="normal", choices=("normal", "uniform"),
-                      help="z of a generator that only has generate(z)")
-  parser.add_argument("--image_size", type=int, default=32, help="for dataset:split sources")
-  parser.add_argument("--cache_dir", default=None)
-  parser.add_argument("--no_cache", action="store_true")
-  parser.add_argument("--no_progress", action="store_true")
-  args = parser.parse_args(argv)
-  metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-  bad = [m for m in metrics if m not in METRICS]
-  if bad or not metrics:
-    parser.error(f"--metrics={args.metrics}: choose from {','.join(METRICS)}")
-  if args.num < 1:
-    parser.error(f"--num={args.num} must be >= 1")
-  args.metrics = metrics
-  return args
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+  """The tool's flags (on a fresh FlagValues in `parse_args`, so tests can parse without app.run)."""
+  define = dict(flag_values=flag_values)
+  flags.DEFINE_string("real", None, "SRC of the real images (module docstring).", **define)
+  flags.DEFINE_string("fake", None, "SRC of the generated images (module docstring).", **define)
+  flags.DEFINE_integer("num", 10000, "Images per source.", **define)
+  flags.DEFINE_list("metrics", ["kid", "fid"], f"Comma list of {', '.join(METRIC_CHOICES)}.", **define)
+  flags.DEFINE_string("out", None, "JSON result file.", **define)
+  flags.DEFINE_string("inception_weights", None, ".npz / .pb / .tgz; default: download once into the cache.",
+                      **define)
+  flags.DEFINE_integer("kid_subsets", 100, "KID subsets.", **define)
+  flags.DEFINE_integer("kid_subset_size", 1000, "KID features per set and subset (<= --num).", **define)
+  flags.DEFINE_integer("fid_min_samples", fid_lib.DEFAULT_MIN_SAMPLES, "FID refuses fewer images.", **define)
+  flags.DEFINE_integer("is_splits", 10, "Inception Score splits.", **define)
+  flags.DEFINE_integer("seed", 0, "Seeds generator samples and KID subsets.", **define)
+  flags.DEFINE_integer("batch_size", 100, "Images per Inception forward pass.", **define)
+  flags.DEFINE_enum("image_range", "tanh", ["tanh", "sigmoid", "pixels"],
+                    "Range of float images from a generator or .npz (uint8 needs none).", **define)
+  flags.DEFINE_enum("z_distribution", "normal", ["normal", "uniform"],
+                    "z of a generator that only has generate(z).", **define)
+  flags.DEFINE_integer("image_size", 32, "For dataset:split sources.", **define)
+  flags.DEFINE_string("cache_dir", None, "Feature and weights cache (default: ~/.cache/mmd_gan_tf).", **define)
+  flags.DEFINE_bool("no_cache", False, "Do not read or write cached features.", **define)
+  flags.DEFINE_bool("no_progress", False, "No progress bars.", **define)
+  flags.mark_flags_as_required(["real", "fake"], flag_values=flag_values)
+  flags.register_validator("metrics", lambda names: bool(names) and set(names) <= set(METRIC_CHOICES),
+                           f"choose one or more of {','.join(METRIC_CHOICES)}", flag_values=flag_values)
+  flags.register_validator("num", lambda num: num >= 1, "--num must be >= 1", flag_values=flag_values)
+
+
+def args_from(flag_values: flags.FlagValues) -> types.SimpleNamespace:
+  """The parsed flags as a plain namespace (what the functions below read)."""
+  return types.SimpleNamespace(**{name: flag_values[name].value for name in flag_values})
+
+
+def parse_args(argv) -> types.SimpleNamespace:
+  """Parses `argv` (flags only, no program name) on fresh FlagValues.
+
+  Raises:
+    flags.Error: a flag that does not parse or fails its check (e.g. an unknown metric).
+  """
+  flag_values = flags.FlagValues()
+  define_flags(flag_values)
+  flag_values(["evaluate", *argv])
+  return args_from(flag_values)
 
 
 def _array_batches(array: np.ndarray, batch_size: int):
@@ -196,7 +210,7 @@ def generator_source(spec: str, num: int, args) -> Source:
 
 def _check_count(spec, available, num):
   if available < num:
-    raise ValueError(f"{spec}: {available} images available, --num={num} requested")
+    raise ValueError(f"{spec}: {available} images available, --num={num} requested: lower --num")
 
 
 def make_source(spec: str, num: int, args) -> Source:
@@ -229,29 +243,50 @@ def source_features(source: Source, model, weights, args, need_logits: bool):
   return feature_cache.cached_features(fields, compute, args.cache_dir, need_logits)
 
 
+def check_counts(args) -> None:
+  """Refuses, before any weights or Inception features, counts the requested metrics cannot use."""
+  if "kid" in args.metrics and args.kid_subset_size > args.num:
+    raise ValueError(f"--kid_subset_size={args.kid_subset_size} exceeds --num={args.num} images per set: "
+                     f"lower --kid_subset_size or raise --num")
+  if "fid" in args.metrics and args.num < max(args.fid_min_samples, 2):
+    raise ValueError(f"--num={args.num} is below --fid_min_samples={args.fid_min_samples} (FID is biased "
+                     f"for few images): raise --num, or lower --fid_min_samples to compute it anyway")
+
+
+def metric_settings(args) -> registry.MetricSettings:
+  return registry.MetricSettings(kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
+                                 fid_min_samples=args.fid_min_samples, is_splits=args.is_splits,
+                                 seed=args.seed)
+
+
+def json_entry(name: str, values: Dict) -> object:
+  """A registry result as this tool's JSON: the bare value of a one-value metric (FID), else a dict
+  with "mean" for the headline value and the detail names without the prefix ("kid_std" -> "std")."""
+  if list(values) == [name]:
+    return float(values[name])
+  return {("mean" if key == name else key[len(name) + 1:]): value for key, value in values.items()}
+
+
 def evaluate(args, weights=None, model=None) -> Dict:
   """Runs the evaluation described by parsed `args`; returns the JSON-able result."""
   start = time.perf_counter()
+  check_counts(args)
+  # Sources check their image counts (and .npz keys) before the weights load or download.
+  real, fake = make_source(args.real, args.num, args), make_source(args.fake, args.num, args)
   weights = weights or inception_weights.load_inception_weights(args.inception_weights, args.cache_dir)
-  if "is" in args.metrics and weights.logits is None:
+  need_logits = bool(registry.NEEDS_LOGITS.intersection(args.metrics))
+  if need_logits and weights.logits is None:
     raise ValueError("--metrics=is needs weights with the softmax layer (Google's .tgz / .pb); the "
                      "FID .npz has none")
+  if "is" in args.metrics and not 1 <= args.is_splits <= args.num:
+    raise ValueError(f"--is_splits={args.is_splits} must be in [1, --num={args.num}]")
   model = model or inception.build_fid_inception(weights)
-  real, fake = make_source(args.real, args.num, args), make_source(args.fake, args.num, args)
   real_features, _, real_cached = source_features(real, model, weights, args, need_logits=False)
-  fake_features, fake_logits, fake_cached = source_features(fake, model, weights, args,
-                                                            need_logits="is" in args.metrics)
-  metrics = {}
-  if "kid" in args.metrics:
-    result = kid_lib.kid(real_features, fake_features, args.kid_subsets, args.kid_subset_size,
-                         args.seed)
-    metrics["kid"] = {"mean": result.mean, "std": result.std, "stderr": result.stderr,
-                      "mean_x1e3": result.mean * 1e3, "std_x1e3": result.std * 1e3}
-  if "fid" in args.metrics:
-    metrics["fid"] = float(fid_lib.fid(real_features, fake_features, args.fid_min_samples))
-  if "is" in args.metrics:
-    score = inception_score.inception_score_from_logits(fake_logits, args.is_splits)
-    metrics["is"] = {"mean": score.mean, "std": score.std, "splits": args.is_splits}
+  fake_features, fake_logits, fake_cached = source_features(fake, model, weights, args, need_logits)
+  settings = metric_settings(args)
+  metrics = {name: json_entry(name, registry.METRICS[name](real_features, fake_features, fake_logits,
+                                                            settings))
+             for name in args.metrics}
   protocol = {
       "network": "FID Inception-v3 2015-12-05, pool_3 (2048-d)",
       "weights": weights.source, "weights_sha256": weights.sha256,
@@ -269,8 +304,8 @@ def evaluate(args, weights=None, model=None) -> Dict:
   return {"metrics": metrics, "protocol": protocol, "seconds": time.perf_counter() - start}
 
 
-def main(argv=None):
-  args = parse_args(sys.argv[1:] if argv is None else argv)
+def report(args) -> Dict:
+  """Evaluates, prints the JSON result and writes it to --out; returns it."""
   # Evaluation runs in full float32: no TF32 matmuls/convolutions on Ampere+ GPUs.
   tf.config.experimental.enable_tensor_float_32_execution(False)
   result = evaluate(args)
@@ -282,5 +317,13 @@ def main(argv=None):
   return result
 
 
+def main(argv) -> int:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  report(args_from(FLAGS))
+  return 0
+
+
 if __name__ == "__main__":
-  main()
+  define_flags()
+  cli.run(main)

@@ -7,17 +7,19 @@ multiply-adds of the conv, transposed-conv and dense layers for one image, forwa
 (normalisation, activations, pooling and the power iteration are not counted; they are small).
 """
 
-import argparse
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
 
-from mmd_gan_tf import models  # noqa: E402
+from mmd_gan_tf import cli, models  # noqa: E402
 from mmd_gan_tf.config import ModelConfig  # noqa: E402
 from mmd_gan_tf.layers import spectral_norm as sn  # noqa: E402
 
+FLAGS = flags.FLAGS
 _CONV = (keras.layers.Conv2D, sn.SNConv2D)
 _TRANSPOSE = (keras.layers.Conv2DTranspose, sn.SNConv2DTranspose)
 _DENSE = (keras.layers.Dense, sn.SNDense)
@@ -72,14 +74,19 @@ def table(width: float, critic_dim: int, z_dim: int) -> str:
   return "\n".join(lines)
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--width", type=float, default=1.0)
-  parser.add_argument("--critic_dim", type=int, default=16)
-  parser.add_argument("--z_dim", type=int, default=128)
-  args = parser.parse_args()
-  print(table(args.width, args.critic_dim, args.z_dim))
+def define_flags() -> None:
+  flags.DEFINE_float("width", 1.0, "Channel multiplier (1.0 = the paper's widths).")
+  flags.DEFINE_integer("critic_dim", 16, "Critic feature dimension.")
+  flags.DEFINE_integer("z_dim", 128, "Latent dimension.")
+
+
+def main(argv) -> int:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  print(table(FLAGS.width, FLAGS.critic_dim, FLAGS.z_dim))
+  return 0
 
 
 if __name__ == "__main__":
-  main()
+  define_flags()
+  cli.run(main)

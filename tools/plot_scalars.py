@@ -15,6 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from mmd_gan_tf import cli  # noqa: E402
+
 FLAGS = flags.FLAGS
 
 
@@ -105,4 +107,4 @@ def main(argv) -> int:
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

@@ -33,6 +33,8 @@ import time
 from absl import app
 from absl import flags
 
+from mmd_gan_tf import cli
+
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_SAMPLES = 50000
@@ -251,13 +253,9 @@ def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   out = os.path.abspath(FLAGS.out)
-  try:
-    configs = parse_configs(FLAGS.losses, FLAGS.config)
-    budget_flags(FLAGS.steps, FLAGS.minutes, FLAGS.eval_points)
-    commands = {name: run_command(name, config_flags, out) for name, config_flags in configs.items()}
-  except ValueError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  configs = parse_configs(FLAGS.losses, FLAGS.config)
+  budget_flags(FLAGS.steps, FLAGS.minutes, FLAGS.eval_points)
+  commands = {name: run_command(name, config_flags, out) for name, config_flags in configs.items()}
   results = {}
   for name, command in commands.items():
     try:
@@ -272,4 +270,4 @@ def main(argv) -> int:
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

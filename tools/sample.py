@@ -2,67 +2,75 @@
 
   python tools/sample.py --model=runs/shapes_rep/export --num=64 --out=grid.png [--seed=0]
 
-Needs only TensorFlow: the SavedModel carries everything.
+Needs only TensorFlow and mmd_gan_tf: the SavedModel carries the networks.
 """
 
-import math
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app  # noqa: E402
-from absl import flags as absl_flags  # noqa: E402
+from absl import flags  # noqa: E402
 
-absl_flags.DEFINE_string("model", None, "SavedModel directory written by main.py (…/export).")
-absl_flags.DEFINE_integer("num", 64, "Number of samples.")
-absl_flags.DEFINE_integer("seed", 0, "Sampling seed.")
-absl_flags.DEFINE_string("out", "samples.png", "Output PNG.")
-absl_flags.DEFINE_integer("batch_size", 256, "Images generated per call (bounds the memory).")
+from mmd_gan_tf import cli  # noqa: E402
+from mmd_gan_tf import summaries  # noqa: E402
+
 MAX_GRID = 4096  # a grid of more images would be a PNG of hundreds of megapixels
-FLAGS = absl_flags.FLAGS
+FLAGS = flags.FLAGS
 
 
-def grid(images: np.ndarray) -> np.ndarray:
-  """uint8 [n, h, w, c] -> one [rows*h, cols*w, c] image."""
-  n, h, w, c = images.shape
-  cols = int(math.ceil(math.sqrt(n)))
-  rows = int(math.ceil(n / cols))
-  out = np.zeros((rows * h, cols * w, c), np.uint8)
-  for i, image in enumerate(images):
-    r, q = divmod(i, cols)
-    out[r * h:(r + 1) * h, q * w:(q + 1) * w] = image
-  return out
+def define_flags() -> None:
+  flags.DEFINE_string("model", None, "SavedModel directory written by main.py (…/export).")
+  flags.DEFINE_integer("num", 64, "Number of samples.")
+  flags.DEFINE_integer("seed", 0, "Sampling seed.")
+  flags.DEFINE_string("out", "samples.png", "Output PNG.")
+  flags.DEFINE_integer("batch_size", 256, "Images generated per call (bounds the memory).")
+
+
+def check_flags() -> None:
+  """Raises ValueError naming the flag, before TensorFlow loads anything."""
+  if not FLAGS.model or not os.path.isdir(FLAGS.model):
+    raise ValueError(f"--model={FLAGS.model} is not a SavedModel directory")
+  if not 0 < FLAGS.num <= MAX_GRID:
+    raise ValueError(f"--num={FLAGS.num} must be in [1, {MAX_GRID}] (one grid image)")
+  if FLAGS.batch_size <= 0:
+    raise ValueError(f"--batch_size={FLAGS.batch_size} must be positive")
+  if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
+    raise ValueError(f"--model={FLAGS.model} has no saved_model.pb: not a SavedModel export")
+
+
+def load_generator(path: str):
+  """The SavedModel at `path`, which must have main.py's `sample(num_samples, seed)` endpoint."""
+  try:
+    model = tf.saved_model.load(path)
+  except (tf.errors.OpError, OSError, ValueError) as error:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    raise ValueError(f"--model={path} is not a readable SavedModel ({first_line}); point it at the "
+                     "export/ folder written by main.py") from error
+  if not hasattr(model, "sample"):
+    raise ValueError(f"--model={path} has no sample(num_samples, seed) endpoint: not a generator export "
+                     "of main.py")
+  return model
 
 
 def main(argv) -> int:
-  del argv
-  if not FLAGS.model or not os.path.isdir(FLAGS.model):
-    print(f"error: --model={FLAGS.model} is not a SavedModel directory", file=sys.stderr)
-    return 2
-  if not 0 < FLAGS.num <= MAX_GRID:
-    print(f"error: --num={FLAGS.num} must be in [1, {MAX_GRID}] (one grid image)", file=sys.stderr)
-    return 2
-  if FLAGS.batch_size <= 0:
-    print(f"error: --batch_size={FLAGS.batch_size} must be positive", file=sys.stderr)
-    return 2
-  if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
-    print(f"error: --model={FLAGS.model} has no saved_model.pb: not a SavedModel export", file=sys.stderr)
-    return 2
-  model = tf.saved_model.load(FLAGS.model)
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  check_flags()
+  model = load_generator(FLAGS.model)
   # Batches with seeds seed, seed + 1, ...: bounded memory for any --num.
   images = np.concatenate([
       model.sample(tf.constant(min(FLAGS.batch_size, FLAGS.num - start), tf.int32),
                    tf.constant(FLAGS.seed + index, tf.int64))["images_uint8"].numpy()
       for index, start in enumerate(range(0, FLAGS.num, FLAGS.batch_size))])
-  out_dir = os.path.dirname(os.path.abspath(FLAGS.out))
-  os.makedirs(out_dir, exist_ok=True)
-  tf.io.write_file(FLAGS.out, tf.io.encode_png(grid(images)))
+  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+  summaries.write_png(FLAGS.out, summaries.image_grid(images))
   print(f"wrote {FLAGS.num} samples to {FLAGS.out}")
   return 0
 
 
 if __name__ == "__main__":
-  app.run(main)
+  define_flags()
+  cli.run(main)

@@ -43,7 +43,11 @@ def read_info(data_dir: str) -> dict:
   if not os.path.isfile(path):
     raise ValueError(f"data_dir {data_dir!r} has no {INFO_FILE}; prepare it with tools/prepare_dataset.py")
   with open(path) as f:
-    info = json.load(f)
+    try:
+      info = json.load(f)
+    except json.JSONDecodeError as error:
+      raise ValueError(f"{path} is not valid JSON ({error}): the prepared dataset is damaged; prepare it "
+                       "again with tools/prepare_dataset.py") from error
   if info.get("format") != FORMAT:
     raise ValueError(f"{path!r} has format {info.get('format')!r}, expected {FORMAT!r}")
   missing = [p for p in shard_files(data_dir, info) if not os.path.isfile(p)]

@@ -9,5 +9,6 @@ Modules (import them directly; this package imports nothing heavy):
   three_sample        Bounliphone et al.'s relative-similarity test
   lr_adaptation       KID-driven learning-rate adaptation state (checkpointable)
   feature_cache       on-disk cache of real features
+  registry            METRICS: the metrics by name, one signature (tools/evaluate.py and training)
   training_eval       what the trainer calls every `eval_every` steps
 """

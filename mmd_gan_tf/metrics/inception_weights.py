@@ -13,6 +13,8 @@ import pathlib
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
+import zlib
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -92,8 +94,17 @@ def arrays_from_weights(weights: InceptionWeights) -> Dict[str, np.ndarray]:
 
 
 def load_npz(path) -> InceptionWeights:
-  with np.load(path) as data:
-    arrays = {key: data[key] for key in data.files}
+  """Weights from the project's .npz.
+
+  Raises:
+    ValueError: a truncated or corrupt file (named), or arrays that do not fit the network.
+  """
+  try:
+    with np.load(path) as data:
+      arrays = {key: data[key] for key in data.files}
+  except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+    raise ValueError(f"{path} is not a readable Inception weights .npz ({error}); it is truncated or "
+                     "corrupt: delete it and download or convert it again") from error
   return weights_from_arrays(arrays, file_sha256(path), str(path))
 
 

@@ -16,10 +16,9 @@ import tensorflow as tf
 
 from mmd_gan_tf.metrics import feature_cache
 from mmd_gan_tf.metrics import features as features_lib
-from mmd_gan_tf.metrics import fid as fid_lib
 from mmd_gan_tf.metrics import inception
 from mmd_gan_tf.metrics import inception_weights
-from mmd_gan_tf.metrics import kid as kid_lib
+from mmd_gan_tf.metrics import registry
 
 
 def load_network(eval_cfg, strategy: Optional[tf.distribute.Strategy] = None):
@@ -102,15 +101,21 @@ def generated_features(generator, sample_z: Callable[[int, int], tf.Tensor], net
   return tf.concat(outputs, axis=0)
 
 
-def generator_scores(real, fake, eval_cfg, seed: int) -> Dict[str, tf.Tensor]:
-  """{"kid", "kid_std"} (and "fid" when eval_cfg.fid) of feature sets, float64 scalars.
+def generator_scores(real, fake, eval_cfg, seed) -> Dict[str, tf.Tensor]:
+  """{"kid", "kid_std"} (and "fid" when eval_cfg.fid) of feature sets, float64 scalars, in-graph usable.
+
+  Args:
+    real: [M, 2048] real features; fake: [N, 2048] generated features.
+    eval_cfg: `EvalConfig` (subset sizes, FID on or off and its minimum count).
+    seed: int or scalar int tensor (the step) seeding the KID subsets.
 
   Raises:
     ValueError: fewer features than kid_subset_size (or fid_min_samples): no silent shrinking.
   """
-  kid_mean, kid_std = kid_lib.kid_in_graph(real, fake, eval_cfg.kid_subsets,
-                                           eval_cfg.kid_subset_size, seed)
-  scores = {"kid": kid_mean, "kid_std": kid_std}
-  if eval_cfg.fid:
-    scores["fid"] = fid_lib.fid(real, fake, eval_cfg.fid_min_samples)
+  settings = registry.MetricSettings(kid_subsets=eval_cfg.kid_subsets,
+                                     kid_subset_size=eval_cfg.kid_subset_size,
+                                     fid_min_samples=eval_cfg.fid_min_samples, seed=seed, in_graph=True)
+  scores = {}
+  for name in ["kid", "fid"] if eval_cfg.fid else ["kid"]:
+    scores.update(registry.METRICS[name](real, fake, None, settings))
   return scores

@@ -1,0 +1,78 @@
+"""The command-line boundary of main.py and tools/*.py: user errors as one line, bugs as tracebacks.
+
+  from mmd_gan_tf import cli
+
+  def main(argv):
+    ...  # raise ValueError(f"--flag={value}: what is wrong and what to do") for a user error
+
+  if __name__ == "__main__":
+    define_flags()
+    cli.run(main)
+
+The rule: a user error (a bad flag, a missing or unreadable file, too few images) is ONE line on stderr,
+`error: <message>`, and exit code 2; a traceback only for a bug, or for any error with `--verbose`. The
+library raises ValueError (or OSError for files) with a message that names the flag, file or value; this
+module is the only place that turns those into the one line, so main.py and every tool print them alike.
+"""
+
+import sys
+from typing import Callable, List
+
+from absl import app
+from absl import flags
+
+from mmd_gan_tf import console
+
+EXIT_USER_ERROR = 2
+
+# What a user can cause and fix: bad values (ValueError, also json.JSONDecodeError), files that are
+# missing or unreadable (OSError), flags that do not parse, app.UsageError (stray arguments).
+USER_ERRORS = (ValueError, OSError, flags.Error, app.UsageError)
+
+
+def one_line(error: BaseException) -> str:
+  """`error: <message>` with the message's line breaks folded, so it stays one line."""
+  message = " ".join(str(error).split()) or type(error).__name__
+  return f"error: {message}"
+
+
+def define_verbose_flag(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """--verbose (once per process: main.py and the tools all go through `run`)."""
+  if "verbose" not in flag_values:
+    flags.DEFINE_bool("verbose", False, "Show the traceback of user errors too (for bug reports).",
+                      flag_values=flag_values)
+
+
+def _parse_flags(argv: List[str]) -> List[str]:
+  """absl's parser, with a parse error as one line and exit code 2 (absl's own prints two, exits 1)."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as error:
+    print(one_line(error), file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+
+
+def guarded(main: Callable[[List[str]], int]) -> Callable[[List[str]], int]:
+  """`main` with USER_ERRORS printed as one line and returned as exit code 2 (unless --verbose)."""
+
+  def guarded_main(argv: List[str]) -> int:
+    try:
+      return main(argv)
+    except USER_ERRORS as error:
+      if flags.FLAGS["verbose"].value:
+        raise
+      print(one_line(error), file=sys.stderr)
+      return EXIT_USER_ERROR
+
+  return guarded_main
+
+
+def run(main: Callable[[List[str]], int]) -> None:
+  """`absl.app.run(main)` under the one-line rule (module docstring); defines --verbose.
+
+  TensorFlow is imported first, without the no-GPU noise (`console.import_tensorflow_quietly`), so that
+  the first lines a user reads are the program's own.
+  """
+  define_verbose_flag()
+  console.import_tensorflow_quietly()
+  app.run(guarded(main), flags_parser=_parse_flags)

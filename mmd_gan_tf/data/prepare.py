@@ -1,0 +1,81 @@
+"""Writing a prepared dataset: an image folder or an LSUN LMDB -> sharded TFRecords (`tfrecord.py` reads them).
+
+`prepare(cfg, out_dir)` is what tools/prepare_dataset.py runs; tools/bench_input.py uses it to build the
+prepared form of its synthetic data.
+"""
+
+import math
+import os
+
+import tensorflow as tf
+import tqdm
+from absl import logging
+
+from mmd_gan_tf.config import DataConfig
+from mmd_gan_tf.data import folder, lsun, presets, tfrecord
+from mmd_gan_tf.data.pipeline import make_examples, validate_data_config
+
+_SHARD_BYTES = 128 << 20  # aim for ~128 MiB per shard
+
+
+def _source_size(cfg: DataConfig) -> int:
+  """Images the source offers after the structural check (folder) or entries (LMDB)."""
+  if cfg.dataset == "folder":
+    return len(folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)[0])
+  return len(lsun.lsun_reader(cfg.data_dir, cfg.lsun_category, cfg.split, cfg.corrupt_is_fatal))
+
+
+def _skipped(cfg: DataConfig):
+  if cfg.dataset == "folder":
+    return folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)[1].skipped
+  return lsun.lsun_reader(cfg.data_dir, cfg.lsun_category, cfg.split, cfg.corrupt_is_fatal).report.skipped
+
+
+def prepare(cfg: DataConfig, out_dir: str, num_shards: int = 0, limit: int = 0, progress: bool = True) -> dict:
+  """Writes the prepared dataset of `cfg` (dataset folder or lsun) to `out_dir`; returns its info dict.
+
+  Args:
+    cfg: the source (dataset, data_dir, lsun_category, split), image_size, channels, preprocessing.
+    out_dir: created if needed; must not already hold a prepared dataset.
+    num_shards: 0 picks ~128 MiB shards.
+    limit: stop after this many images (0 = all).
+    progress: show a tqdm progress bar.
+  """
+  if cfg.dataset not in ("folder", "lsun"):
+    raise ValueError(f"prepare_dataset reads a folder or an lsun LMDB, not dataset {cfg.dataset!r}")
+  validate_data_config(cfg)
+  preset = presets.get_preset(cfg.dataset, cfg.preprocessing)
+  if preset.random:
+    raise ValueError(f"preprocessing {cfg.preprocessing!r} is random (crops/flips must differ per epoch); "
+                     "prepare with a deterministic one, e.g. 'center'")
+  if os.path.exists(os.path.join(out_dir, tfrecord.INFO_FILE)):
+    raise ValueError(f"out_dir {out_dir!r} already holds a prepared dataset; choose an empty directory")
+  total = _source_size(cfg)
+  total = min(total, limit) if limit else total
+  image_bytes = cfg.image_size * cfg.image_size * cfg.channels
+  num_shards = num_shards or max(1, math.ceil(total * image_bytes / _SHARD_BYTES))
+  os.makedirs(out_dir, exist_ok=True)
+  # ignore_errors: an image whose structure is intact but whose data does not decode is skipped (and logged).
+  examples = make_examples(cfg, seed=0, repeat=False, shuffle=False).ignore_errors(log_warning=True)
+  if limit:
+    examples = examples.take(limit)
+  writers = [tf.io.TFRecordWriter(tfrecord.shard_path(out_dir, i, num_shards)) for i in range(num_shards)]
+  written = 0
+  for image in tqdm.tqdm(examples.as_numpy_iterator(), total=total, unit="img", disable=not progress):
+    writers[written % num_shards].write(tfrecord.serialize(image))  # round-robin: shards restore the order
+    written += 1
+  for writer in writers:
+    writer.close()
+  if written == 0:
+    raise ValueError(f"no image of {cfg.data_dir!r} could be decoded; nothing written")
+  skipped = _skipped(cfg)
+  # Folder scans drop bad files before `total`; LMDB entries are checked while reading.
+  failures = max(0, total - written - (len(skipped) if cfg.dataset == "lsun" else 0))
+  info = dict(image_size=cfg.image_size, channels=cfg.channels, num_examples=written, num_shards=num_shards,
+              source=cfg.dataset, source_dir=os.path.abspath(cfg.data_dir), lsun_category=cfg.lsun_category,
+              preprocessing=cfg.preprocessing, skipped=len(skipped), decode_failures=failures,
+              skipped_names=[f"{name} ({why})" for name, why in skipped[:100]])
+  tfrecord.write_info(out_dir, info)
+  logging.info("wrote %d images in %d shards to %s (%d skipped, %d failed to decode)", written, num_shards,
+               out_dir, len(skipped), failures)
+  return info

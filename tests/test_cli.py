@@ -1,0 +1,71 @@
+"""The one-line rule of mmd_gan_tf.cli, and the library errors that must name their file."""
+
+import subprocess
+import sys
+
+import pytest
+from absl import app
+from absl import flags
+
+from conftest import ROOT, tool_env
+from mmd_gan_tf import cli
+from mmd_gan_tf.data import tfrecord
+from mmd_gan_tf.metrics import inception_weights
+
+
+def _raising(error):
+  def main(argv):
+    del argv
+    raise error
+  return main
+
+
+@pytest.mark.parametrize("error", [ValueError("--num=0: must be >= 1\n  (a second line)"),
+                                   FileNotFoundError("x.npz: no such file"), app.UsageError("stray")])
+def test_user_errors_are_one_line_and_exit_2(error, capsys):
+  cli.define_verbose_flag()
+  assert cli.guarded(_raising(error))(["tool"]) == cli.EXIT_USER_ERROR
+  stderr = capsys.readouterr().err
+  assert stderr.count("\n") == 1 and stderr.startswith("error: ") and "Traceback" not in stderr
+
+
+def test_verbose_and_bugs_keep_the_traceback():
+  cli.define_verbose_flag()
+  with pytest.raises(KeyError):
+    cli.guarded(_raising(KeyError("a bug")))(["tool"])
+  flags.FLAGS["verbose"].value = True
+  try:
+    with pytest.raises(ValueError):
+      cli.guarded(_raising(ValueError("user error")))(["tool"])
+  finally:
+    flags.FLAGS["verbose"].value = False
+
+
+def test_corrupt_inception_npz_names_the_file(tmp_path):
+  path = tmp_path / "fid_inception_v3_2015_12_05.npz"
+  path.write_bytes(b"PK\x03\x04" + b"\x00" * 64)  # a zip header, then nothing: a truncated download
+  with pytest.raises(ValueError, match=f"{path} is not a readable Inception weights .npz"):
+    inception_weights.load_inception_weights(str(path))
+
+
+def test_corrupt_dataset_info_names_the_file(tmp_path):
+  (tmp_path / tfrecord.INFO_FILE).write_text('{"format": "mmd_gan_tf.tfrecord.v1", "num_')
+  with pytest.raises(ValueError, match=f"{tmp_path / tfrecord.INFO_FILE} is not valid JSON"):
+    tfrecord.read_info(str(tmp_path))
+
+
+def test_sample_tool_on_a_folder_that_is_not_a_saved_model(tmp_path):
+  (tmp_path / "saved_model.pb").write_bytes(b"not a protocol buffer")
+  result = subprocess.run([sys.executable, str(ROOT / "tools" / "sample.py"), f"--model={tmp_path}"],
+                          capture_output=True, text=True, timeout=300, check=False, env=tool_env())
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+  [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  assert f"--model={tmp_path} is not a readable SavedModel" in line
+
+
+def test_a_flag_that_does_not_parse_is_one_line():
+  result = subprocess.run([sys.executable, "-m", "tools.sample", "--num=many"], capture_output=True,
+                          text=True, timeout=300, check=False, cwd=str(ROOT), env=tool_env())
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+  [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  assert "--num" in line and "many" in line
