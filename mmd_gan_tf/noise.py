@@ -22,6 +22,9 @@ EVALUATION = 5      # in-training KID: the same z at every evaluation (batch ind
 LR_ADAPTATION = 6   # KID-driven lr adaptation: fresh z per test (step, batch index), as its test assumes
 # tf.data shuffles with an int seed; a resumed run reads a fresh part of the stream (seed + stride * step).
 DATA_SHUFFLE_STRIDE = 7919
+# An exported generator's `sample(num_samples, seed)` takes one int seed per call; tools drawing many
+# batches from it use seed * stride + batch index, so runs with nearby seeds share no batch.
+EXPORT_BATCH_STRIDE = 1_000_003
 
 
 def _fold(key: tf.Tensor, *indices) -> tf.Tensor:
@@ -49,6 +52,11 @@ def stream_seed(seed: int, stream: int, *indices) -> tf.Tensor:
 def data_seed(seed: int, start_step: int) -> int:
   """The tf.data shuffle seed of a run (re)started at `start_step`."""
   return seed + DATA_SHUFFLE_STRIDE * start_step
+
+
+def export_batch_seed(seed: int, index: int) -> int:
+  """The int seed of batch `index` drawn from an exported generator by a tool run with `seed`."""
+  return seed * EXPORT_BATCH_STRIDE + index
 
 
 def validate_z_distribution(cfg: ModelConfig) -> None:

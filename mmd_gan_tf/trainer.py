@@ -196,7 +196,7 @@ class Evaluator:
     sample = lambda batch, index: noise.sample_z(cfg.model, batch,
                                                  noise.stream_seed(cfg.train.seed, noise.EVALUATION, index))
     fake = self._eval.generated_features(generator, sample, self._network, cfg.eval.num_samples,
-                                         cfg.eval.eval_batch_size, cfg.data.image_range, seed=0)
+                                         cfg.eval.eval_batch_size, cfg.data.image_range)
     scores = {f"eval/{k}": float(v) for k, v in
               self._eval.generator_scores(self._real, fake, cfg.eval, seed=step).items()}
     if scores["eval/kid"] < float(self.best_kid.numpy()):
@@ -228,7 +228,7 @@ def _make_lr_adapter(cfg: config_lib.Config, nets: steps_lib.Networks, inception
     sample = lambda batch, index: noise.sample_z(
         cfg.model, batch, noise.stream_seed(cfg.train.seed, noise.LR_ADAPTATION, step, index))
     return training_eval.generated_features(generator, sample, network, num, cfg.eval.eval_batch_size,
-                                            cfg.data.image_range, seed=0)
+                                            cfg.data.image_range)
 
   return adaptation.KidLrAdapter(cfg.eval, (nets.critic_optimizer, nets.generator_optimizer),
                                  (cfg.optim.critic_lr, cfg.optim.generator_lr), real, fake_codes, codes_dir)

@@ -29,6 +29,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from mmd_gan_tf import cli  # noqa: E402
+from mmd_gan_tf import noise  # noqa: E402
 from mmd_gan_tf.metrics import feature_cache  # noqa: E402
 from mmd_gan_tf.metrics import features as features_lib  # noqa: E402
 from mmd_gan_tf.metrics import fid as fid_lib  # noqa: E402
@@ -155,21 +156,17 @@ def folder_source(spec: str, num: int, args) -> Source:
 
 def dataset_source(spec: str, num: int, args) -> Source:
   from mmd_gan_tf.config import DataConfig  # pylint: disable=import-outside-toplevel
-  from mmd_gan_tf.data import make_dataset  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf.data import first_images  # pylint: disable=import-outside-toplevel
   name, split = spec.split(":", 1)
   cfg = DataConfig(dataset=name, split=split, image_size=args.image_size,
                    channels=1 if name == "mnist" else 3, image_range="sigmoid")
-  batch_size = min(args.batch_size, num)
 
   def batches():
-    seen = 0
-    for batch in make_dataset(cfg, batch_size, seed=args.seed, repeat=False, shuffle=False):
-      batch = np.round(batch.numpy() * 255.0).astype(np.uint8)[:num - seen]
-      seen += len(batch)
-      yield batch
-      if seen >= num:
-        return
-    _check_count(spec, seen, num)
+    try:
+      for batch in first_images(cfg, num, args.batch_size):
+        yield np.round(batch.numpy() * 255.0).astype(np.uint8)
+    except ValueError as error:  # too few images: say which source and which flag
+      raise ValueError(f"{spec}: {error}: lower --num") from None
 
   identity = {"kind": "dataset", "dataset": name, "split": split, "image_size": args.image_size,
               "preprocessing": cfg.preprocessing, "num": num}
@@ -181,7 +178,7 @@ def generator_source(spec: str, num: int, args) -> Source:
   signatures = loaded.signatures
 
   def sample(count, index):
-    seed = args.seed * 1_000_003 + index
+    seed = noise.export_batch_seed(args.seed, index)
     if "sample" in signatures:
       return signatures["sample"](num_samples=tf.constant(count, tf.int32),
                                   seed=tf.constant(seed, tf.int64))

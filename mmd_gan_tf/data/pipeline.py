@@ -10,7 +10,7 @@ Real images go: light element (path / LMDB index / TFDS image) -> shard -> shuff
 decode (in-graph, parallel) -> channels -> preset (per-example stateless seed) -> 8-bit levels -> batch.
 """
 
-from typing import Optional
+from typing import Iterator, Optional
 
 import tensorflow as tf
 
@@ -193,3 +193,22 @@ def validate_data_config(cfg: DataConfig) -> None:
     raise ValueError(f"shuffle_buffer must be >= 1, got {cfg.shuffle_buffer}")
   presets.get_preset(cfg.dataset, cfg.preprocessing)
   _validate_source(cfg)
+
+
+def first_images(cfg: DataConfig, num: int, batch_size: int) -> Iterator[tf.Tensor]:
+  """The first `num` images of `cfg`'s split in reading order (no shuffle), as float batches in
+  `cfg.image_range`: the real images that KID and FID compare with, in training and in the tools.
+
+  Raises:
+    ValueError: the split has fewer than `num` images (counted in whole batches of `batch_size`).
+  """
+  seen = 0
+  for batch in make_dataset(cfg, min(batch_size, num), seed=0, repeat=False, shuffle=False):
+    batch = batch[:num - seen]
+    seen += len(batch)
+    yield batch
+    if seen >= num:
+      return
+  raise ValueError(f"{cfg.dataset}:{cfg.split} has {seen} images (in whole batches of "
+                   f"{min(batch_size, num)}), {num} requested")
+

@@ -4,8 +4,9 @@ Typical use (cross-replica context, i.e. outside `strategy.run`):
 
   weights, network = load_network(cfg.eval, strategy)
   real = real_features(cfg, weights, network)                      # once; cached on disk
-  fake = generated_features(generator, lambda n, s: sample_z(cfg.model, n, s), network,
-                            cfg.eval.num_samples, cfg.eval.eval_batch_size, cfg.data.image_range, seed)
+  sample = lambda n, index: noise.sample_z(cfg.model, n, noise.stream_seed(cfg.train.seed, noise.EVALUATION, index))
+  fake = generated_features(generator, sample, network, cfg.eval.num_samples, cfg.eval.eval_batch_size,
+                            cfg.data.image_range)
   scores = generator_scores(real, fake, cfg.eval, seed=step)       # {"kid": .., "kid_std": .., "fid": ..}
 """
 
@@ -56,7 +57,7 @@ def real_features(cfg, weights, network, num_samples: Optional[int] = None,
   Raises:
     ValueError: the split has fewer than `num_samples` images.
   """
-  from mmd_gan_tf.data import make_dataset  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf.data import first_images  # pylint: disable=import-outside-toplevel
   data = real_data_config(cfg) if held_out else cfg.data
   num = num_samples or cfg.eval.num_samples
   batch_size = min(cfg.eval.eval_batch_size, num)
@@ -65,38 +66,28 @@ def real_features(cfg, weights, network, num_samples: Optional[int] = None,
             "preprocessing": data.preprocessing, "data_dir": data.data_dir, "num": num,
             "weights_sha256": weights.sha256}
 
-  def batches():
-    seen = 0
-    for batch in make_dataset(data, batch_size, seed=0, repeat=False, shuffle=False):
-      yield batch[:num - seen]
-      seen += min(len(batch), num - seen)
-      if seen >= num:
-        return
-    raise ValueError(f"real features: {data.dataset}:{data.split} has {seen} images (in whole "
-                     f"batches of {batch_size}), {num} requested")
-
   def compute():
-    return features_lib.extract_features(network, batches(), image_range=data.image_range)
+    return features_lib.extract_features(network, first_images(data, num, batch_size),
+                                         image_range=data.image_range)
 
   return feature_cache.cached_features(fields, compute, cfg.eval.feature_cache_dir)[0]
 
 
 def generated_features(generator, sample_z: Callable[[int, int], tf.Tensor], network,
-                       num_samples: int, batch_size: int, image_range: str, seed: int) -> tf.Tensor:
+                       num_samples: int, batch_size: int, image_range: str) -> tf.Tensor:
   """Features [num_samples, 2048] (float32 tensor) of generator samples, batch by batch.
 
   Args:
     generator: G(z, training=False) -> images in `image_range` (tanh / sigmoid).
-    sample_z: (batch, seed) -> z; batch i uses seed + i.
+    sample_z: (batch size, batch index) -> z; the caller keys the noise on the index (`noise.stream_seed`).
     network: the FID Inception model.
     num_samples, batch_size: how many, and per forward pass.
     image_range: the generator's output range; images are quantised to 8 bits like saved samples.
-    seed: base seed of the z draws.
   """
   extractor = features_lib.make_extractor(network)
   outputs = []
   for index, start in enumerate(range(0, num_samples, batch_size)):
-    images = generator(sample_z(min(batch_size, num_samples - start), seed + index), training=False)
+    images = generator(sample_z(min(batch_size, num_samples - start), index), training=False)
     outputs.append(extractor(inception.to_inception_pixels(images, image_range)))
   return tf.concat(outputs, axis=0)
 
