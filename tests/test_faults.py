@@ -14,6 +14,7 @@ from PIL import Image
 
 from conftest import ROOT, make_two_replica_strategy, tool_env
 from flags import build as config_builder
+from mmd_gan_tf import files
 from mmd_gan_tf import trainer
 from mmd_gan_tf.data import folder
 
