@@ -141,7 +141,7 @@ def _validate_library(cfg: config_lib.Config) -> None:
   """Checks the library can build what the config asks for (architecture sizes, data sources)."""
   from mmd_gan_tf import models  # pylint: disable=g-import-not-at-top
   from mmd_gan_tf import data  # pylint: disable=g-import-not-at-top
-  from mmd_gan_tf import flow  # pylint: disable=g-import-not-at-top
+  from mmd_gan_tf.flow import update as flow  # pylint: disable=g-import-not-at-top
   models.validate_model_config(cfg.model)
   data.validate_data_config(cfg.data)
   if cfg.loss.name == "flow":

@@ -325,7 +325,7 @@ LOSSES: Dict[str, LossSpec] = {
     "wgan_gp": LossSpec(wgan_gp_critic_loss, critic_mean_generator_loss),
     "hinge": LossSpec(hinge_critic_loss, critic_mean_generator_loss),
     # Mroueh & Nguyen: the critic is trained as in MMD-GP; the generator loss (MMD2_u) is only
-    # logged, its update is the gradient flow of mmd_gan_tf/flow.py.
+    # logged, its update is the gradient flow of mmd_gan_tf/flow/update.py.
     "flow": LossSpec(mmd_gp_critic_loss, mmd_gp_generator_loss, needs_activations=True),
 }
 

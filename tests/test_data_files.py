@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from mmd_gan_tf.config import DataConfig
 from mmd_gan_tf.data import folder, make_dataset, validate_data_config
-from mmd_gan_tf.data.inspect import inspect_image
+from mmd_gan_tf.data.image_checks import inspect_image
 from PIL import Image
 
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from mmd_gan_tf.config import DataConfig
-from mmd_gan_tf.data import make_dataset, presets
+from mmd_gan_tf.data import make_dataset, preprocessing
 
 CASES = [  # dataset, preprocessing, image_size, channels, image_range
     ("mnist", "default", 32, 1, "sigmoid"),
@@ -106,4 +106,4 @@ def test_unknown_preset_names_the_value():
 
 def test_centre_crop_matches_numpy():
   image = np.random.RandomState(0).rand(9, 12, 3).astype(np.float32)
-  np.testing.assert_array_equal(presets.centre_crop(tf.constant(image), 4, 5).numpy(), image[2:6, 3:8])
+  np.testing.assert_array_equal(preprocessing.centre_crop(tf.constant(image), 4, 5).numpy(), image[2:6, 3:8])

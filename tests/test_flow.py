@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 
 from mmd_gan_tf.config import FlowConfig
-from mmd_gan_tf.flow import (FlowGeneratorUpdate, flow_generator_gradients, flow_mmd2, flow_system_matrix,
+from mmd_gan_tf.flow.update import (FlowGeneratorUpdate, flow_generator_gradients, flow_mmd2, flow_system_matrix,
                              global_batch_mean, validate_flow_config)
-from mmd_gan_tf.flow_features import RandomFourierFeatures, critic_feature_map, make_feature_map
-from mmd_gan_tf.flow_solvers import conjugate_gradient, solve_direct
+from mmd_gan_tf.flow.features import RandomFourierFeatures, critic_feature_map, make_feature_map
+from mmd_gan_tf.flow.solvers import conjugate_gradient, solve_direct
 
 Z_DIM, HIDDEN, OUT = 3, 5, 6
 

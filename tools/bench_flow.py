@@ -21,8 +21,8 @@ from absl import app, flags
 
 from mmd_gan_tf import cli, losses, steps
 from mmd_gan_tf.config import Config, FlowConfig, LossConfig, ModelConfig, TrainConfig
-from mmd_gan_tf.flow import FlowGeneratorUpdate
-from mmd_gan_tf.flow_features import feature_dim, make_feature_map
+from mmd_gan_tf.flow.update import FlowGeneratorUpdate
+from mmd_gan_tf.flow.features import feature_dim, make_feature_map
 from mmd_gan_tf.models import build_critic, build_generator
 
 FLAGS = flags.FLAGS

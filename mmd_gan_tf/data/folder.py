@@ -1,6 +1,6 @@
 """Image folders: every file under `data_dir` (recursively), checked once before training.
 
-The scan reads every file and checks its structure (`inspect.inspect_image`): non-image, truncated and
+The scan reads every file and checks its structure (`image_checks.inspect_image`): non-image, truncated and
 unsupported files are skipped with a warning naming them (or are fatal with `corrupt_is_fatal`), grayscale
 ones are counted (decoding converts them to the requested channels), and a folder without a usable image is a
 ValueError. The result is cached per process, so `validate_data_config` and `make_dataset` scan once.
@@ -12,7 +12,7 @@ import logging
 import os
 from typing import List, Tuple
 
-from mmd_gan_tf.data.inspect import SourceReport
+from mmd_gan_tf.data.image_checks import SourceReport
 
 _SCAN_THREADS = 8
 

@@ -16,7 +16,7 @@ import lmdb
 import numpy as np
 import tensorflow as tf
 
-from mmd_gan_tf.data.inspect import SourceReport, inspect_image
+from mmd_gan_tf.data.image_checks import SourceReport, inspect_image
 
 _PROBE_ENTRIES = 4
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from mmd_gan_tf import images as images_lib
 from mmd_gan_tf.config import DataConfig
-from mmd_gan_tf.data import folder, lsun, npz, presets, shapes, tfrecord
+from mmd_gan_tf.data import folder, lsun, npz, preprocessing, shapes, tfrecord
 from mmd_gan_tf.data.tfds_source import TFDS_DATASETS, tfds_images
 
 MIN_IMAGE_SIZE = 4
@@ -33,7 +33,7 @@ def _pipeline_position(input_context: Optional[tf.distribute.InputContext]):
 
 def _split(cfg: DataConfig) -> str:
   """The split to read: the preset's own training split when cfg.split is the generic "train"."""
-  preset = presets.get_preset(cfg.dataset, cfg.preprocessing)
+  preset = preprocessing.get_preset(cfg.dataset, cfg.preprocessing)
   return preset.split if cfg.split == "train" and preset.split else cfg.split
 
 
@@ -62,8 +62,8 @@ def _preprocess(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig) -> tf.Tensor
     image = tf.tile(image, [1, 1, 3])
   elif image.shape[-1] == 3 and cfg.channels == 1:
     image = tf.image.rgb_to_grayscale(image)
-  image = presets.get_preset(cfg.dataset, cfg.preprocessing).fn(image, cfg.image_size, seed)
-  return tf.ensure_shape(presets.quantise(image), [cfg.image_size, cfg.image_size, cfg.channels])
+  image = preprocessing.get_preset(cfg.dataset, cfg.preprocessing).fn(image, cfg.image_size, seed)
+  return tf.ensure_shape(preprocessing.quantise(image), [cfg.image_size, cfg.image_size, cfg.channels])
 
 
 def _source_images(cfg, seed, pipeline_id, num_pipelines, repeat, shuffle) -> tf.data.Dataset:
@@ -191,7 +191,7 @@ def validate_data_config(cfg: DataConfig) -> None:
     raise ValueError(f"image_size {cfg.image_size} is outside [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]")
   if cfg.shuffle_buffer < 1:
     raise ValueError(f"shuffle_buffer must be >= 1, got {cfg.shuffle_buffer}")
-  presets.get_preset(cfg.dataset, cfg.preprocessing)
+  preprocessing.get_preset(cfg.dataset, cfg.preprocessing)
   _validate_source(cfg)
 
 

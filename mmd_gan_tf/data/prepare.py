@@ -12,7 +12,7 @@ import tqdm
 from absl import logging
 
 from mmd_gan_tf.config import DataConfig
-from mmd_gan_tf.data import folder, lsun, presets, tfrecord
+from mmd_gan_tf.data import folder, lsun, preprocessing, tfrecord
 from mmd_gan_tf.data.pipeline import make_examples, validate_data_config
 
 _SHARD_BYTES = 128 << 20  # aim for ~128 MiB per shard
@@ -44,7 +44,7 @@ def prepare(cfg: DataConfig, out_dir: str, num_shards: int = 0, limit: int = 0, 
   if cfg.dataset not in ("folder", "lsun"):
     raise ValueError(f"prepare_dataset reads a folder or an lsun LMDB, not dataset {cfg.dataset!r}")
   validate_data_config(cfg)
-  preset = presets.get_preset(cfg.dataset, cfg.preprocessing)
+  preset = preprocessing.get_preset(cfg.dataset, cfg.preprocessing)
   if preset.random:
     raise ValueError(f"preprocessing {cfg.preprocessing!r} is random (crops/flips must differ per epoch); "
                      "prepare with a deterministic one, e.g. 'center'")

@@ -1,6 +1,6 @@
 """The parametric kernelised gradient-flow generator update (Mroueh & Nguyen 2020).
 
-With a feature map Phi of dimension m on the critic features (`flow_features.py`) and generator parameters theta
+With a feature map Phi of dimension m on the critic features (`features.py`) and generator parameters theta
 (P of them):
   delta = mean Phi(real) - mean_z Phi(G_theta(z))             [m]; 1/2 |delta|^2 is the flow's MMD^2
   J     = d/dtheta mean_z Phi(G_theta(z))                      [m, P]
@@ -24,8 +24,8 @@ import tensorflow as tf
 
 from mmd_gan_tf import distribute
 from mmd_gan_tf.config import FlowConfig
-from mmd_gan_tf.flow_features import FEATURE_MAPS
-from mmd_gan_tf.flow_solvers import conjugate_gradient, solve_direct
+from mmd_gan_tf.flow.features import FEATURE_MAPS
+from mmd_gan_tf.flow.solvers import conjugate_gradient, solve_direct
 
 SOLVERS = ("direct", "cg")
 METRICS = ("mean", "per_sample")

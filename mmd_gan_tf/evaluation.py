@@ -1,0 +1,114 @@
+"""The loop's side of in-training evaluation: KID (and FID) every `eval_every` steps or minutes, and the
+KID-driven learning-rate adaptation, sharing one Inception network (metrics/training_eval.py computes;
+this module decides where results go: TensorBoard via the trainer, `<workdir>/eval.jsonl`, the best-KID
+checkpoint, the lr-adaptation state in the checkpoint). `adaptation.py` holds the adaptation itself.
+"""
+
+import json
+import os
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from mmd_gan_tf import adaptation
+from mmd_gan_tf import config as config_lib
+from mmd_gan_tf import distribute
+from mmd_gan_tf import noise
+from mmd_gan_tf import steps as steps_lib
+from mmd_gan_tf.metrics import inception_weights
+from mmd_gan_tf.metrics import training_eval
+
+
+class Evaluator:
+  """KID (and FID) of generated vs cached real Inception features every `eval_every` steps.
+
+  Keeps the best-KID checkpoint in <workdir>/best_kid (its own CheckpointManager, one kept), and appends
+  each result to <workdir>/eval.jsonl (chief only): step, training seconds so far, kid, kid_std (, fid).
+  """
+
+  def __init__(self, cfg: config_lib.Config, checkpoint: tf.train.Checkpoint, best_dir: str, inception,
+               log_path: Optional[str] = None):
+    self._log_path = log_path
+    self._cfg = cfg
+    self._weights, self._network = inception
+    self._num_real = cfg.eval.num_real or cfg.eval.num_samples
+    self._real = training_eval.real_features(cfg, self._weights, self._network, self._num_real)
+    self.best_kid = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_kid")
+    self._best = tf.train.CheckpointManager(checkpoint, best_dir, max_to_keep=1)
+
+  def __call__(self, generator, step: int) -> dict:
+    cfg = self._cfg
+    sample = lambda batch, index: noise.sample_z(cfg.model, batch,
+                                                 noise.stream_seed(cfg.train.seed, noise.EVALUATION, index))
+    fake = training_eval.generated_features(generator, sample, self._network, cfg.eval.num_samples,
+                                         cfg.eval.eval_batch_size, cfg.data.image_range)
+    scores = {f"eval/{k}": float(v) for k, v in
+              training_eval.generator_scores(self._real, fake, cfg.eval, seed=step).items()}
+    if scores["eval/kid"] < float(self.best_kid.numpy()):
+      self.best_kid.assign(scores["eval/kid"])
+      self._best.save(checkpoint_number=step)
+    scores["eval/best_kid"] = float(self.best_kid.numpy())
+    return scores
+
+  def log(self, step: int, train_seconds: float, scores: dict) -> None:
+    """Appends one JSON line {step, train_seconds, kid, kid_std, ...} to the eval log (chief only)."""
+    if not self._log_path:
+      return
+    record = {"step": step, "train_seconds": round(train_seconds, 3), "num_samples": self._cfg.eval.num_samples,
+              "num_real": self._num_real,
+              **{k.split("/", 1)[1]: v for k, v in scores.items()}}
+    with open(self._log_path, "a", encoding="utf-8") as f:
+      f.write(json.dumps(record) + "\n")
+
+
+def make_lr_adapter(cfg: config_lib.Config, nets: steps_lib.Networks, inception, codes_dir: str):
+  """The KID-driven learning-rate adaptation on the shared Inception network."""
+  weights, network = inception
+  num = cfg.eval.lr_adaptation_samples
+  real = training_eval.real_features(cfg, weights, network, num, held_out=False)  # Binkowski: training images
+
+  def fake_codes(generator, step):
+    # Fresh noise per test (keyed by the step): the test assumes independent new and old samples.
+    sample = lambda batch, index: noise.sample_z(
+        cfg.model, batch, noise.stream_seed(cfg.train.seed, noise.LR_ADAPTATION, step, index))
+    return training_eval.generated_features(generator, sample, network, num, cfg.eval.eval_batch_size,
+                                            cfg.data.image_range)
+
+  return adaptation.KidLrAdapter(cfg.eval, (nets.critic_optimizer, nets.generator_optimizer),
+                                 (cfg.optim.critic_lr, cfg.optim.generator_lr), real, fake_codes, codes_dir)
+
+
+def make_evaluation(cfg: config_lib.Config, nets: steps_lib.Networks, checkpoint: tf.train.Checkpoint,
+                     strategy: tf.distribute.Strategy):
+  """(Evaluator or None, KidLrAdapter or None) sharing one Inception network; their state joins the checkpoint.
+
+  Call before restoring the checkpoint, so that the best KID and the lr adaptation state are restored too.
+  """
+  evaluator = lr_adapter = None
+  if not (cfg.eval.eval_every or cfg.eval.eval_every_minutes or cfg.eval.lr_adaptation):
+    return evaluator, lr_adapter
+  try:
+    inception = training_eval.load_network(cfg.eval)
+  except (RuntimeError, OSError, ValueError) as error:
+    if not cfg.eval.optional:
+      raise
+    logging.warning("KID evaluation and lr adaptation are off: no FID Inception weights (given with "
+                    "--inception_weights, or cached in %s). To get them: download %s on a machine with "
+                    "internet access and pass --inception_weights=PATH (or put it in that folder). [%s]",
+                    inception_weights.default_cache_dir() if not cfg.eval.feature_cache_dir
+                    else cfg.eval.feature_cache_dir, inception_weights.INCEPTION_URL,
+                    str(error).split(". ")[0])
+    return evaluator, lr_adapter
+  if cfg.eval.eval_every or cfg.eval.eval_every_minutes:
+    log_path = os.path.join(cfg.workdir, "eval.jsonl") if distribute.is_chief(strategy) else None
+    evaluator = Evaluator(cfg, checkpoint,
+                          distribute.write_dir(os.path.join(cfg.workdir, "best_kid"), strategy), inception,
+                          log_path)
+    checkpoint.best_kid = evaluator.best_kid  # tracked, so a resumed run keeps its best KID
+  if cfg.eval.lr_adaptation:
+    lr_adapter = make_lr_adapter(cfg, nets, inception,
+                                  distribute.write_dir(os.path.join(cfg.workdir, "lr_adaptation"), strategy))
+    checkpoint.lr_adaptation = lr_adapter.state  # failures and lr factor survive a restart
+  return evaluator, lr_adapter
