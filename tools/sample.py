@@ -15,6 +15,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from mmd_gan_tf import cli  # noqa: E402
+from mmd_gan_tf import images as images_lib  # noqa: E402
 from mmd_gan_tf import summaries  # noqa: E402
 
 MAX_GRID = 4096  # a grid of more images would be a PNG of hundreds of megapixels
@@ -66,7 +67,7 @@ def main(argv) -> int:
                    tf.constant(FLAGS.seed + index, tf.int64))["images_uint8"].numpy()
       for index, start in enumerate(range(0, FLAGS.num, FLAGS.batch_size))])
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-  summaries.write_png(FLAGS.out, summaries.image_grid(images))
+  summaries.write_png(FLAGS.out, images_lib.image_grid(images))
   print(f"wrote {FLAGS.num} samples to {FLAGS.out}")
   return 0
 
