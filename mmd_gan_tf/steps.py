@@ -113,9 +113,11 @@ def _with_prefix(prefix: str, terms: losses_lib.LossTerms) -> dict:
   return metrics
 
 
-def _critic_variables(nets: Networks) -> list:
+def _critic_variables(nets: Networks, spec: losses_lib.LossSpec) -> list:
+  # Li's decoder is trained by a loss that reads reconstructions; for any other loss on arch li its
+  # gradients are None, which the global clipping (clip_per_tensor) cannot take.
   variables = list(nets.critic.trainable_variables)
-  if nets.decoder is not None:
+  if nets.decoder is not None and spec.needs_decoder:
     variables += list(nets.decoder.trainable_variables)
   return variables
 
@@ -145,7 +147,7 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
       critic_terms = spec.critic_loss(outputs, cfg.loss)
       generator_terms = spec.generator_loss(outputs, cfg.loss)
       critic_loss, generator_loss = _scaled(critic_terms.loss), _scaled(generator_terms.loss)
-    _apply(nets.critic_optimizer, critic_loss, _critic_variables(nets), tape)
+    _apply(nets.critic_optimizer, critic_loss, _critic_variables(nets, spec), tape)
     _apply(nets.generator_optimizer, generator_loss, nets.generator.trainable_variables, tape)
     del tape
     return {**_with_prefix("critic", critic_terms), **_with_prefix("generator", generator_terms)}
@@ -156,7 +158,7 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
                                noise_seed(cfg.train.seed, step, NOISE_PENALTY))
       terms = spec.critic_loss(outputs, cfg.loss)
       loss = _scaled(terms.loss)
-    _apply(nets.critic_optimizer, loss, _critic_variables(nets), tape)
+    _apply(nets.critic_optimizer, loss, _critic_variables(nets, spec), tape)
     return _with_prefix("critic", terms)
 
   def generator_fn(real, step):
