@@ -18,6 +18,12 @@ from absl import app  # noqa: E402
 from absl import flags as absl_flags  # noqa: E402
 from absl import logging  # noqa: E402
 
+from mmd_gan_tf import console  # noqa: E402
+
+# The flags take their choices from the library's registries, so TensorFlow loads with them: first,
+# without the no-GPU noise.
+console.import_tensorflow_quietly()
+
 from flags import build as config_builder  # noqa: E402
 from flags import definitions  # noqa: E402
 from mmd_gan_tf import cli  # noqa: E402

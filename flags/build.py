@@ -10,6 +10,11 @@ from typing import Any, Mapping
 from flags import definitions
 from flags import presets
 from mmd_gan_tf import config as config_lib
+from mmd_gan_tf import data
+from mmd_gan_tf import kernels
+from mmd_gan_tf import losses
+from mmd_gan_tf import models
+from mmd_gan_tf.flow import update as flow
 
 _POSITIVE_INTS = ("train.steps", "train.batch_size", "train.n_critic", "train.log_every",
                   "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
@@ -116,7 +121,7 @@ def validate(cfg: config_lib.Config) -> None:
     raise ValueError(f"--max_train_minutes={cfg.train.max_train_minutes} must be >= 0")
   if cfg.data.channels not in (1, 3):
     raise ValueError(f"--channels={cfg.data.channels} must be 1 or 3")
-  if cfg.loss.name in ("rep", "rep_b", "mmd", "mmd_gp", "smmd", "flow") and not cfg.loss.sigmas:
+  if losses.get_loss(cfg.loss.name).uses_kernel and not cfg.loss.sigmas:
     raise ValueError("--sigmas must not be empty")
   if any(s <= 0 for s in cfg.loss.sigmas):
     raise ValueError(f"--sigmas={','.join(map(str, cfg.loss.sigmas))} must all be positive")
@@ -128,24 +133,57 @@ def validate(cfg: config_lib.Config) -> None:
       raise ValueError(f"--lr_adaptation_samples={e.lr_adaptation_samples} must be >= 3")
     if not 0 < e.lr_adaptation_factor < 1:
       raise ValueError(f"--lr_adaptation_factor={e.lr_adaptation_factor} must be in (0, 1)")
-  if cfg.loss.name == "flow" and cfg.train.schedule != "alternating":
-    raise ValueError(f"--schedule={cfg.train.schedule} is not possible with --loss=flow: the gradient "
-                     "flow replaces the generator step of the alternating schedule")
   if cfg.optim.clipnorm is not None and cfg.optim.clipnorm < 0:
     raise ValueError(f"--clipnorm={cfg.optim.clipnorm} must be >= 0")
   if cfg.optim.weight_clip is not None and cfg.optim.weight_clip < 0:
     raise ValueError(f"--weight_clip={cfg.optim.weight_clip} must be >= 0")
 
 
-def _validate_library(cfg: config_lib.Config) -> None:
-  """Checks the library can build what the config asks for (architecture sizes, data sources)."""
-  from mmd_gan_tf import models  # pylint: disable=g-import-not-at-top
-  from mmd_gan_tf import data  # pylint: disable=g-import-not-at-top
-  from mmd_gan_tf.flow import update as flow  # pylint: disable=g-import-not-at-top
+def _check_decoder(cfg: config_lib.Config) -> None:
+  """A loss that reads reconstructions needs an architecture with a decoder."""
+  if losses.get_loss(cfg.loss.name).needs_decoder and models.ARCHS[cfg.model.arch].decoder is None:
+    with_decoder = [name for name, arch in models.ARCHS.items() if arch.decoder is not None]
+    raise config_lib.ConfigError("model.arch", cfg.model.arch, f"has no decoder, and loss {cfg.loss.name!r} "
+                                 f"needs one (arch {' or '.join(with_decoder)})")
+
+
+def check_combination(cfg: config_lib.Config) -> None:
+  """Raises ConfigError for a (loss, kernel, critic_dim, arch, ...) combination the library cannot train.
+
+  The loss's own checks (`losses.check_config`) run first, then those that need the model registry.
+  """
+  losses.check_config(cfg)
   models.validate_model_config(cfg.model)
+  _check_decoder(cfg)
+
+
+def check_given_flags_used(cfg: config_lib.Config, flag_values: Mapping[str, Any]) -> None:
+  """Rejects a kernel flag given explicitly that the resolved loss and kernel never read.
+
+  A silently ignored flag makes a run differ from what its command line says (e.g. --sigmas with
+  --kernel=mix_rq, which reads --alphas).
+  """
+  spec = losses.get_loss(cfg.loss.name)
+  if flag_values.get("kernel") is not None and not spec.uses_kernel:
+    raise ValueError(f"--kernel={cfg.loss.kernel} has no effect: --loss={cfg.loss.name} uses no kernel")
+  parameters = kernels.get_kernel_spec(cfg.loss.kernel).parameters if spec.uses_kernel else ()
+  for name in ("sigmas", "alphas", "dot_weight"):
+    if flag_values.get(name) is not None and name not in parameters:
+      value = config_lib.format_value(getattr(cfg.loss, name))
+      raise ValueError(f"--{name}={value} has no effect with --loss={cfg.loss.name} --kernel={cfg.loss.kernel}"
+                       f" (it reads {', '.join('--' + p for p in parameters) or 'no kernel parameter'})")
+
+
+def _validate_library(cfg: config_lib.Config) -> None:
+  """Checks the library can build what the config asks for (data sources, flow settings)."""
   data.validate_data_config(cfg.data)
-  if cfg.loss.name == "flow":
+  if losses.get_loss(cfg.loss.name).generator_update == losses.FLOW:
     flow.validate_flow_config(cfg.flow)
+
+
+def _flag_error(error: config_lib.ConfigError) -> ValueError:
+  """The library's error about a config field, reworded to name the flag that set it."""
+  return ValueError(f"{_flag_name(error.field)}={config_lib.format_value(error.value)}: {error.reason}")
 
 
 def build_config(flag_values: Mapping[str, Any], check_library: bool = True) -> config_lib.Config:
@@ -153,11 +191,19 @@ def build_config(flag_values: Mapping[str, Any], check_library: bool = True) -> 
 
   Args:
     flag_values: flag name -> value; None means "not given" (take the preset).
-    check_library: also ask the model and data modules whether they can build it
-      (off only where those modules are not importable, e.g. `--dry_run` tests).
+    check_library: also ask the data and flow modules whether they can run it (data_dir folders and
+      LMDBs are opened); off where only the combination of settings matters.
+
+  Raises:
+    ValueError: one line naming the flag and value of the first inconsistency.
   """
   cfg = _apply(_overrides(flag_values))
   validate(cfg)
-  if check_library:
-    _validate_library(cfg)
+  try:
+    check_combination(cfg)
+    check_given_flags_used(cfg, flag_values)
+    if check_library:
+      _validate_library(cfg)
+  except config_lib.ConfigError as e:
+    raise _flag_error(e) from None
   return cfg

@@ -4,12 +4,19 @@ All flags are optional. A flag left unset takes the value of the preset for the 
 (dataset, loss) pair (see `flags/presets.py`); a flag given explicitly always wins.
 """
 
+import functools
+from typing import Mapping
+
 from absl import flags as absl_flags
 
-DATASETS = ("shapes", "mnist", "cifar10", "stl10", "celeb_a", "lsun", "folder", "npz", "tfrecord")
-LOSS_NAMES = ("rep", "rep_b", "mmd", "mmd_gp", "smmd", "wgan_gp", "hinge", "flow")
-ARCHS = ("dcgan", "dcgan5", "resnet", "resnet_big", "sngan", "li")
-KERNELS = ("rbf", "mix_rbf", "mix_rq", "mix_rq_dot", "distance", "bounded_rbf", "poly")
+# The choices of --dataset, --loss, --arch, --kernel and --optimizer are the keys of the library's
+# registries, so a name added there is a flag value at once. This imports TensorFlow, which every
+# command but --help needs anyway.
+from mmd_gan_tf import data
+from mmd_gan_tf import kernels
+from mmd_gan_tf import losses
+from mmd_gan_tf import models
+from mmd_gan_tf import optimizers
 
 # flag name -> the config fields it sets ("section.field").
 FLAG_FIELDS = {
@@ -99,9 +106,27 @@ FLAG_FIELDS = {
 }
 
 
-def define_flags() -> None:
-  """Defines every flag. Safe to call once per process."""
-  f = absl_flags
+def described(registry: Mapping) -> str:
+  """"name (description), ..." of a registry whose entries have a `description`."""
+  return ", ".join(f"{name} ({spec.description})" if spec.description else name for name, spec in registry.items())
+
+
+class _Definer:
+  """absl's DEFINE_* functions, each bound to one FlagValues."""
+
+  def __init__(self, flag_values: absl_flags.FlagValues):
+    self._flag_values = flag_values
+
+  def __getattr__(self, name: str):
+    return functools.partial(getattr(absl_flags, name), flag_values=self._flag_values)
+
+
+def define_flags(flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> None:
+  """Defines every flag on `flag_values` (main.py: the global FLAGS; tests: a fresh FlagValues).
+
+  Safe to call once per FlagValues.
+  """
+  f = _Definer(flag_values)
   # Run.
   f.DEFINE_enum("mode", "train", ["train", "export"], "train, or export the generator of the latest checkpoint.")
   f.DEFINE_bool("dry_run", False, "Print the resolved config (preset + overrides) and exit.")
@@ -114,7 +139,7 @@ def define_flags() -> None:
   f.DEFINE_integer("cpu_devices", None, "On a machine without GPUs: split the CPU into this many logical "
                    "devices, so that --strategy=mirrored runs that many replicas (for testing distribution).")
   # Data.
-  f.DEFINE_enum("dataset", "shapes", list(DATASETS), "Dataset; `shapes` is built in and needs no download.")
+  f.DEFINE_enum("dataset", "shapes", list(data.DATASETS), "Dataset; `shapes` is built in and needs no download.")
   f.DEFINE_integer("image_size", None, "Image height and width.")
   f.DEFINE_integer("channels", None, "Image channels (1 or 3).")
   f.DEFINE_string("split", None, "Dataset split (TFDS name, e.g. train or train+test).")
@@ -130,9 +155,7 @@ def define_flags() -> None:
   f.DEFINE_enum("shapes_style", None, ["mixed", "simple"], "shapes: mixed (1-3 shapes of any size on a "
                 "random plain colour) or simple (one large bright disc, square or triangle on black).")
   # Model.
-  f.DEFINE_enum("arch", None, list(ARCHS), "Architecture: dcgan (Wang SN-DCGAN), dcgan5 (Binkowski), "
-                "resnet (SN-ResNet), resnet_big (Binkowski 128/160), sngan (Arbel's SMMD DCGAN, 32), "
-                "li (Li's encoder/decoder).")
+  f.DEFINE_enum("arch", None, list(models.ARCHS), f"Architecture: {described(models.ARCHS)}.")
   f.DEFINE_integer("z_dim", None, "Latent dimension.")
   f.DEFINE_enum("z_distribution", None, ["normal", "uniform"], "Latent distribution.")
   f.DEFINE_integer("critic_dim", None, "Critic output (feature) dimension.")
@@ -143,8 +166,9 @@ def define_flags() -> None:
   f.DEFINE_float("sn_total_gain", None, "C^L for the conv modes when --sn_multiplier is not given (Wang's k: "
                  "64 for rep, 128 for his hinge baseline).")
   # Loss.
-  f.DEFINE_enum("loss", "rep", list(LOSS_NAMES), "Loss.")
-  f.DEFINE_enum("kernel", None, list(KERNELS), "Kernel on critic features.")
+  f.DEFINE_enum("loss", "rep", list(losses.LOSSES), f"Loss: {described(losses.LOSSES)}.")
+  f.DEFINE_enum("kernel", None, list(kernels.KERNELS), "Kernel on critic features (losses of the MMD "
+                f"family): {described(kernels.KERNELS)}.")
   f.DEFINE_list("sigmas", None, "Bandwidths of rbf / mix_rbf (comma-separated).")
   f.DEFINE_list("alphas", None, "Alphas of mix_rq / mix_rq_dot (comma-separated).")
   f.DEFINE_float("dot_weight", None, "Weight w of the linear term of mix_rq_dot (Binkowski's mix_rq_1dot: 1).")
@@ -152,7 +176,7 @@ def define_flags() -> None:
   f.DEFINE_float("gp_weight", None, "Gradient-penalty weight.")
   f.DEFINE_float("l2_weight", None, "Critic activation L2 penalty weight (mmd_gp).")
   # Optimiser.
-  f.DEFINE_enum("optimizer", None, ["adam", "rmsprop", "sgd"],
+  f.DEFINE_enum("optimizer", None, list(optimizers.OPTIMIZERS),
                 "Optimiser of both networks (the flow generator always uses SGD).")
   f.DEFINE_float("critic_lr", None, "Critic learning rate.")
   f.DEFINE_float("generator_lr", None, "Generator learning rate.")

@@ -7,13 +7,37 @@ built-in quick run; the paper presets in `flags/presets.py` override them.
 
 import dataclasses
 import json
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
+
+
+class ConfigError(ValueError):
+  """A config value the library cannot use, with the field it came from.
+
+  The field ("section.name", e.g. "model.critic_dim") lets the command line name the flag that set
+  it (flags/build.py) without the library knowing about flags.
+
+  Attributes:
+    field: "section.name" of the bad value.
+    value: the bad value.
+    reason: why, in words that read after "<flag>=<value>: ".
+  """
+
+  def __init__(self, field: str, value: Any, reason: str):
+    self.field, self.value, self.reason = field, value, reason
+    super().__init__(f"{field.split('.')[-1]}={format_value(value)}: {reason}")
+
+
+def format_value(value: Any) -> str:
+  """A config value as it is written on the command line (tuples comma-separated)."""
+  if isinstance(value, (tuple, list)):
+    return ",".join(str(v) for v in value)
+  return str(value)
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
   """Where images come from and how they are preprocessed."""
-  dataset: str = "shapes"          # shapes | mnist | cifar10 | stl10 | celeb_a | lsun | folder | tfrecord
+  dataset: str = "shapes"          # a key of mmd_gan_tf.data.DATASETS
   image_size: int = 32
   channels: int = 3
   split: str = "train"
@@ -31,7 +55,7 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """Generator and critic architecture."""
-  arch: str = "dcgan"              # dcgan | dcgan5 | resnet | resnet_big | li
+  arch: str = "dcgan"              # a key of mmd_gan_tf.models.ARCHS
   image_size: int = 32
   channels: int = 3
   z_dim: int = 128
@@ -49,8 +73,8 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
   """Loss, kernel and penalty settings."""
-  name: str = "rep"                # rep | rep_b | mmd | mmd_gp | smmd | wgan_gp | hinge | flow
-  kernel: str = "rbf"              # rbf | mix_rbf | mix_rq | mix_rq_dot | distance | bounded_rbf | poly
+  name: str = "rep"                # a key of mmd_gan_tf.losses.LOSSES
+  kernel: str = "rbf"              # a key of mmd_gan_tf.kernels.KERNELS
   sigmas: Tuple[float, ...] = (1.0,)
   alphas: Tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
   dot_weight: float = 1.0
@@ -72,7 +96,7 @@ class LossConfig:
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
   """Optimisers of the critic and the generator."""
-  optimizer: str = "adam"          # adam | rmsprop | sgd
+  optimizer: str = "adam"          # a key of mmd_gan_tf.optimizers.OPTIMIZERS
   critic_lr: float = 5e-4
   generator_lr: float = 2e-4
   beta1: float = 0.5

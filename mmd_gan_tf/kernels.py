@@ -9,13 +9,17 @@ The diagonal blocks carry the kernel's TRUE diagonal k(a_i, a_i), computed from 
 read off the rounded d2 matrix, and written into the Gram matrix so that `sum(K) - trace(K)` is
 exactly the off-diagonal sum. It is not always constant: `mix_rq_dot`'s is len(alphas) + w |a|^2
 (Binkowski's code subtracted a constant there, a bias as large as MMD^2 itself).
+
+`KERNELS[name]` is a `KernelSpec`: the Gram-block function, its elementwise values (for the witness
+function), the `LossConfig` parameters it reads and a `check` that rejects a config it cannot use,
+so that a bad combination fails when the config is built rather than when a step is traced.
 """
 
-from typing import Callable, Dict, NamedTuple
+from typing import Callable, Dict, NamedTuple, Tuple
 
 import tensorflow as tf
 
-from mmd_gan_tf.config import LossConfig
+from mmd_gan_tf.config import ConfigError, LossConfig
 
 
 class GramBlocks(NamedTuple):
@@ -80,9 +84,39 @@ def diagonal_pairs(block: Pairs) -> Pairs:
   return Pairs(d2=tf.zeros_like(sq), dot=sq, sq_left=sq, sq_right=sq, dim=block.dim)
 
 
-def _single_sigma(cfg: LossConfig) -> float:
+def check_one_sigma(cfg: LossConfig) -> None:
+  """rbf and bounded_rbf: a Gaussian has one bandwidth (a mixture of several is mix_rbf)."""
   if len(cfg.sigmas) != 1:
-    raise ValueError(f"kernel {cfg.kernel!r} takes exactly one bandwidth, got sigmas={cfg.sigmas}")
+    raise ConfigError("loss.sigmas", cfg.sigmas, f"kernel {cfg.kernel!r} takes exactly one bandwidth "
+                      "(mix_rbf sums several)")
+
+
+def check_some_sigmas(cfg: LossConfig) -> None:
+  """mix_rbf: at least one bandwidth."""
+  if not cfg.sigmas:
+    raise ConfigError("loss.sigmas", cfg.sigmas, f"kernel {cfg.kernel!r} needs at least one sigma")
+
+
+def check_alphas(cfg: LossConfig) -> None:
+  """mix_rq and mix_rq_dot: at least one alpha, all positive (the RQ kernel is undefined otherwise)."""
+  if not cfg.alphas or min(cfg.alphas) <= 0:
+    raise ConfigError("loss.alphas", cfg.alphas, f"kernel {cfg.kernel!r} needs positive alphas")
+
+
+def check_bounds(cfg: LossConfig) -> None:
+  """bounded_rbf: one bandwidth and 0 <= bound_low <= bound_high."""
+  check_one_sigma(cfg)
+  if not 0 <= cfg.bound_low <= cfg.bound_high:
+    raise ConfigError("loss.bound_low", cfg.bound_low, f"kernel {cfg.kernel!r} needs 0 <= bound_low <= "
+                      f"bound_high={cfg.bound_high}")
+
+
+def _no_check(cfg: LossConfig) -> None:
+  del cfg
+
+
+def _single_sigma(cfg: LossConfig) -> float:
+  check_one_sigma(cfg)
   return cfg.sigmas[0]
 
 
@@ -97,15 +131,13 @@ def rbf_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
 
 def mix_rbf_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
   """Mixture of Gaussians, a SUM over cfg.sigmas of exp(-d2 / (2 s^2)) (Li et al. 2017)."""
-  if not cfg.sigmas:
-    raise ValueError("mix_rbf needs at least one sigma, got sigmas=()")
+  check_some_sigmas(cfg)
   return tf.add_n([_rbf_values(p, sigma) for sigma in cfg.sigmas])
 
 
 def mix_rq_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
   """Rational-quadratic mixture, SUM over alpha of (1 + d2 / (2 alpha))^(-alpha) (Binkowski et al. 2018)."""
-  if not cfg.alphas or min(cfg.alphas) <= 0:
-    raise ValueError(f"mix_rq needs positive alphas, got alphas={cfg.alphas}")
+  check_alphas(cfg)
   dtype = p.d2.dtype
   terms = [tf.pow(1 + p.d2 / tf.constant(2 * alpha, dtype), tf.constant(-alpha, dtype))
            for alpha in cfg.alphas]
@@ -135,17 +167,6 @@ def poly_values(p: Pairs, cfg: LossConfig) -> tf.Tensor:
 
 
 ValuesFn = Callable[[Pairs, LossConfig], tf.Tensor]
-
-# Elementwise kernel values; `bounded_rbf` is plain rbf off the critic's within-set blocks.
-KERNEL_VALUES: Dict[str, ValuesFn] = {
-    "rbf": rbf_values,
-    "mix_rbf": mix_rbf_values,
-    "mix_rq": mix_rq_values,
-    "mix_rq_dot": mix_rq_dot_values,
-    "distance": distance_values,
-    "bounded_rbf": rbf_values,
-    "poly": poly_values,
-}
 
 
 def _prepare(real, fake):
@@ -181,13 +202,7 @@ def gram_blocks(values: ValuesFn, real, fake, cfg: LossConfig) -> GramBlocks:
 def cross_kernel(left, right, cfg: LossConfig) -> tf.Tensor:
   """k(left_i, right_j) for the kernel cfg.kernel: [m, d], [n, d] -> [m, n] (used by the witness function)."""
   left, right = _prepare(left, right)
-  return _values_for(cfg.kernel)(pairs(left, right), cfg)
-
-
-def _values_for(name: str) -> ValuesFn:
-  if name not in KERNEL_VALUES:
-    raise ValueError(f"unknown kernel {name!r}; known: {sorted(KERNEL_VALUES)}")
-  return KERNEL_VALUES[name]
+  return get_kernel_spec(cfg.kernel).values(pairs(left, right), cfg)
 
 
 def rbf(real, fake, cfg: LossConfig) -> GramBlocks:
@@ -235,8 +250,7 @@ def bounded_rbf(real, fake, cfg: LossConfig) -> GramBlocks:
   Returns:
     GramBlocks; fake_diag is exp(-b_l / (2 s^2)), the bounded kernel at coincident points.
   """
-  if not 0 <= cfg.bound_low <= cfg.bound_high:
-    raise ValueError(f"need 0 <= bound_low <= bound_high, got {cfg.bound_low}, {cfg.bound_high}")
+  check_bounds(cfg)
   real, fake = _prepare(real, fake)
   sigma, dtype = _single_sigma(cfg), real.dtype
   cap_real = lambda p: p._replace(d2=tf.minimum(p.d2, tf.constant(cfg.bound_high, dtype)))
@@ -254,19 +268,49 @@ def bounded_rbf(real, fake, cfg: LossConfig) -> GramBlocks:
 
 KernelFn = Callable[[tf.Tensor, tf.Tensor, LossConfig], GramBlocks]
 
-KERNELS: Dict[str, KernelFn] = {
-    "rbf": rbf,
-    "mix_rbf": mix_rbf,
-    "mix_rq": mix_rq,
-    "mix_rq_dot": mix_rq_dot,
-    "distance": distance,
-    "bounded_rbf": bounded_rbf,
-    "poly": poly,
+
+class KernelSpec(NamedTuple):
+  """One entry of `KERNELS`.
+
+  Attributes:
+    blocks: fn(real [m, d], fake [n, d], cfg) -> GramBlocks.
+    values: fn(Pairs, cfg) -> elementwise kernel values (the witness function's cross kernel);
+      `bounded_rbf` is plain rbf there, its bounds apply to the critic's within-set blocks only.
+    check: fn(cfg) raising ConfigError when `cfg` gives this kernel parameters it cannot use.
+    parameters: the LossConfig fields this kernel reads (a flag setting any other one has no effect).
+    critic_side_only: True for a kernel that only a critic loss built for it may use (`bounded_rbf`).
+    description: one line for `--help`.
+  """
+  blocks: KernelFn
+  values: ValuesFn
+  check: Callable[[LossConfig], None] = _no_check
+  parameters: Tuple[str, ...] = ()
+  critic_side_only: bool = False
+  description: str = ""
+
+
+KERNELS: Dict[str, KernelSpec] = {
+    "rbf": KernelSpec(rbf, rbf_values, check_one_sigma, ("sigmas",), description="Gaussian, one sigma"),
+    "mix_rbf": KernelSpec(mix_rbf, mix_rbf_values, check_some_sigmas, ("sigmas",),
+                          description="sum of Gaussians over sigmas"),
+    "mix_rq": KernelSpec(mix_rq, mix_rq_values, check_alphas, ("alphas",),
+                         description="sum of rational quadratics over alphas"),
+    "mix_rq_dot": KernelSpec(mix_rq_dot, mix_rq_dot_values, check_alphas, ("alphas", "dot_weight"),
+                             description="mix_rq + dot_weight * a.b"),
+    "distance": KernelSpec(distance, distance_values, description="distance (energy)"),
+    "bounded_rbf": KernelSpec(bounded_rbf, rbf_values, check_bounds, ("sigmas",), critic_side_only=True,
+                              description="Wang's bounded Gaussian, rep_b's critic only"),
+    "poly": KernelSpec(poly, poly_values, description="KID polynomial"),
 }
 
 
-def get_kernel(name: str) -> KernelFn:
+def get_kernel_spec(name: str) -> KernelSpec:
   """KERNELS[name] with a clear error for an unknown name."""
   if name not in KERNELS:
     raise ValueError(f"unknown kernel {name!r}; known: {sorted(KERNELS)}")
   return KERNELS[name]
+
+
+def get_kernel(name: str) -> KernelFn:
+  """The Gram-block function of KERNELS[name]."""
+  return get_kernel_spec(name).blocks

@@ -12,12 +12,12 @@ Every MMD-based loss reports the metrics "kernel/real_real", "kernel/fake_fake",
 """
 
 import dataclasses
-from typing import Callable, Dict, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
 from mmd_gan_tf import estimators, kernels, penalties
-from mmd_gan_tf.config import LossConfig
+from mmd_gan_tf.config import Config, ConfigError, LossConfig
 
 
 class CriticOutputs(NamedTuple):
@@ -59,12 +59,37 @@ class LossTerms(NamedTuple):
 LossFn = Callable[[CriticOutputs, LossConfig], LossTerms]
 
 
+Check = Callable[[Config], None]
+
+# How the generator moves: by the gradient of its loss, or by the gradient flow of mmd_gan_tf/flow.py.
+GRADIENT, FLOW = "gradient", "flow"
+
+
 class LossSpec(NamedTuple):
-  """One entry of `LOSSES`: the two losses and what the trainer must compute for them."""
+  """One entry of `LOSSES`: the two losses and what the trainer and the config must provide for them.
+
+  Attributes:
+    critic_loss: the critic's LossFn (minimised).
+    generator_loss: the generator's LossFn (minimised; only logged for the flow update).
+    needs_activations: the critic loss reads every critic layer's activations (L2 penalty).
+    needs_decoder: the critic loss reads reconstructions (an arch with a decoder).
+    uses_kernel: the loss applies `cfg.kernel` to critic features (the MMD family), so the kernel's
+      own check applies and its parameters matter.
+    generator_update: GRADIENT or FLOW.
+    generator_optimizer: the optimizer the generator must use whatever `optim.optimizer` says, or None.
+    checks: fns(Config) raising ConfigError for a combination this loss cannot train; run by
+      `check_config` when the config is built.
+    description: one line for `--help`.
+  """
   critic_loss: LossFn
   generator_loss: LossFn
   needs_activations: bool = False
   needs_decoder: bool = False
+  uses_kernel: bool = False
+  generator_update: str = GRADIENT
+  generator_optimizer: Optional[str] = None
+  checks: Tuple[Check, ...] = ()
+  description: str = ""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -310,23 +335,86 @@ def hinge_critic_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
   return LossTerms(loss, {"critic/real": tf.reduce_mean(real), "critic/fake": tf.reduce_mean(fake)})
 
 
-def critic_mean_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
-  """Generator loss of wgan_gp and hinge: -mean D(fake) (hinge: over the batch and every output)."""
-  fake = outputs.fake_features if cfg.name == "hinge" else _scalar_critic(outputs.fake_features, cfg.name)
+def _critic_mean_generator_terms(fake: tf.Tensor) -> LossTerms:
   return LossTerms(-tf.reduce_mean(fake), {"critic/fake": tf.reduce_mean(fake)})
 
 
+def wgan_gp_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """Generator loss of wgan_gp: -mean D(fake) over the batch of scalar critic outputs."""
+  del cfg
+  return _critic_mean_generator_terms(_scalar_critic(outputs.fake_features, "wgan_gp"))
+
+
+def hinge_generator_loss(outputs: CriticOutputs, cfg: LossConfig) -> LossTerms:
+  """Generator loss of hinge: -mean D(fake) over the batch and every critic output (Miyato et al. 2018)."""
+  del cfg
+  return _critic_mean_generator_terms(outputs.fake_features)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Combinations a loss cannot train: each fails when the config is built, not when a step is traced.
+
+
+def check_one_critic_output(cfg: Config) -> None:
+  """WGAN-GP's critic is one scalar D(x): its mean difference and gradient penalty need critic_dim 1."""
+  if cfg.model.critic_dim != 1:
+    raise ConfigError("model.critic_dim", cfg.model.critic_dim, f"loss {cfg.loss.name!r} needs critic_dim 1")
+
+
+def check_unbounded_kernel(cfg: Config) -> None:
+  """A critic-side-only kernel (bounded_rbf) has no generator loss: only the loss built for it may use it."""
+  if kernels.get_kernel_spec(cfg.loss.kernel).critic_side_only:
+    raise ConfigError("loss.kernel", cfg.loss.kernel, f"kernel {cfg.loss.kernel!r} is critic-side only: loss "
+                      f"{cfg.loss.name!r} needs an unbounded kernel (for Wang's bounded kernel use loss 'rep_b' "
+                      "with kernel 'rbf')")
+
+
+def check_gaussian_kernel(cfg: Config) -> None:
+  """rep_b bounds Wang's Gaussian kernel: it is defined for rbf (or its bounded form) only."""
+  if cfg.loss.kernel not in ("rbf", "bounded_rbf"):
+    raise ConfigError("loss.kernel", cfg.loss.kernel, f"loss {cfg.loss.name!r} is defined for the rbf "
+                      "kernel only")
+
+
+def check_alternating_schedule(cfg: Config) -> None:
+  """The gradient flow replaces the generator step of the alternating schedule."""
+  if cfg.train.schedule != "alternating":
+    raise ConfigError("train.schedule", cfg.train.schedule, f"is not possible with loss {cfg.loss.name!r}: "
+                      "the gradient flow replaces the generator step of the alternating schedule")
+
+
+def check_config(cfg: Config) -> None:
+  """Runs the checks of cfg.loss.name and, for a kernel loss, of its kernel; raises ConfigError."""
+  spec = get_loss(cfg.loss.name)
+  if spec.uses_kernel:
+    kernels.get_kernel_spec(cfg.loss.kernel).check(cfg.loss)
+  for check in spec.checks:
+    check(cfg)
+
+
+_MMD_CHECKS = (check_unbounded_kernel,)
+
 LOSSES: Dict[str, LossSpec] = {
-    "rep": LossSpec(rep_critic_loss, rep_generator_loss),
-    "rep_b": LossSpec(rep_b_critic_loss, rep_b_generator_loss),
-    "mmd": LossSpec(mmd_critic_loss, mmd_generator_loss, needs_decoder=True),
-    "mmd_gp": LossSpec(mmd_gp_critic_loss, mmd_gp_generator_loss, needs_activations=True),
-    "smmd": LossSpec(smmd_critic_loss, smmd_generator_loss),
-    "wgan_gp": LossSpec(wgan_gp_critic_loss, critic_mean_generator_loss),
-    "hinge": LossSpec(hinge_critic_loss, critic_mean_generator_loss),
+    "rep": LossSpec(rep_critic_loss, rep_generator_loss, uses_kernel=True, checks=_MMD_CHECKS,
+                    description="Wang et al. 2019 repulsive"),
+    "rep_b": LossSpec(rep_b_critic_loss, rep_b_generator_loss, uses_kernel=True, checks=(check_gaussian_kernel,),
+                      description="rep with Wang's bounded Gaussian kernel"),
+    "mmd": LossSpec(mmd_critic_loss, mmd_generator_loss, needs_decoder=True, uses_kernel=True,
+                    checks=_MMD_CHECKS, description="Li et al. 2017 MMD GAN"),
+    "mmd_gp": LossSpec(mmd_gp_critic_loss, mmd_gp_generator_loss, needs_activations=True, uses_kernel=True,
+                       checks=_MMD_CHECKS, description="Binkowski et al. 2018 MMD GAN-GP"),
+    "smmd": LossSpec(smmd_critic_loss, smmd_generator_loss, uses_kernel=True, checks=_MMD_CHECKS,
+                     description="Arbel et al. 2018 scaled MMD"),
+    "wgan_gp": LossSpec(wgan_gp_critic_loss, wgan_gp_generator_loss, checks=(check_one_critic_output,),
+                        description="Gulrajani et al. 2017 baseline"),
+    "hinge": LossSpec(hinge_critic_loss, hinge_generator_loss, description="Miyato et al. 2018 baseline"),
     # Mroueh & Nguyen: the critic is trained as in MMD-GP; the generator loss (MMD2_u) is only
-    # logged, its update is the gradient flow of mmd_gan_tf/flow/update.py.
-    "flow": LossSpec(mmd_gp_critic_loss, mmd_gp_generator_loss, needs_activations=True),
+    # logged, its update is the gradient flow of mmd_gan_tf/flow/update.py. Its step J^T w is a
+    # natural-gradient direction: Adam's per-coordinate rescaling would destroy it, hence plain SGD.
+    "flow": LossSpec(mmd_gp_critic_loss, mmd_gp_generator_loss, needs_activations=True, uses_kernel=True,
+                     generator_update=FLOW, generator_optimizer="sgd",
+                     checks=_MMD_CHECKS + (check_alternating_schedule,),
+                     description="Mroueh & Nguyen gradient flow"),
 }
 
 

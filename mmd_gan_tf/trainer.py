@@ -6,7 +6,6 @@
 import contextlib
 import dataclasses
 import errno
-import json
 import os
 import signal
 import threading
@@ -31,9 +30,9 @@ from mmd_gan_tf import images as images_lib
 from mmd_gan_tf import losses as losses_lib
 from mmd_gan_tf import models
 from mmd_gan_tf import noise
+from mmd_gan_tf import optimizers
 from mmd_gan_tf import steps as steps_lib
 from mmd_gan_tf import summaries
-from mmd_gan_tf.torch_rmsprop import TorchRMSprop
 
 NUM_GRID_SAMPLES = 64
 
@@ -46,17 +45,6 @@ class DiskFullError(RuntimeError):
   """A checkpoint could not be written for lack of space; the previous checkpoint is intact."""
 
 
-def make_optimizer(cfg: config_lib.OptimConfig, learning_rate: float) -> keras.optimizers.Optimizer:
-  """Adam, RMSprop or SGD per the config (clipping is done by the step, on the global gradient)."""
-  if cfg.optimizer == "sgd":
-    return keras.optimizers.SGD(learning_rate)
-  if cfg.optimizer == "adam":
-    return keras.optimizers.Adam(learning_rate, beta_1=cfg.beta1, beta_2=cfg.beta2, epsilon=cfg.epsilon)
-  if cfg.optimizer == "rmsprop":  # PyTorch's epsilon placement, as Li et al.'s code (torch_rmsprop.py)
-    return TorchRMSprop(learning_rate, rho=cfg.rho, epsilon=cfg.epsilon)
-  raise ValueError(f"--optimizer={cfg.optimizer!r} must be adam, rmsprop or sgd")
-
-
 def build_networks(cfg: config_lib.Config) -> steps_lib.Networks:
   """Models and optimizers; call inside `strategy.scope()`.
 
@@ -65,12 +53,15 @@ def build_networks(cfg: config_lib.Config) -> steps_lib.Networks:
   """
   generator = models.build_generator(cfg.model)
   critic = models.build_critic(cfg.model)
-  decoder = models.build_decoder(cfg.model)
-  critic_optimizer = make_optimizer(cfg.optim, cfg.optim.critic_lr)
-  # The gradient flow's step J^T w is a natural-gradient direction: Adam's per-coordinate
-  # rescaling would destroy it, so its generator moves by plain SGD.
-  generator_optim = dataclasses.replace(cfg.optim, optimizer="sgd") if cfg.loss.name == "flow" else cfg.optim
-  generator_optimizer = make_optimizer(generator_optim, cfg.optim.generator_lr)
+  # Li's decoder exists only for a loss that reads reconstructions: any other loss on arch li would leave
+  # it without gradients, which the global gradient clipping cannot take.
+  decoder = models.build_decoder(cfg.model) if losses_lib.get_loss(cfg.loss.name).needs_decoder else None
+  critic_optimizer = optimizers.make_optimizer(cfg.optim, cfg.optim.critic_lr)
+  # A loss may fix the generator's optimizer: the gradient flow's step J^T w is a natural-gradient
+  # direction that Adam's per-coordinate rescaling would destroy (losses.LOSSES["flow"]).
+  required = losses_lib.get_loss(cfg.loss.name).generator_optimizer
+  generator_optim = dataclasses.replace(cfg.optim, optimizer=required) if required else cfg.optim
+  generator_optimizer = optimizers.make_optimizer(generator_optim, cfg.optim.generator_lr)
   nets = steps_lib.Networks(generator, critic, decoder, critic_optimizer, generator_optimizer)
   critic_optimizer.build(nets.critic_variables)
   generator_optimizer.build(generator.trainable_variables)
@@ -327,7 +318,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     extra = {"critic_count": critic_count}
     generator_update = None
-    if cfg.loss.name == "flow":
+    if spec.generator_update == losses_lib.FLOW:
       feature_map = flow_features.make_feature_map(cfg.flow, cfg.model.critic_dim, seed=cfg.train.seed)
       generator_update = flow_lib.FlowGeneratorUpdate(cfg.flow, feature_map)
       if isinstance(feature_map, tf.Module):

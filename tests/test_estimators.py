@@ -76,7 +76,7 @@ def _samples(seed, m, n, d=4, shift=0.4):
 
 
 def _blocks(name, real, fake):
-  return kernels.KERNELS[name](tf.constant(real), tf.constant(fake), CONFIGS[name])
+  return kernels.KERNELS[name].blocks(tf.constant(real), tf.constant(fake), CONFIGS[name])
 
 
 def _np_blocks(name, real, fake):

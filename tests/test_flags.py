@@ -6,10 +6,13 @@ import subprocess
 import sys
 
 import pytest
+from absl import flags as absl_flags
 
 from flags import build as config_builder
+from flags import definitions
 from flags import presets
 from conftest import ROOT
+from mmd_gan_tf import data, kernels, losses, models, optimizers
 
 
 def _build(**flags):
@@ -33,7 +36,8 @@ def test_default_is_the_quick_builtin_preset():
 
 
 def test_explicit_flags_override_the_preset():
-  cfg = _build(dataset="cifar10", loss="rep", critic_lr=1e-3, image_size=64, sigmas=["1", "2"], clipnorm=0.0)
+  cfg = _build(dataset="cifar10", loss="rep", critic_lr=1e-3, image_size=64, kernel="mix_rbf", sigmas=["1", "2"],
+               clipnorm=0.0)
   assert cfg.optim.critic_lr == 1e-3
   assert cfg.optim.generator_lr == 2e-4  # Wang's CIFAR preset kept
   assert cfg.model.image_size == cfg.data.image_size == 64
@@ -97,3 +101,94 @@ def test_unwritable_workdir_fails(tmp_path):
   result = _main(f"--workdir={parent}", "--steps=1")
   assert result.returncode == 2
   assert f"--workdir={parent}" in result.stderr and "cannot be created" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# Names come from the library's registries; every combination the library cannot train fails here.
+
+
+@pytest.fixture(scope="module")
+def defined_flags():
+  flag_values = absl_flags.FlagValues()
+  definitions.define_flags(flag_values)
+  return flag_values
+
+
+@pytest.mark.parametrize("flag, registry", [
+    ("dataset", data.DATASETS), ("loss", losses.LOSSES), ("arch", models.ARCHS), ("kernel", kernels.KERNELS),
+    ("optimizer", optimizers.OPTIMIZERS)])
+def test_flag_choices_are_the_registry_keys(defined_flags, flag, registry):
+  assert defined_flags[flag].parser.enum_values == list(registry)
+
+
+def test_every_registered_dataset_and_loss_has_a_preset():
+  assert set(presets.DATASET_PRESETS) == set(data.DATASETS)
+  assert set(presets.LOSS_PRESETS) == set(losses.LOSSES)
+
+
+@pytest.mark.parametrize("loss", list(losses.LOSSES))
+def test_every_preset_passes_the_combination_checks(loss):
+  for dataset in data.DATASETS:
+    try:
+      config_builder.build_config({"dataset": dataset, "loss": loss}, check_library=False)
+    except ValueError as e:
+      # Some pairs ask an arch for a size it cannot make (e.g. stl10's 48 px with dcgan5); the user
+      # must pick --image_size or --arch. No loss or kernel check may reject a preset.
+      assert str(e).startswith("--image_size="), (dataset, loss, str(e))
+
+
+def test_loss_help_lists_every_loss(defined_flags):
+  assert all(name in defined_flags["loss"].help for name in losses.LOSSES)
+
+
+INCOMPATIBLE = [  # (flags, the start of the one-line error)
+    ({"loss": "wgan_gp", "critic_dim": 16}, "--critic_dim=16: loss 'wgan_gp' needs critic_dim 1"),
+    ({"loss": "rep", "kernel": "rbf", "sigmas": ["1", "2"]}, "--sigmas=1.0,2.0: kernel 'rbf' takes exactly one"),
+    ({"loss": "rep_b", "sigmas": ["1", "2"]}, "--sigmas=1.0,2.0: kernel 'rbf' takes exactly one"),
+    ({"loss": "rep_b", "kernel": "bounded_rbf", "sigmas": ["1", "2"]},
+     "--sigmas=1.0,2.0: kernel 'bounded_rbf' takes exactly one"),
+    ({"loss": "smmd", "sigmas": ["1", "2"]}, "--sigmas=1.0,2.0: kernel 'rbf' takes exactly one"),
+    ({"loss": "rep_b", "kernel": "mix_rbf"}, "--kernel=mix_rbf: loss 'rep_b' is defined for the rbf kernel only"),
+    ({"loss": "rep", "kernel": "bounded_rbf"}, "--kernel=bounded_rbf: kernel 'bounded_rbf' is critic-side only"),
+    ({"loss": "flow", "kernel": "bounded_rbf"}, "--kernel=bounded_rbf: kernel 'bounded_rbf' is critic-side only"),
+    ({"loss": "mmd_gp", "kernel": "mix_rq", "alphas": ["-1"]}, "--alphas=-1.0: kernel 'mix_rq' needs positive"),
+    ({"loss": "mmd_gp", "alphas": []}, "--alphas=: kernel 'mix_rq_dot' needs positive alphas"),
+    ({"loss": "rep", "kernel": "mix_rbf", "sigmas": []}, "--sigmas must not be empty"),
+    ({"loss": "flow", "schedule": "simultaneous"}, "--schedule=simultaneous: is not possible with loss 'flow'"),
+    ({"loss": "mmd", "arch": "dcgan"}, "--arch=dcgan: has no decoder, and loss 'mmd' needs one (arch li)"),
+    ({"loss": "rep", "image_size": 40}, "--image_size=40: arch 'dcgan' cannot make this size"),
+    ({"loss": "smmd", "image_size": 64}, "--image_size=64: arch 'sngan' cannot make this size"),
+    ({"dataset": "celeb_a", "loss": "mmd_gp", "image_size": 64}, "--image_size=64: arch 'resnet_big' cannot"),
+    # Flags the resolved loss and kernel would silently ignore.
+    ({"loss": "rep", "kernel": "mix_rq", "sigmas": ["1", "2"]},
+     "--sigmas=1.0,2.0 has no effect with --loss=rep --kernel=mix_rq (it reads --alphas)"),
+    ({"loss": "mmd", "alphas": ["1"]}, "--alphas=1.0 has no effect with --loss=mmd --kernel=mix_rbf"),
+    ({"loss": "rep", "dot_weight": 0.5}, "--dot_weight=0.5 has no effect with --loss=rep --kernel=rbf"),
+    ({"loss": "hinge", "kernel": "rbf"}, "--kernel=rbf has no effect: --loss=hinge uses no kernel"),
+    ({"loss": "wgan_gp", "sigmas": ["2"]}, "--sigmas=2.0 has no effect with --loss=wgan_gp"),
+]
+
+
+@pytest.mark.parametrize("flags, error", INCOMPATIBLE, ids=[str(i) for i in range(len(INCOMPATIBLE))])
+def test_incompatible_combinations_fail_in_build_config(flags, error):
+  with pytest.raises(ValueError) as info:
+    _build(**flags)
+  assert str(info.value).startswith(error)
+  assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("flags", [
+    {"loss": "hinge", "critic_dim": 16}, {"loss": "hinge", "critic_dim": 1}, {"loss": "smmd", "critic_dim": 16},
+    {"loss": "wgan_gp", "arch": "li"}, {"loss": "mmd_gp", "arch": "li"}, {"loss": "rep_b", "kernel": "bounded_rbf"},
+    {"loss": "mmd_gp", "kernel": "mix_rbf", "sigmas": ["1", "2"]}, {"loss": "mmd", "alphas": None}])
+def test_compatible_combinations_build(flags):
+  _build(**flags)
+
+
+def test_dry_run_of_an_incompatible_combination_exits_2_with_one_line():
+  result = _main("--dry_run", "--loss=wgan_gp", "--critic_dim=16")
+  assert result.returncode == 2
+  assert result.stdout == ""
+  # TensorFlow's C++ start-up lines may precede it; main.py's own output is one line.
+  errors = [line for line in result.stderr.splitlines() if "critic_dim" in line or line.startswith("error")]
+  assert errors == ["error: --critic_dim=16: loss 'wgan_gp' needs critic_dim 1"]

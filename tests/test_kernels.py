@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from mmd_gan_tf import kernels
-from mmd_gan_tf.config import LossConfig
+from mmd_gan_tf.config import ConfigError, LossConfig
 
 LI_SIGMAS = (1.0, 2.0, 4.0, 8.0, 16.0)
 CONFIGS = {
@@ -59,7 +59,7 @@ def _features(seed, m=50, n=70, d=5):
 def test_blocks_match_numpy_oracle_with_unequal_sizes(name):
   real, fake = _features(0)
   cfg = CONFIGS[name]
-  blocks = kernels.KERNELS[name](tf.constant(real), tf.constant(fake), cfg)
+  blocks = kernels.KERNELS[name].blocks(tf.constant(real), tf.constant(fake), cfg)
   assert [b.dtype for b in blocks] == [tf.float64] * 5
   assert blocks.real_real.shape == (50, 50) and blocks.fake_fake.shape == (70, 70)
   assert blocks.real_fake.shape == (50, 70)
@@ -76,11 +76,11 @@ def test_blocks_match_numpy_oracle_with_unequal_sizes(name):
 def test_symmetry(name):
   real, fake = _features(1, m=20, n=30)
   cfg = CONFIGS[name]
-  blocks = kernels.KERNELS[name](tf.constant(real), tf.constant(fake), cfg)
+  blocks = kernels.KERNELS[name].blocks(tf.constant(real), tf.constant(fake), cfg)
   np.testing.assert_allclose(blocks.real_real.numpy(), blocks.real_real.numpy().T, rtol=1e-12)
   np.testing.assert_allclose(blocks.fake_fake.numpy(), blocks.fake_fake.numpy().T, rtol=1e-12)
   if name != "bounded_rbf":  # rbf-B treats the two sets differently by design
-    swapped = kernels.KERNELS[name](tf.constant(fake), tf.constant(real), cfg)
+    swapped = kernels.KERNELS[name].blocks(tf.constant(fake), tf.constant(real), cfg)
     np.testing.assert_allclose(swapped.real_fake.numpy(), blocks.real_fake.numpy().T, rtol=1e-12)
     np.testing.assert_allclose(swapped.real_real.numpy(), blocks.fake_fake.numpy(), rtol=1e-12)
 
@@ -159,6 +159,21 @@ def test_bad_inputs_raise_clear_errors():
     kernels.mix_rq(tf.constant(real), tf.constant(fake), LossConfig(alphas=(0.0, 1.0)))
 
 
+@pytest.mark.parametrize("name", list(kernels.KERNELS))
+def test_every_kernel_check_accepts_the_default_parameters(name):
+  kernels.KERNELS[name].check(LossConfig(kernel=name))
+
+
+@pytest.mark.parametrize("name, bad", [
+    ("rbf", dict(sigmas=(1.0, 2.0))), ("bounded_rbf", dict(sigmas=())), ("mix_rbf", dict(sigmas=())),
+    ("mix_rq", dict(alphas=())), ("mix_rq_dot", dict(alphas=(-1.0,))), ("bounded_rbf", dict(bound_low=5.0))])
+def test_kernel_checks_name_the_field(name, bad):
+  field = "loss." + next(iter(bad))
+  with pytest.raises(ConfigError) as info:
+    kernels.KERNELS[name].check(LossConfig(kernel=name, **bad))
+  assert info.value.field == field and name in info.value.reason
+
+
 def test_cross_kernel_matches_oracle():
   real, fake = _features(9, m=7, n=11)
   cfg = CONFIGS["mix_rq_dot"]
@@ -180,7 +195,7 @@ def test_mmd_gp_preset_is_binkowskis_mix_rq_1dot():
     d2 = np_d2(a, b)
     return sum((1 + d2 / (2 * alpha)) ** -alpha for alpha in (0.1, 1.0, 10.0)) + 1.0 * (a @ b.T)
 
-  blocks = kernels.KERNELS[cfg.kernel](tf.constant(real), tf.constant(fake), cfg)
+  blocks = kernels.KERNELS[cfg.kernel].blocks(tf.constant(real), tf.constant(fake), cfg)
   np.testing.assert_allclose(blocks.real_fake.numpy(), oracle(real, fake), rtol=1e-10)
   np.testing.assert_allclose(blocks.real_real.numpy(), oracle(real, real), rtol=1e-10, atol=1e-12)
   np.testing.assert_allclose(blocks.real_diag.numpy(), 3.0 + np.sum(real**2, 1), rtol=1e-12)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmd_gan_tf import trainer
+from mmd_gan_tf import optimizers
 from mmd_gan_tf.config import OptimConfig
 from mmd_gan_tf.torch_rmsprop import TorchRMSprop
 
@@ -43,6 +43,6 @@ def test_keras_rmsprop_takes_far_smaller_steps_on_tiny_gradients():
 
 
 def test_the_rmsprop_config_builds_the_torch_variant():
-  assert isinstance(trainer.make_optimizer(OptimConfig(optimizer="rmsprop"), 5e-5), TorchRMSprop)
+  assert isinstance(optimizers.make_optimizer(OptimConfig(optimizer="rmsprop"), 5e-5), TorchRMSprop)
   with pytest.raises(ValueError, match="centered"):
     TorchRMSprop(1e-3, centered=True)

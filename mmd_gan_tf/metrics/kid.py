@@ -84,7 +84,7 @@ def kid_subset_values(real_features, fake_features, real_idx, fake_idx) -> tf.Te
   fake = tf.cast(fake_features, tf.float64)
 
   def one_subset(indices):
-    blocks = kernels.KERNELS["poly"](tf.gather(real, indices[0]), tf.gather(fake, indices[1]),
+    blocks = kernels.KERNELS["poly"].blocks(tf.gather(real, indices[0]), tf.gather(fake, indices[1]),
                                      KID_KERNEL)
     return estimators.mmd2_unbiased(blocks)
 

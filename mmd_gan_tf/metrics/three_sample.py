@@ -72,8 +72,8 @@ def relative_similarity_test(real_codes, new_fake_codes, old_fake_codes,
   if None not in counts and (len(counts) != 1 or min(counts) < 3):
     raise ValueError(f"the 3-sample test needs equal counts >= 3, got real {real.shape[0]}, "
                      f"new {new.shape[0]}, old {old.shape[0]}")
-  blocks_new = kernels.KERNELS[kernel_cfg.kernel](real, new, kernel_cfg)
-  blocks_old = kernels.KERNELS[kernel_cfg.kernel](real, old, kernel_cfg)
+  blocks_new = kernels.get_kernel(kernel_cfg.kernel)(real, new, kernel_cfg)
+  blocks_old = kernels.get_kernel(kernel_cfg.kernel)(real, old, kernel_cfg)
   mmd2_new = estimators.mmd2_unbiased(blocks_new)
   mmd2_old = estimators.mmd2_unbiased(blocks_old)
   variance = diff_variance(blocks_new.fake_fake, blocks_old.fake_fake, blocks_new.real_fake,

@@ -15,7 +15,7 @@ from typing import Callable, Optional, Tuple
 import keras
 
 from mmd_gan_tf import noise
-from mmd_gan_tf.config import ModelConfig
+from mmd_gan_tf.config import ConfigError, ModelConfig
 from mmd_gan_tf.layers.spectral_norm import MODES as SPECTRAL_NORM_MODES
 from mmd_gan_tf.models import dcgan, dcgan5, li, resnet, resnet_big, sngan
 
@@ -54,8 +54,8 @@ def validate_model_config(cfg: ModelConfig) -> None:
     raise ValueError(f"unknown arch {cfg.arch!r}; choose one of {sorted(ARCHS)}")
   sizes = ARCHS[cfg.arch].sizes
   if cfg.image_size not in sizes:
-    raise ValueError(f"arch {cfg.arch!r} cannot make image_size={cfg.image_size}; "
-                     f"it supports {list(sizes)}")
+    raise ConfigError("model.image_size", cfg.image_size, f"arch {cfg.arch!r} cannot make this size; "
+                      f"it supports {list(sizes)}")
   if cfg.spectral_norm not in SPECTRAL_NORM_MODES:
     raise ValueError(f"unknown spectral_norm {cfg.spectral_norm!r}; choose one of "
                      f"{list(SPECTRAL_NORM_MODES)}")
