@@ -64,6 +64,27 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
                                   and "chief" not in resolver.cluster_spec().as_dict())
 
 
+def num_workers(strategy: tf.distribute.Strategy) -> int:
+  """Worker processes of the cluster (1 without a cluster spec)."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.cluster_spec().as_dict():
+    return 1
+  spec = resolver.cluster_spec()
+  return sum(spec.num_tasks(job) for job in ("chief", "worker") if job in spec.jobs)
+
+
+def any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
+  """True if `flag` is True on any worker: a collective sum, so every worker must call it at the same step.
+
+  On one worker it returns `flag` without communication.
+  """
+  if num_workers(strategy) == 1:
+    return flag
+  local = tf.constant(1 if flag else 0, tf.int32)
+  total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(local)), axis=None)
+  return bool(int(total.numpy()) > 0)
+
+
 def write_dir(path: str, strategy: tf.distribute.Strategy) -> str:
   """The directory this worker writes `path` to: `path` on the chief, a scratch dir elsewhere.
 

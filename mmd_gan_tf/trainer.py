@@ -369,7 +369,9 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
     last = current == cfg.train.steps or bool(time_limit and train_seconds >= time_limit)
     if last and current < cfg.train.steps:
       logging.info("step %d | --max_train_minutes=%g reached: stopping", current, cfg.train.max_train_minutes)
-    interrupted = stop.signal_name is not None
+    # Every worker must stop at the same step (a worker that stopped alone would leave the others waiting
+    # in a collective): with several workers, whether any received a signal is agreed on every step.
+    interrupted = distribute.any_worker(strategy, stop.signal_name is not None)
     should_log = current % cfg.train.log_every == 0 or last or interrupted
     should_save = current % cfg.train.checkpoint_every == 0 or last or interrupted
     if should_log or should_save:
@@ -397,7 +399,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
       _save(manager, current, workdir, chief, train_seconds)
     writer.flush()
     if interrupted:
-      raise Interrupted(current, stop.signal_name)
+      raise Interrupted(current, stop.signal_name or "a signal to another worker")
     clock = time.monotonic()  # evaluation, samples and checkpoints are not training time
 
   # Also when the run resumed at its final step: a crash between the last checkpoint and the export

@@ -133,6 +133,47 @@ def test_multi_worker_run_writes_from_the_chief_only(tmp_path):
   assert os.listdir(tmp_path / "tmp1") == ["worker_1"]
 
 
+def test_a_signal_to_one_worker_stops_every_worker_at_the_same_step(tmp_path):
+  """SIGTERM to the non-chief of two `main.py --strategy=multi_worker` processes: both save and stop together."""
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  import signal  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  from conftest import ROOT  # pylint: disable=g-import-not-at-top
+  workers = [f"localhost:{_free_port()}" for _ in range(2)]
+  workdir = tmp_path / "run"
+  processes, logs = [], []
+  for index in range(2):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(tmp_path / f"tmp{index}"),
+               TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+    os.makedirs(env["TMPDIR"])
+    logs.append(tmp_path / f"worker{index}.txt")
+    with open(logs[-1], "w") as log:
+      processes.append(subprocess.Popen(
+          [sys.executable, str(ROOT / "main.py"), "--strategy=multi_worker", f"--workdir={workdir}",
+           "--steps=100000", "--width=0.125", "--batch_size=8", "--checkpoint_every=100000", "--log_every=1",
+           "--sample_every=100000", "--eval_every=0"],
+          cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True))
+  try:
+    deadline = time.time() + 300
+    while "step 2/" not in logs[1].read_text():
+      assert time.time() < deadline and processes[1].poll() is None, logs[1].read_text()[-3000:]
+      time.sleep(0.5)
+    processes[1].send_signal(signal.SIGTERM)
+    codes = [process.wait(timeout=300) for process in processes]
+  finally:
+    for process in processes:
+      process.kill()
+  texts = [log.read_text() for log in logs]
+  assert codes == [75, 75], texts[0][-2000:] + texts[1][-2000:]
+  steps = [int(re.search(r"interrupted: .* at step (\d+)", text).group(1)) for text in texts]
+  assert steps[0] == steps[1]
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith(f"ckpt-{steps[0]}")
+
+
 def test_cpu_devices_after_initialisation_is_a_clear_error(two_replica_strategy):
   distribute.split_cpu(2)  # what conftest configured: a no-op
   with pytest.raises(ValueError, match="--cpu_devices=3"):
