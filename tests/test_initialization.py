@@ -98,6 +98,44 @@ def test_arbel_sngan_matches_his_initialisers():
   assert len(gains) == 8 and all(float(g.numpy()) == 1.0 for g in gains)
 
 
+def _fan_avg_uniform(shape, scale):
+  """The std of VarianceScaling(scale, fan_avg, uniform): sqrt(2 scale / (fan_in + fan_out))."""
+  return math.sqrt(2.0 * scale / sum(_fans(shape)))
+
+
+def _resnet_generator_kernels(generator):
+  """(dense, residual 3x3 convs, 1x1 shortcuts, last layer) kernels of an up-block generator."""
+  kernels = _kernels(generator)
+  convs = [(p, v) for p, v in kernels[1:-1] if v.shape[0] == 3]
+  shortcuts = [(p, v) for p, v in kernels[1:-1] if v.shape[0] == 1]
+  assert len(convs) + len(shortcuts) == len(kernels) - 2, [p for p, _ in kernels]
+  return kernels[0], convs, shortcuts, kernels[-1]
+
+
+def test_binkowski_resnet_big_matches_his_initialisers():
+  """His g-resnet5: the WGAN-GP blocks' he_init (residual) and Glorot (shortcut) uniform draws."""
+  cfg = ModelConfig(arch="resnet_big", image_size=128, spectral_norm="none")
+  generator = models.build_generator(cfg)
+  dense, convs, shortcuts, last = _resnet_generator_kernels(generator)
+  assert "dense" in dense[0] and "transpose" in last[0] and (len(convs), len(shortcuts)) == (8, 4)
+  _check([dense, last], [0.01, 0.02], "generator")  # linear N(0, 0.01); deconv2d N(0, 0.02)
+  _check(convs, [_fan_avg_uniform(v.shape, 2.0) for _, v in convs], "generator residual conv")
+  _check(shortcuts, [_fan_avg_uniform(v.shape, 1.0) for _, v in shortcuts], "generator shortcut")
+  critic = models.build_critic(cfg)
+  _check(_kernels(critic), [TRUNC * 0.02] * 5 + [0.01], "critic")  # Binkowski's DCGAN5 discriminator
+  biases = [v.numpy() for v in generator.weights + critic.weights if v.path.endswith("/bias")]
+  assert biases and not any(np.any(b) for b in biases)
+
+
+def test_resnet_keeps_keras_glorot_defaults():
+  """Wang's code has no ResNet definition to follow (see `models/resnet.py`): Glorot uniform throughout."""
+  generator = models.build_generator(ModelConfig(arch="resnet", spectral_norm="none"))
+  dense, convs, shortcuts, last = _resnet_generator_kernels(generator)
+  assert (len(convs), len(shortcuts)) == (6, 3)
+  layers = [dense] + convs + shortcuts + [last]
+  _check(layers, [_fan_avg_uniform(v.shape, 1.0) for _, v in layers], "generator")
+
+
 def test_li_matches_his_weights_init():
   cfg = ModelConfig(arch="li", critic_dim=128, spectral_norm="none")
   for model in (models.build_generator(cfg), models.build_critic(cfg)):

@@ -65,6 +65,19 @@ def binkowski_linear() -> keras.initializers.Initializer:
   return keras.initializers.RandomNormal(stddev=0.01)
 
 
+# --- Binkowski et al. 2018's ResNet generator (mbinkowski/MMD-GAN, gan/core/resnet/) ----------------
+# His residual blocks come from Gulrajani et al.'s WGAN-GP code: uniform weights with a std set by the
+# average fan, (fan_in + fan_out) / 2 with fans counted as kh * kw * channels; biases zero.
+def binkowski_resnet_conv() -> keras.initializers.Initializer:
+  """Residual-branch 3x3 convs (`he_init=True`): uniform with std sqrt(4 / (fan_in + fan_out))."""
+  return keras.initializers.VarianceScaling(2.0, "fan_avg", "uniform")
+
+
+def binkowski_resnet_shortcut() -> keras.initializers.Initializer:
+  """1x1 shortcut convs (`he_init=False`): Glorot uniform, std sqrt(2 / (fan_in + fan_out))."""
+  return keras.initializers.GlorotUniform()
+
+
 # --- Li et al. 2017 (OctoberChang/MMD-GAN, weights_init) -------------------------------------------
 def li_conv() -> keras.initializers.Initializer:
   """Conv and ConvTranspose weights: N(0, 0.02)."""

@@ -8,6 +8,15 @@
 Up-block (pre-activation): BN, ReLU, 2x nearest upsampling, conv 3x3, BN, ReLU, conv 3x3; shortcut
 2x upsampling + conv 1x1. Down-block: ReLU, conv 3x3, ReLU, conv 3x3, 2x2 average pool; shortcut
 conv 1x1 + average pool. SN (per `cfg.spectral_norm`) on every critic layer.
+
+Initialisers: Keras' defaults (Glorot uniform kernels, zero biases, BN scale 1), not a reference code's.
+Wang et al. 2019 report SN-ResNet results, but richardwth/MMD-GAN holds no ResNet network definition (its
+`my_test_*.py` define only the SN-DCGANs); its `GeneralTools/layer_func.py` has the residual-block
+machinery, which gives every kernel of a block, shortcut included, the He/Glorot rule of the block's
+activation, but which activation his ResNet used is not published. For comparison, Miyato et al.'s own
+code (pfnet-research/sngan_projection, `gen_models/resblocks.py`, `dis_models/resblocks.py`) uses
+Glorot uniform with gain sqrt(2) on the residual 3x3 convs and gain 1 on the shortcuts, the first dense
+layer and the last conv, i.e. our defaults except the residual convs' sqrt(2).
 """
 
 import keras
@@ -22,15 +31,20 @@ _CRITIC = {32: (128, ((128, True), (128, False), (128, False))),
            64: (64, ((128, True), (256, True), (512, True), (1024, True)))}
 
 
-def up_block(cfg: ModelConfig, x, filters: int, kernel_size: int = 3):
-  """Pre-activation residual up-block: [b, H, W, c] -> [b, 2H, 2W, filters]."""
+def up_block(cfg: ModelConfig, x, filters: int, kernel_size: int = 3, conv_initializer="glorot_uniform",
+             shortcut_initializer="glorot_uniform"):
+  """Pre-activation residual up-block: [b, H, W, c] -> [b, 2H, 2W, filters].
+
+  `conv_initializer` (both residual convs) and `shortcut_initializer` (the 1x1 conv): a Keras initializer
+  name or a zero-argument factory (`models.initializers`), called once per layer.
+  """
   h = keras.layers.ReLU()(common.batch_norm(cfg)(x))
   h = keras.layers.UpSampling2D(2, interpolation="nearest")(h)
-  h = keras.layers.Conv2D(filters, kernel_size, padding="same")(h)
+  h = keras.layers.Conv2D(filters, kernel_size, padding="same", kernel_initializer=common.fresh(conv_initializer))(h)
   h = keras.layers.ReLU()(common.batch_norm(cfg)(h))
-  h = keras.layers.Conv2D(filters, kernel_size, padding="same")(h)
+  h = keras.layers.Conv2D(filters, kernel_size, padding="same", kernel_initializer=common.fresh(conv_initializer))(h)
   shortcut = keras.layers.UpSampling2D(2, interpolation="nearest")(x)
-  shortcut = keras.layers.Conv2D(filters, 1)(shortcut)
+  shortcut = keras.layers.Conv2D(filters, 1, kernel_initializer=common.fresh(shortcut_initializer))(shortcut)
   return keras.layers.Add()([h, shortcut])
 
 
