@@ -187,15 +187,14 @@ def bench_row(strategy: tf.distribute.Strategy, cfg: config_lib.Config, warmup_s
   iterator = real_iterator(strategy, cfg)
   generator_step = steady_generator_step(cfg.train)
   seconds = time_steps(lambda: trainer.iteration(cfg, nets, fns, iterator, generator_step), warmup_steps, steps)
-  row = {"arch": cfg.model.arch, "image_size": cfg.model.image_size, "preset": cfg.preset,
-         "precision": "bfloat16" if cfg.train.mixed_precision else "float32", "batch_size": cfg.train.batch_size,
-         "width": cfg.model.width, "schedule": cfg.train.schedule,
-         "critic_steps": trainer.critic_steps_for(cfg.train, generator_step),
-         "replicas": strategy.num_replicas_in_sync, "generator_params": nets.generator.count_params(),
-         "critic_params": sum(int(np.prod(v.shape)) for v in nets.critic_variables),
-         "warmup_steps": warmup_steps, "steps": steps, **summarize(seconds, cfg.train.batch_size),
-         "peak_host_mib": peak_host_mib(), "peak_device_mib": peak_device_mib()}
-  return row
+  return {"arch": cfg.model.arch, "image_size": cfg.model.image_size, "preset": cfg.preset,
+          "precision": "bfloat16" if cfg.train.mixed_precision else "float32", "batch_size": cfg.train.batch_size,
+          "width": cfg.model.width, "schedule": cfg.train.schedule,
+          "critic_steps": trainer.critic_steps_for(cfg.train, generator_step),
+          "replicas": strategy.num_replicas_in_sync, "generator_params": nets.generator.count_params(),
+          "critic_params": sum(int(np.prod(v.shape)) for v in nets.critic_variables),
+          "warmup_steps": warmup_steps, "steps": steps, **summarize(seconds, cfg.train.batch_size),
+          "peak_host_mib": peak_host_mib(), "peak_device_mib": peak_device_mib()}
 
 
 def matmul_gflops(size: int, repeats: int = 5) -> float:
