@@ -69,7 +69,7 @@ def build_networks(cfg: config_lib.Config) -> steps_lib.Networks:
 
 
 @contextlib.contextmanager
-def _dtype_policy(mixed_precision: bool):
+def dtype_policy(mixed_precision: bool):
   """Layers built inside compute in bfloat16 with float32 variables when `mixed_precision`.
 
   bfloat16 has float32's exponent range, so no loss scaling is needed. Generator outputs and critic
@@ -102,7 +102,20 @@ def _restore(checkpoint: tf.train.Checkpoint, prefix: str, workdir: str) -> None
                      f"settings it was trained with or use a new --workdir (not {workdir})") from None
 
 
-def _distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_update=None):
+def make_counters():
+  """(step, critic_count): the generator- and critic-step counters that key the noise.
+
+  Call inside `strategy.scope()`. ONLY_FIRST_REPLICA: an update made in replica context counts once, not once
+  per replica.
+  """
+  step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+  critic_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="critic_count",
+                             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+  return step, critic_count
+
+
+def distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_update=None):
   """tf.functions running one (simultaneous | critic | generator) step on the next batch.
 
   Each function advances its own counter, which keys its noise: every critic step of an
@@ -193,7 +206,7 @@ def _save(manager: tf.train.CheckpointManager, current: int, workdir: str, chief
                         "command again to continue from it") from None
 
 
-def _iteration(cfg: config_lib.Config, nets: steps_lib.Networks, fns, iterator, generator_step: int) -> dict:
+def iteration(cfg: config_lib.Config, nets: steps_lib.Networks, fns, iterator, generator_step: int) -> dict:
   """One generator step: simultaneous, or n_critic critic steps (with Li's clipping) then G."""
   simultaneous_fn, critic_fn, generator_fn = fns
   if cfg.train.schedule == "simultaneous":
@@ -310,12 +323,9 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   workdir = cfg.workdir
   spec = losses_lib.LOSSES[cfg.loss.name]
 
-  with strategy.scope(), _dtype_policy(cfg.train.mixed_precision):
+  with strategy.scope(), dtype_policy(cfg.train.mixed_precision):
     nets = build_networks(cfg)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
-                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    critic_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="critic_count",
-                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    step, critic_count = make_counters()
     extra = {"critic_count": critic_count}
     generator_update = None
     if spec.generator_update == losses_lib.FLOW:
@@ -352,7 +362,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   writer = (tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief
             else tf.summary.create_noop_writer())
   iterator = _dataset(strategy, cfg, start_step)
-  fns = _distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_update)
+  fns = distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_update)
   fixed_z = _fixed_noise(cfg)
   if chief and start_step == 0:
     summaries.write_config(writer, cfg)
@@ -363,7 +373,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   time_limit = cfg.train.max_train_minutes * 60.0
   eval_clock = _EvalClock(cfg.eval.eval_every_minutes * 60.0, train_seconds)
   while current < cfg.train.steps and not (time_limit and train_seconds >= time_limit):
-    metrics = _iteration(cfg, nets, fns, iterator, current)
+    metrics = iteration(cfg, nets, fns, iterator, current)
     current += 1
     train_seconds += time.monotonic() - clock
     last = current == cfg.train.steps or bool(time_limit and train_seconds >= time_limit)

@@ -62,7 +62,7 @@ def test_mixed_precision_trains_with_float32_kernels(loss, strategy, tmp_path):
                                          log_every=1, sample_every=100, checkpoint_every=100, mixed_precision=True,
                                          workdir=str(tmp_path)))
   cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, n_critic=2, n_critic_warmup=0))
-  with trainer._dtype_policy(True):  # pylint: disable=protected-access
+  with trainer.dtype_policy(True):
     nets = trainer.build_networks(cfg)
   conv_dtypes = {layer.compute_dtype for layer in nets.critic.layers if layer.weights}
   assert conv_dtypes == {"bfloat16"}

@@ -1,0 +1,131 @@
+"""tools/bench_step.py: the arithmetic, the preset of every arch, a tiny matrix end to end, and the GPU script."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, asset_path, tool_env
+
+sys.path.insert(0, str(ROOT))
+from flags import presets  # noqa: E402  pylint: disable=wrong-import-position
+from mmd_gan_tf import models  # noqa: E402  pylint: disable=wrong-import-position
+from tools import bench_step  # noqa: E402  pylint: disable=wrong-import-position
+
+SCRIPT = ROOT / "scripts" / "gpu_check.sh"
+
+
+def test_median_and_images_per_second():
+  # Median of an even count is the mean of the middle two: (0.2 + 0.3) / 2 s; 8 images / 0.25 s = 32 images/s.
+  result = bench_step.summarize([0.3, 0.1, 0.5, 0.2], batch_size=8)
+  assert result["median_ms"] == pytest.approx(250.0)
+  assert result["min_ms"] == pytest.approx(100.0)
+  assert result["images_per_s"] == pytest.approx(32.0)
+  assert bench_step.summarize([0.04, 0.01, 0.02], 64)["images_per_s"] == pytest.approx(3200.0)
+  with pytest.raises(ValueError, match="--steps"):
+    bench_step.summarize([], 8)
+
+
+def test_matrix_covers_every_arch_size_and_precision():
+  matrix = bench_step.parse_matrix(list(models.ARCHS), [], list(bench_step.PRECISIONS))
+  expected = {(a, s, p) for a, spec in models.ARCHS.items() for s in spec.sizes for p in bench_step.PRECISIONS}
+  assert len(matrix) == len(expected) and set(matrix) == expected
+  assert bench_step.parse_matrix(["dcgan", "sngan"], ["32"], ["float32"]) == [("dcgan", 32, "float32"),
+                                                                              ("sngan", 32, "float32")]
+  with pytest.raises(ValueError, match="--archs: unknown"):
+    bench_step.parse_matrix(["vgg"], [], ["float32"])
+  with pytest.raises(ValueError, match="--precisions"):
+    bench_step.parse_matrix(["dcgan"], [], ["float16"])
+  with pytest.raises(ValueError, match="--sizes=160"):
+    bench_step.parse_matrix(["dcgan"], ["160"], ["float32"])
+
+
+@pytest.mark.parametrize("arch", list(models.ARCHS))
+def test_every_arch_has_a_paper_preset_that_resolves(arch):
+  dataset, loss = bench_step.PAPER_PRESETS[arch]
+  # Where the presets themselves pick an arch for this pair, it is this one (no preset picks resnet).
+  assert presets.resolve_preset(dataset, loss)["model.arch"] == ("dcgan" if arch == "resnet" else arch)
+  for size in models.ARCHS[arch].sizes:
+    cfg = bench_step.resolve_config(arch, size, "bfloat16", None, None, 0)
+    assert (cfg.model.arch, cfg.model.image_size, cfg.data.image_size) == (arch, size, size)
+    assert cfg.preset == f"{dataset}/{loss}" and cfg.train.mixed_precision
+  small = bench_step.resolve_config(arch, models.ARCHS[arch].sizes[0], "float32", 8, 0.25, 2)
+  assert (small.train.batch_size, small.model.width, small.cpu_devices) == (8, 0.25, 2)
+  assert not small.train.mixed_precision
+
+
+def test_outputs_append_runs(tmp_path):
+  run = {"command": "python -m tools.bench_step", "date": "today", "rows": [],
+         "machine": {"cpu": "cpu", "cores": 2, "gpus": [], "tensorflow": "2", "platform": "linux",
+                     "load_average": 1.0, "strategy": None, "devices": []}}
+  json_path, md_path = tmp_path / "b.json", tmp_path / "b.md"
+  bench_step.Outputs(str(json_path), str(md_path), append=False).write(run)
+  bench_step.Outputs(str(json_path), str(md_path), append=True).write(dict(run, date="tomorrow"))
+  assert [r["date"] for r in json.loads(json_path.read_text())["runs"]] == ["today", "tomorrow"]
+  assert md_path.read_text().count("## Step benchmark, ") == 2
+  bench_step.Outputs(str(json_path), None, append=False).write(run)
+  assert len(json.loads(json_path.read_text())["runs"]) == 1
+
+
+def _run_tool(args, tmp_path):
+  command = [sys.executable, "-m", "tools.bench_step", f"--output_json={tmp_path / 'step.json'}",
+             f"--output_md={tmp_path / 'step.md'}", *args]
+  result = subprocess.run(command, capture_output=True, text=True, cwd=str(ROOT), timeout=600, check=False,
+                          env=tool_env())
+  assert result.returncode == 0, result.stderr[-3000:]
+  [run] = json.loads((tmp_path / "step.json").read_text())["runs"]
+  return run, (tmp_path / "step.md").read_text()
+
+
+def test_tiny_matrix_end_to_end(tmp_path):
+  run, text = _run_tool(["--archs=dcgan,dcgan5", "--sizes=32", "--width=0.125", "--batch_size=8",
+                         "--precisions=float32", "--warmup_steps=2", "--steps=2", "--cpu_devices=2"], tmp_path)
+  rows = run["rows"]
+  assert [(r["arch"], r["image_size"], r["precision"]) for r in rows] == [("dcgan", 32, "float32"),
+                                                                          ("dcgan5", 32, "float32")]
+  for row in rows:
+    assert row["batch_size"] == 8 and row["width"] == 0.125 and row["replicas"] == 2
+    assert row["steps"] == 2 and row["warmup_steps"] == 2
+    for key in ("median_ms", "min_ms", "images_per_s", "peak_host_mib", "generator_params", "critic_params"):
+      assert row[key] > 0, key
+    assert row["min_ms"] <= row["median_ms"]
+    assert row["images_per_s"] == pytest.approx(8 / (row["median_ms"] / 1000))
+    assert row["peak_device_mib"] is None  # no GPU here
+  # The schedules of the presets: Wang's one simultaneous step, Binkowski's 5 critic steps per generator step.
+  assert [(r["preset"], r["schedule"], r["critic_steps"]) for r in rows] == [
+      ("cifar10/rep", "simultaneous", 1), ("cifar10/mmd_gp", "alternating", 5)]
+  assert run["machine"]["cores"] > 0 and run["machine"]["tensorflow"] and run["machine"]["cpu"]
+  assert "--archs=dcgan,dcgan5" in run["command"] and "inception" not in run
+  lines = text.splitlines()
+  assert f"- command: `{run['command']}`" in lines
+  assert any(line.startswith("- machine: ") and "logical cores" in line and "TensorFlow" in line for line in lines)
+  table = [line for line in lines if line.startswith("|")]
+  assert table[0].startswith("| arch | size | preset | precision |") and len(table) == 2 + len(rows)
+  assert table[2].startswith("| dcgan | 32 | cifar10/rep | float32 | 8 | 0.125 | 1 |")
+  assert table[3].startswith("| dcgan5 | 32 | cifar10/mmd_gp | float32 | 8 | 0.125 | 5 |")
+
+
+def test_inception_and_matmul_rates(tmp_path):
+  weights = asset_path("inception/fid_inception_v3_2015_12_05.npz")
+  run, text = _run_tool(["--archs=", "--inception", f"--inception_weights={weights}", "--inception_images=8",
+                         "--inception_batch_size=4", "--matmul_size=256"], tmp_path)
+  assert run["rows"] == []
+  result = run["inception"]
+  assert result["matmul_size"] == 256 and result["matmul_gflops"] > 0
+  assert result["feature_extraction"]["images"] == 8 and result["feature_extraction"]["images_per_s"] > 0
+  assert "- float32 matmul 256 x 256: " in text and "- Inception feature extraction: 8 images" in text
+
+
+def test_gpu_script_parses_and_stays_in_the_repository():
+  result = subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr
+  text = SCRIPT.read_text()
+  body = text.split("\n", 1)[1]  # after the shebang
+  absolute = set(re.findall(r"(?:^|[\s\"'=:(>])(/[\w.~-][\w./~-]*)", body))
+  assert absolute <= {"/dev/null"}, absolute
+  assert "../" not in body and "~/" not in body and "$HOME" not in body
+  # It leaves its results where the brief says, and runs both precisions of the step benchmark.
+  assert '"${OUT:-$PWD/gpu_results}"' in text and "--precisions=float32,bfloat16" in text
+  assert "timeout" in text and "nvidia-smi" in text and "--dataset=shapes" in text
