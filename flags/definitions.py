@@ -13,9 +13,11 @@ from absl import flags as absl_flags
 # registries, so a name added there is a flag value at once. This imports TensorFlow, which every
 # command but --help needs anyway.
 from mmd_gan_tf import data
+from mmd_gan_tf import images
 from mmd_gan_tf import kernels
 from mmd_gan_tf import losses
 from mmd_gan_tf import models
+from mmd_gan_tf import noise
 from mmd_gan_tf import optimizers
 
 # flag name -> the config fields it sets ("section.field").
@@ -148,7 +150,7 @@ def define_flags(flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> None:
   f.DEFINE_string("tfds_data_dir", None, "TFDS data directory (datasets must already be prepared there).")
   f.DEFINE_string("lsun_category", None, "LSUN category (bedroom, church_outdoor, ...).")
   f.DEFINE_string("preprocessing", None, "Named per-paper preprocessing (e.g. wang, binkowski, li for celeb_a).")
-  f.DEFINE_enum("image_range", None, ["tanh", "sigmoid"], "Image range: tanh = [-1, 1], sigmoid = [0, 1].")
+  f.DEFINE_enum("image_range", None, list(images.IMAGE_RANGES), "Image range: tanh = [-1, 1], sigmoid = [0, 1].")
   f.DEFINE_bool("corrupt_is_fatal", None, "Fail on a corrupt image file instead of skipping it.")
   f.DEFINE_bool("tfds_download", None, "Let TFDS download a missing dataset into --tfds_data_dir.")
   f.DEFINE_integer("shuffle_buffer", None, "Shuffle buffer size in images.")
@@ -157,7 +159,7 @@ def define_flags(flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> None:
   # Model.
   f.DEFINE_enum("arch", None, list(models.ARCHS), f"Architecture: {described(models.ARCHS)}.")
   f.DEFINE_integer("z_dim", None, "Latent dimension.")
-  f.DEFINE_enum("z_distribution", None, ["normal", "uniform"], "Latent distribution.")
+  f.DEFINE_enum("z_distribution", None, list(noise.Z_DISTRIBUTIONS), "Latent distribution.")
   f.DEFINE_integer("critic_dim", None, "Critic output (feature) dimension.")
   f.DEFINE_float("width", None, "Channel-width multiplier of both networks (1 = the paper's widths).")
   f.DEFINE_enum("spectral_norm", None, ["none", "matrix", "conv", "conv_gain", "matrix_gain"],

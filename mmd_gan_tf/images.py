@@ -12,6 +12,8 @@ import tensorflow as tf
 # The ranges of training data and generator outputs (`--image_range`); "pixels" is a metrics input range.
 IMAGE_RANGES = ("tanh", "sigmoid")
 _PIXEL_SCALE = {"tanh": (127.5, 127.5), "sigmoid": (255.0, 0.0), "pixels": (1.0, 0.0)}  # pixels = a*x + b
+# Every range a float image may come in (the metrics also read pixels).
+ALL_RANGES = tuple(_PIXEL_SCALE)
 
 
 def check_range(image_range: str, allowed=IMAGE_RANGES) -> str:
@@ -31,7 +33,7 @@ def to_pixels(images: tf.Tensor, image_range: str, quantize: bool = False) -> tf
 
   With `quantize`, rounded to whole values, as saving the images as 8-bit files would.
   """
-  scale, offset = _PIXEL_SCALE[check_range(image_range, tuple(_PIXEL_SCALE))]
+  scale, offset = _PIXEL_SCALE[check_range(image_range, ALL_RANGES)]
   pixels = tf.clip_by_value(tf.cast(images, tf.float32) * scale + offset, 0.0, 255.0)
   return tf.round(pixels) if quantize else pixels
 

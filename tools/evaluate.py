@@ -29,6 +29,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from mmd_gan_tf import cli  # noqa: E402
+from mmd_gan_tf import images as images_lib  # noqa: E402
 from mmd_gan_tf import noise  # noqa: E402
 from mmd_gan_tf.metrics import feature_cache  # noqa: E402
 from mmd_gan_tf.metrics import features as features_lib  # noqa: E402
@@ -69,9 +70,9 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
   flags.DEFINE_integer("is_splits", 10, "Inception Score splits.", **define)
   flags.DEFINE_integer("seed", 0, "Seeds generator samples and KID subsets.", **define)
   flags.DEFINE_integer("batch_size", 100, "Images per Inception forward pass.", **define)
-  flags.DEFINE_enum("image_range", "tanh", ["tanh", "sigmoid", "pixels"],
+  flags.DEFINE_enum("image_range", "tanh", list(images_lib.ALL_RANGES),
                     "Range of float images from a generator or .npz (uint8 needs none).", **define)
-  flags.DEFINE_enum("z_distribution", "normal", ["normal", "uniform"],
+  flags.DEFINE_enum("z_distribution", "normal", list(noise.Z_DISTRIBUTIONS),
                     "z of a generator that only has generate(z).", **define)
   flags.DEFINE_integer("image_size", 32, "For dataset:split sources.", **define)
   flags.DEFINE_string("cache_dir", None, "Feature and weights cache (default: ~/.cache/mmd_gan_tf).", **define)

@@ -14,6 +14,7 @@ from typing import Callable, Optional, Tuple
 
 import keras
 
+from mmd_gan_tf import images
 from mmd_gan_tf import noise
 from mmd_gan_tf.config import ConfigError, ModelConfig
 from mmd_gan_tf.layers.spectral_norm import MODES as SPECTRAL_NORM_MODES
@@ -45,7 +46,7 @@ ARCHS = {
                    description="Li et al. 2017 DCGAN encoder / decoder"),
 }
 
-OUTPUT_ACTIVATIONS = ("tanh", "sigmoid")
+OUTPUT_ACTIVATIONS = images.IMAGE_RANGES  # an output activation produces the range of the same name
 
 
 def validate_model_config(cfg: ModelConfig) -> None:
