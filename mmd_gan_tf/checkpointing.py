@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 from typing import Optional
 
