@@ -76,10 +76,8 @@ def num_workers(strategy: tf.distribute.Strategy) -> int:
 def any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
   """True if `flag` is True on any worker: a collective sum, so every worker must call it at the same step.
 
-  On one worker it returns `flag` without communication.
+  Only needed with several workers (`num_workers(strategy) > 1`); on one worker `flag` is the answer.
   """
-  if num_workers(strategy) == 1:
-    return flag
   local = tf.constant(1 if flag else 0, tf.int32)
   total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(local)), axis=None)
   return bool(int(total.numpy()) > 0)

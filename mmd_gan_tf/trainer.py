@@ -372,6 +372,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   clock = time.monotonic()
   time_limit = cfg.train.max_train_minutes * 60.0
   eval_clock = _EvalClock(cfg.eval.eval_every_minutes * 60.0, train_seconds)
+  several_workers = distribute.num_workers(strategy) > 1
   while current < cfg.train.steps and not (time_limit and train_seconds >= time_limit):
     metrics = iteration(cfg, nets, fns, iterator, current)
     current += 1
@@ -381,7 +382,9 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
       logging.info("step %d | --max_train_minutes=%g reached: stopping", current, cfg.train.max_train_minutes)
     # Every worker must stop at the same step (a worker that stopped alone would leave the others waiting
     # in a collective): with several workers, whether any received a signal is agreed on every step.
-    interrupted = distribute.any_worker(strategy, stop.signal_name is not None)
+    interrupted = stop.signal_name is not None
+    if several_workers:
+      interrupted = distribute.any_worker(strategy, interrupted)
     should_log = current % cfg.train.log_every == 0 or last or interrupted
     should_save = current % cfg.train.checkpoint_every == 0 or last or interrupted
     if should_log or should_save:
