@@ -18,6 +18,7 @@ from mmd_gan_tf.flow import update as flow
 
 _POSITIVE_INTS = ("train.steps", "train.batch_size", "train.n_critic", "train.log_every",
                   "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
+                  "train.steps_per_loop",
                   "model.z_dim", "model.critic_dim", "data.image_size", "eval.kid_subsets",
                   "eval.kid_subset_size", "eval.num_samples", "flow.rff_dim",
                   "eval.lr_adaptation_every", "eval.lr_adaptation_lag", "eval.lr_adaptation_patience")

@@ -124,6 +124,8 @@ class TrainConfig:
   checkpoint_every: int = 500
   keep_checkpoints: int = 3
   mixed_precision: bool = False
+  steps_per_loop: int = 1          # generator steps per call of the compiled training function
+  jit_compile: str = "auto"        # XLA for the per-replica steps: auto | true | false (trainer.use_xla)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -50,7 +50,10 @@ def build_networks(cfg: config_lib.Config) -> steps_lib.Networks:
 
   Optimizers are built on their variables here, before the first traced step (otherwise the
   slot variables would be created inside `strategy.run` and fail).
+  Initial weights and spectral-norm power vectors are drawn from `cfg.train.seed`: the same seed builds the
+  same networks, in a fresh process or the tenth run of one.
   """
+  keras.utils.set_random_seed(cfg.train.seed)
   generator = models.build_generator(cfg.model)
   critic = models.build_critic(cfg.model)
   # Li's decoder exists only for a loss that reads reconstructions: any other loss on arch li would leave
@@ -115,13 +118,43 @@ def make_counters():
   return step, critic_count
 
 
-def distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_update=None):
+def use_xla(cfg: config_lib.Config, strategy) -> bool:
+  """Whether the per-replica steps are XLA-compiled: `--jit_compile=true|false`, or `auto`.
+
+  auto: on for a single CPU replica, where XLA measured faster (BENCHMARKS.md, "XLA and steps per
+  loop"); off on GPUs (not yet measured) and with several CPU replicas: XLA cannot place the replicas of
+  logical CPU devices (it pins every compiled replica step to the first one) nor compile the cross-worker
+  collectives of a multi-worker CPU run.
+  """
+  setting = cfg.train.jit_compile
+  gpus = bool(tf.config.list_logical_devices("GPU"))
+  if setting == "true":
+    if strategy.num_replicas_in_sync > 1 and not gpus:
+      raise ValueError(f"--jit_compile=true needs a single replica on a CPU; got "
+                       f"{strategy.num_replicas_in_sync} replicas (logical CPU devices or CPU workers): use "
+                       "--jit_compile=false")
+    return True
+  if setting == "false":
+    return False
+  return strategy.num_replicas_in_sync == 1 and not gpus
+
+
+def replica_fns(nets, cfg, spec, generator_update=None, jit_compile: bool = False):
+  """(simultaneous_fn, critic_fn, generator_fn) of `steps.make_replica_fns`, XLA-compiled if asked."""
+  fns = steps_lib.make_replica_fns(nets, cfg, spec, generator_update)
+  if jit_compile:
+    fns = tuple(tf.function(fn, jit_compile=True) for fn in fns)
+  return fns
+
+
+def distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_update=None,
+                    jit_compile: bool = False):
   """tf.functions running one (simultaneous | critic | generator) step on the next batch.
 
   Each function advances its own counter, which keys its noise: every critic step of an
   alternating schedule draws fresh z, and a resumed run continues the same streams.
   """
-  simultaneous_fn, critic_fn, generator_fn = steps_lib.make_replica_fns(nets, cfg, spec, generator_update)
+  simultaneous_fn, critic_fn, generator_fn = replica_fns(nets, cfg, spec, generator_update, jit_compile)
 
   def wrap(replica_fn, counter):
     @tf.function
@@ -134,6 +167,66 @@ def distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_upd
     return run
 
   return wrap(simultaneous_fn, step), wrap(critic_fn, critic_count), wrap(generator_fn, step)
+
+
+def loop_fn(strategy, nets, cfg, spec, step, critic_count, generator_update=None, jit_compile: bool = False):
+  """A tf.function `run(iterator, count)` running `count` >= 1 generator steps in one call.
+
+  Each generator step is what `iteration` runs (simultaneous, or the critic steps with Li's clipping and
+  warm-up counts, then the generator), on the same batches and noise streams, so `count` calls of
+  `iteration` and one `run(iterator, count)` leave the same weights. Returns the last step's metrics.
+  """
+  simultaneous_fn, critic_fn, generator_fn = replica_fns(nets, cfg, spec, generator_update, jit_compile)
+  train = cfg.train
+
+  def one(replica_fn, counter, iterator):
+    real = next(iterator)
+    per_replica = strategy.run(replica_fn, args=(real, counter.read_value()))
+    metrics = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in per_replica.items()}
+    counter.assign_add(1)
+    return metrics
+
+  def critic_step(iterator):
+    metrics = one(critic_fn, critic_count, iterator)
+    if cfg.optim.weight_clip:
+      clip_weights(nets.critic.trainable_variables, cfg.optim.weight_clip)
+    return metrics
+
+  def generator_step(iterator):
+    if train.schedule == "simultaneous":
+      return one(simultaneous_fn, step, iterator)
+    critic_steps = tf.constant(train.n_critic, tf.int64)
+    if train.n_critic_warmup:  # critic_steps_for, on the step counter
+      generator_step_now = step.read_value()
+      warm = tf.logical_or(generator_step_now < train.n_critic_warmup_steps,
+                           generator_step_now % train.n_critic_warmup_every == 0)
+      critic_steps = tf.where(warm, tf.constant(train.n_critic_warmup, tf.int64), critic_steps)
+    critic_metrics = critic_step(iterator)
+    for _ in tf.range(critic_steps - 1):
+      critic_metrics = critic_step(iterator)
+    return {**critic_metrics, **one(generator_fn, step, iterator)}
+
+  @tf.function
+  def run(iterator, count):
+    metrics = generator_step(iterator)
+    for _ in tf.range(count - 1):
+      metrics = generator_step(iterator)
+    return metrics
+
+  return run
+
+
+def next_boundary(cfg: config_lib.Config, current: int, first_eval: bool) -> int:
+  """The next step after `current` at which the host must act: log, sample, checkpoint, evaluate, adapt the
+  learning rates, or the end. A loop of `--steps_per_loop` steps stops there, so these happen at the same
+  steps whatever the loop length."""
+  intervals = [cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every, cfg.eval.eval_every]
+  if cfg.eval.lr_adaptation:
+    intervals.append(cfg.eval.lr_adaptation_every)
+  candidates = [cfg.train.steps] + [(current // every + 1) * every for every in intervals if every]
+  if first_eval and current == 0:
+    candidates.append(1)
+  return min(candidates)
 
 
 def clip_weights(variables, bound: float) -> None:
@@ -362,7 +455,14 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   writer = (tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief
             else tf.summary.create_noop_writer())
   iterator = _dataset(strategy, cfg, start_step)
-  fns = distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_update)
+  loop_length = cfg.train.steps_per_loop
+  xla = use_xla(cfg, strategy)
+  logging.info("XLA compilation of the training steps: %s (--jit_compile=%s)", "on" if xla else "off",
+               cfg.train.jit_compile)
+  if loop_length > 1:
+    run_loop = loop_fn(strategy, nets, cfg, spec, step, critic_count, generator_update, xla)
+  else:
+    fns = distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_update, xla)
   fixed_z = _fixed_noise(cfg)
   if chief and start_step == 0:
     summaries.write_config(writer, cfg)
@@ -374,8 +474,14 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   eval_clock = _EvalClock(cfg.eval.eval_every_minutes * 60.0, train_seconds)
   several_workers = distribute.num_workers(strategy) > 1
   while current < cfg.train.steps and not (time_limit and train_seconds >= time_limit):
-    metrics = iteration(cfg, nets, fns, iterator, current)
-    current += 1
+    if loop_length > 1:
+      count = min(loop_length, next_boundary(cfg, current, evaluator is not None and cfg.eval.eval_at_start)
+                  - current)
+      metrics = run_loop(iterator, tf.constant(count, tf.int64))
+    else:
+      count = 1
+      metrics = iteration(cfg, nets, fns, iterator, current)
+    current += count
     train_seconds += time.monotonic() - clock
     last = current == cfg.train.steps or bool(time_limit and train_seconds >= time_limit)
     if last and current < cfg.train.steps:

@@ -9,10 +9,16 @@ import pathlib
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+  # One TensorFlow thread pool thread per worker (and per main.py it starts): the workers already fill the
+  # cores, and more threads than cores cost more in contention than they gain on these small networks.
+  os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+  os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 # Hermetic: in-training KID is on by default when the Inception weights are cached, so tests (and the
 # main.py processes they start) get an empty cache of their own unless a test passes weights itself.
 os.environ["MMD_GAN_TF_CACHE"] = tempfile.mkdtemp(prefix="mmd_gan_tf_test_cache_")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -57,3 +63,32 @@ def make_two_replica_strategy() -> tf.distribute.MirroredStrategy:
 @pytest.fixture
 def two_replica_strategy():
   return make_two_replica_strategy()
+
+
+class _FakeInceptionWeights:
+  sha256 = "fake-inception-for-tests"
+
+
+class FakeInception(tf.Module):
+  """A cheap stand-in for the FID Inception network where a test exercises the training seams (when KID is
+  computed, what is logged, checkpointed and resumed), not the features: pixels [N, H, W, 3] in [0, 255] ->
+  [N, 2048], a fixed random projection of the 4 x 4 area-averaged image."""
+
+  def __init__(self):
+    super().__init__()
+    rng = np.random.default_rng(0)
+    self.projection = tf.constant(rng.normal(size=[48, 2048]) / 7.0, tf.float32)
+
+  def __call__(self, pixels):
+    pooled = tf.image.resize(pixels / 255.0, [4, 4], method="area")
+    return tf.nn.relu(tf.reshape(pooled, [-1, 48]) @ self.projection)
+
+
+@pytest.fixture
+def fake_inception(monkeypatch):
+  """In-training evaluation and lr adaptation of this process use `FakeInception` (no weights needed)."""
+  from mmd_gan_tf.metrics import training_eval  # pylint: disable=import-outside-toplevel
+  network = FakeInception()
+  monkeypatch.setattr(training_eval, "load_network",
+                      lambda eval_cfg, strategy=None: (_FakeInceptionWeights(), network))
+  return network

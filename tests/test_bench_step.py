@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 
 from conftest import ROOT, asset_path, tool_env
 
@@ -29,11 +30,16 @@ def test_median_and_images_per_second():
 
 
 def test_matrix_covers_every_arch_size_and_precision():
-  matrix = bench_step.parse_matrix(list(models.ARCHS), [], list(bench_step.PRECISIONS))
-  expected = {(a, s, p) for a, spec in models.ARCHS.items() for s in spec.sizes for p in bench_step.PRECISIONS}
+  matrix = bench_step.parse_matrix(list(models.ARCHS), [], list(bench_step.PRECISIONS), ["off", "on"], ["1", "4"])
+  expected = {(a, s, p, x, k) for a, spec in models.ARCHS.items() for s in spec.sizes
+              for p in bench_step.PRECISIONS for x in (False, True) for k in (1, 4)}
   assert len(matrix) == len(expected) and set(matrix) == expected
-  assert bench_step.parse_matrix(["dcgan", "sngan"], ["32"], ["float32"]) == [("dcgan", 32, "float32"),
-                                                                              ("sngan", 32, "float32")]
+  assert bench_step.parse_matrix(["dcgan", "sngan"], ["32"], ["float32"]) == [("dcgan", 32, "float32", False, 1),
+                                                                              ("sngan", 32, "float32", False, 1)]
+  with pytest.raises(ValueError, match="--xla=maybe"):
+    bench_step.parse_matrix(["dcgan"], [], ["float32"], ["maybe"])
+  with pytest.raises(ValueError, match="--steps_per_loop=0"):
+    bench_step.parse_matrix(["dcgan"], [], ["float32"], ["off"], ["0"])
   with pytest.raises(ValueError, match="--archs: unknown"):
     bench_step.parse_matrix(["vgg"], [], ["float32"])
   with pytest.raises(ValueError, match="--precisions"):
@@ -103,8 +109,18 @@ def test_tiny_matrix_end_to_end(tmp_path):
   assert any(line.startswith("- machine: ") and "logical cores" in line and "TensorFlow" in line for line in lines)
   table = [line for line in lines if line.startswith("|")]
   assert table[0].startswith("| arch | size | preset | precision |") and len(table) == 2 + len(rows)
-  assert table[2].startswith("| dcgan | 32 | cifar10/rep | float32 | 8 | 0.125 | 1 |")
-  assert table[3].startswith("| dcgan5 | 32 | cifar10/mmd_gp | float32 | 8 | 0.125 | 5 |")
+  assert table[2].startswith("| dcgan | 32 | cifar10/rep | float32 | off | 1 | 8 | 0.125 | 1 |")
+  assert table[3].startswith("| dcgan5 | 32 | cifar10/mmd_gp | float32 | off | 1 | 8 | 0.125 | 5 |")
+
+
+def test_a_row_with_xla_and_a_loop_of_steps():
+  """One replica (XLA cannot place replicas on logical CPU devices): Binkowski's 5 critic steps per
+  generator step, 3 generator steps per compiled call, the time reported per generator step."""
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+  cfg = bench_step.resolve_config("dcgan5", 32, "float32", 4, 0.0625, 0)
+  row = bench_step.bench_row(strategy, cfg, warmup_steps=1, steps=2, xla=True, steps_per_loop=3)
+  assert row["xla"] and row["steps_per_loop"] == 3 and row["critic_steps"] == 5 and row["replicas"] == 1
+  assert 0 < row["min_ms"] <= row["median_ms"] and row["images_per_s"] == pytest.approx(4 / (row["median_ms"] / 1000))
 
 
 def test_inception_and_matmul_rates(tmp_path):

@@ -161,3 +161,51 @@ def test_simple_style_is_one_large_bright_shape_on_black():
       assert covered[-1] - covered[0] + 1 == len(covered)
   with pytest.raises(ValueError, match="shapes_style"):
     validate_data_config(DataConfig(shapes_style="fancy"))
+
+
+def test_digits_style_is_one_white_digit_on_black():
+  images = _take(DataConfig(image_range="sigmoid", shapes_style="digits", channels=3), batch_size=32, batches=1)
+  assert images.shape == (32, 32, 32, 3) and images.min() >= 0.0 and images.max() <= 1.0
+  np.testing.assert_array_equal(images[..., 0], images[..., 2])  # grey: white strokes on black
+  np.testing.assert_array_equal(images[:, :2, :2, :], 0.0)
+  assert (images.reshape(32, -1).max(-1) == 1.0).all()  # every example has solid stroke pixels
+  lit = (images[..., 0] > 0.5).reshape(32, -1).mean(-1)
+  assert (lit > 0.04).all() and (lit < 0.4).all()
+  one_channel = _take(DataConfig(image_range="tanh", shapes_style="digits", channels=1), batch_size=32, batches=1)
+  assert one_channel.shape == (32, 32, 32, 1) and one_channel.min() == -1.0
+
+
+def _segment_distance_oracle(px, py, segments):
+  """float64 brute force: distance from each point to the nearest segment (x0, y0, x1, y1)."""
+  best = np.full(px.shape, np.inf)
+  for x0, y0, x1, y1 in segments.astype(np.float64):
+    ex, ey = x1 - x0, y1 - y0
+    h = np.clip(((px - x0) * ex + (py - y0) * ey) / max(ex * ex + ey * ey, 1e-12), 0.0, 1.0)
+    best = np.minimum(best, np.hypot(px - x0 - h * ex, py - y0 - h * ey))
+  return best
+
+
+def test_digit_stroke_distance_matches_a_float64_oracle():
+  from mmd_gan_tf.data import digits  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  px, py = rng.uniform(-0.6, 0.6, [2, 1, 9, 9, 1])
+  for digit in (0, 1, 4, 8):
+    segments = digits.SEGMENTS[digit]
+    segments = segments[segments[:, 0] < 100]  # drop the padding
+    got = digits._segment_distance(tf.constant(px, tf.float32), tf.constant(py, tf.float32),  # pylint: disable=protected-access
+                                   tf.constant(segments[None, None, None], tf.float32)).numpy()
+    np.testing.assert_allclose(got[0], _segment_distance_oracle(px[0, :, :, 0], py[0, :, :, 0], segments),
+                               atol=2e-6)
+
+
+def test_all_ten_digits_are_drawn_and_differ():
+  from mmd_gan_tf.data import digits  # pylint: disable=g-import-not-at-top
+  params = tf.stack([shapes.example_params(i, 0) for i in range(300)])
+  classes = np.minimum((params[:, 0].numpy() * 10).astype(int), 9)
+  images = digits.render_digits(params, 32).numpy()
+  assert sorted(set(classes)) == list(range(10))
+  means = np.stack([images[classes == c].mean(0) for c in range(10)])
+  ink = means.reshape(10, -1).sum(-1)
+  assert ink.argmin() == 1 and ink[8] > 1.3 * ink[1]  # a 1 has the least ink, an 8 much more
+  apart = np.abs(means[:, None] - means[None]).mean((-1, -2))
+  assert apart[~np.eye(10, dtype=bool)].min() > 0.02  # every pair of class means differs

@@ -57,5 +57,6 @@ def test_two_configurations_end_to_end(tmp_path):
   again = subprocess.run(command, capture_output=True, text=True, cwd=str(tmp_path), timeout=900, check=False,
                          env=tool_env())
   assert again.returncode == 0, again.stderr[-3000:]
+  assert again.stdout.count("finished earlier with the same command: skipped") == 2  # no main.py started
   assert json.loads((out / "results.json").read_text())["configs"]["rep"]["points"] == \
       summary["configs"]["rep"]["points"]

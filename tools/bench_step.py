@@ -72,6 +72,9 @@ def define_flags() -> None:
                     "with --inception only).")
   flags.DEFINE_list("sizes", [], "Only these image sizes (default: every size of each arch).")
   flags.DEFINE_list("precisions", list(PRECISIONS), "float32 and/or bfloat16 (Keras mixed_bfloat16).")
+  flags.DEFINE_list("xla", ["off"], "off and/or on: XLA-compiled per-replica steps (main.py --jit_compile).")
+  flags.DEFINE_list("steps_per_loop", ["1"], "Generator steps per call of the compiled function (main.py "
+                    "--steps_per_loop); each value is a row, its time divided by the steps.")
   flags.DEFINE_integer("batch_size", None, "Global batch size (default: the preset's).")
   flags.DEFINE_float("width", None, "Channel multiplier (default: the preset's; e.g. 0.25 for a quick CPU run).")
   flags.DEFINE_integer("warmup_steps", 3, "Untimed generator steps first (tracing happens in the first).")
@@ -97,20 +100,30 @@ def summarize(seconds: List[float], batch_size: int) -> dict:
           "images_per_s": batch_size / median}
 
 
-def parse_matrix(archs: List[str], sizes: List[str], precisions: List[str]) -> List[tuple]:
-  """(arch, size, precision) for every requested arch's sizes (filtered by `sizes`) and precision."""
+def parse_matrix(archs: List[str], sizes: List[str], precisions: List[str], xla: List[str] = ("off",),
+                 loops: List[str] = ("1",)) -> List[tuple]:
+  """(arch, size, precision, xla, steps_per_loop) for every requested arch's sizes (filtered by `sizes`),
+  precision, XLA mode and loop length."""
   unknown = [a for a in archs if a not in models.ARCHS]
   if unknown:
     raise ValueError(f"--archs: unknown {unknown}; choose from {list(models.ARCHS)}")
   bad = [p for p in precisions if p not in PRECISIONS]
   if bad or not precisions:
     raise ValueError(f"--precisions={','.join(precisions)}: choose from {list(PRECISIONS)}")
+  if not xla or any(x not in ("off", "on") for x in xla):
+    raise ValueError(f"--xla={','.join(xla)}: choose from off, on")
+  try:
+    loop_lengths = [int(k) for k in loops]
+  except ValueError:
+    raise ValueError(f"--steps_per_loop={','.join(loops)} must be comma-separated integers") from None
+  if not loop_lengths or min(loop_lengths) < 1:
+    raise ValueError(f"--steps_per_loop={','.join(loops)} must be integers >= 1")
   try:
     wanted = {int(s) for s in sizes}
   except ValueError:
     raise ValueError(f"--sizes={','.join(sizes)} must be comma-separated integers") from None
-  matrix = [(arch, size, precision) for arch in archs for size in models.ARCHS[arch].sizes
-            if not wanted or size in wanted for precision in precisions]
+  matrix = [(arch, size, precision, x == "on", k) for arch in archs for size in models.ARCHS[arch].sizes
+            if not wanted or size in wanted for precision in precisions for x in xla for k in loop_lengths]
   if archs and not matrix:
     raise ValueError(f"--sizes={','.join(sizes)}: none of --archs={','.join(archs)} makes these sizes")
   return matrix
@@ -175,20 +188,36 @@ def peak_device_mib() -> Optional[float]:
   return tf.config.experimental.get_memory_info(GPU)["peak"] / 2**20
 
 
-def bench_row(strategy: tf.distribute.Strategy, cfg: config_lib.Config, warmup_steps: int, steps: int) -> dict:
-  """Builds the networks as training does and times `warmup_steps` + `steps` generator steps."""
+def bench_row(strategy: tf.distribute.Strategy, cfg: config_lib.Config, warmup_steps: int, steps: int,
+              xla: bool = False, steps_per_loop: int = 1) -> dict:
+  """Builds the networks as training does and times `warmup_steps` + `steps` generator steps.
+
+  With `steps_per_loop` > 1 each timed call runs that many generator steps in one compiled function
+  (`trainer.loop_fn`); the seconds are per generator step.
+  """
   if tf.config.list_physical_devices("GPU"):
     tf.config.experimental.reset_memory_stats(GPU)
   spec = losses.get_loss(cfg.loss.name)
   with strategy.scope(), trainer.dtype_policy(cfg.train.mixed_precision):
     nets = trainer.build_networks(cfg)
     step, critic_count = trainer.make_counters()
-  fns = trainer.distributed_fns(strategy, nets, cfg, spec, step, critic_count)
   iterator = real_iterator(strategy, cfg)
   generator_step = steady_generator_step(cfg.train)
-  seconds = time_steps(lambda: trainer.iteration(cfg, nets, fns, iterator, generator_step), warmup_steps, steps)
+  if steps_per_loop > 1:
+    run_loop = trainer.loop_fn(strategy, nets, cfg, spec, step, critic_count, jit_compile=xla)
+    count = tf.constant(steps_per_loop, tf.int64)
+
+    def run_step():
+      step.assign(generator_step)  # the loop reads the warm-up phase from the counter: stay past it
+      return run_loop(iterator, count)
+    seconds = [t / steps_per_loop for t in time_steps(run_step, warmup_steps, steps)]
+  else:
+    fns = trainer.distributed_fns(strategy, nets, cfg, spec, step, critic_count, jit_compile=xla)
+    seconds = time_steps(lambda: trainer.iteration(cfg, nets, fns, iterator, generator_step), warmup_steps,
+                         steps)
   return {"arch": cfg.model.arch, "image_size": cfg.model.image_size, "preset": cfg.preset,
-          "precision": "bfloat16" if cfg.train.mixed_precision else "float32", "batch_size": cfg.train.batch_size,
+          "precision": "bfloat16" if cfg.train.mixed_precision else "float32", "xla": xla,
+          "steps_per_loop": steps_per_loop, "batch_size": cfg.train.batch_size,
           "width": cfg.model.width, "schedule": cfg.train.schedule,
           "critic_steps": trainer.critic_steps_for(cfg.train, generator_step),
           "replicas": strategy.num_replicas_in_sync, "generator_params": nets.generator.count_params(),
@@ -276,11 +305,12 @@ def _step_lines(rows: List[dict], m: dict) -> List[str]:
            "steps after the warm-up steps (tracing is in the warm-up); images/s = batch / median; host MiB is the "
            "process's peak so far (it only grows over the rows), GPU MiB the peak of GPU:0 during the row; D params "
            "include Li's decoder.", "",
-           "| arch | size | preset | precision | batch | width | critic steps | ms / step (median) | min | "
-           "images/s | G params | D params | peak host MiB | peak GPU MiB |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| arch | size | preset | precision | XLA | steps / loop | batch | width | critic steps | "
+           "ms / step (median) | min | images/s | G params | D params | peak host MiB | peak GPU MiB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
-    lines.append(f"| {r['arch']} | {r['image_size']} | {r['preset']} | {r['precision']} | {r['batch_size']} | "
+    lines.append(f"| {r['arch']} | {r['image_size']} | {r['preset']} | {r['precision']} | "
+                 f"{'on' if r.get('xla') else 'off'} | {r.get('steps_per_loop', 1)} | {r['batch_size']} | "
                  f"{r['width']:g} | {r['critic_steps']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | "
                  f"{r['images_per_s']:.1f} | {r['generator_params']} | {r['critic_params']} | "
                  f"{r['peak_host_mib']:.0f} | {_cell(r['peak_device_mib'], 0)} |")
@@ -331,13 +361,17 @@ def main(argv) -> int:
   tf.get_logger().setLevel("WARNING")  # not one line per all-reduce set-up of every row
   if FLAGS.warmup_steps < 1 or FLAGS.steps < 1:
     raise ValueError(f"--warmup_steps={FLAGS.warmup_steps} and --steps={FLAGS.steps} must be >= 1")
-  matrix = parse_matrix(FLAGS.archs, FLAGS.sizes, FLAGS.precisions)
+  matrix = parse_matrix(FLAGS.archs, FLAGS.sizes, FLAGS.precisions, FLAGS.xla, FLAGS.steps_per_loop)
   if not matrix and not FLAGS.inception:
     raise ValueError("nothing to measure: give --archs or --inception")
   # Every config is resolved before any work, so a bad combination fails at once.
   configs = [resolve_config(arch, size, precision, FLAGS.batch_size, FLAGS.width, FLAGS.cpu_devices)
-             for arch, size, precision in matrix]
+             for arch, size, precision, _, _ in matrix]
   strategy = distribute.make_strategy(configs[0].strategy, FLAGS.cpu_devices) if configs else None
+  if (any(row[3] for row in matrix) and strategy.num_replicas_in_sync > 1
+      and not tf.config.list_physical_devices("GPU")):
+    raise ValueError(f"--xla=on needs one replica per CPU (XLA places every compiled replica on the first "
+                     f"CPU device): use --cpu_devices=1, not {FLAGS.cpu_devices}")
   for cfg in configs:
     if cfg.train.batch_size % strategy.num_replicas_in_sync:
       raise ValueError(f"--batch_size={cfg.train.batch_size} must be divisible by the "
@@ -345,8 +379,8 @@ def main(argv) -> int:
   outputs = Outputs(FLAGS.output_json, FLAGS.output_md, FLAGS.append)
   run = {"command": "python -m tools.bench_step " + shlex.join(sys.argv[1:]),
          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(strategy), "rows": []}
-  for cfg in configs:
-    run["rows"].append(bench_row(strategy, cfg, FLAGS.warmup_steps, FLAGS.steps))
+  for cfg, (_, _, _, xla, steps_per_loop) in zip(configs, matrix):
+    run["rows"].append(bench_row(strategy, cfg, FLAGS.warmup_steps, FLAGS.steps, xla, steps_per_loop))
     print(json.dumps(run["rows"][-1]), flush=True)
     run["machine"] = machine(strategy)  # the load average at the latest row
     outputs.write(run)

@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+from typing import Optional
 
 from absl import app
 from absl import flags
@@ -141,9 +142,26 @@ def latest_grid(workdir: str):
   return os.path.join(samples, names[-1]) if names else None
 
 
-def run_config(name: str, command: list, out: str) -> dict:
-  """Runs (or resumes) one configuration to the end, printing each evaluation as it arrives."""
+def earlier_results(out: str) -> dict:
+  """The configurations of an earlier run of this tool into `out` (its results.json), by name."""
+  try:
+    with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
+      configs = json.load(f)["configs"]
+  except (OSError, ValueError, KeyError, TypeError):
+    return {}
+  return configs if isinstance(configs, dict) else {}
+
+
+def run_config(name: str, command: list, out: str, earlier: Optional[dict] = None) -> dict:
+  """Runs (or resumes) one configuration to the end, printing each evaluation as it arrives.
+
+  `earlier`: this configuration's result from an earlier run of the tool; if main.py finished that same
+  command, it is not started again.
+  """
   workdir = command[-1].split("=", 1)[1]
+  if earlier and earlier.get("finished") and earlier.get("command") == shlex.join(command[1:]):
+    print(f"[{name}] finished earlier with the same command: skipped", flush=True)
+    return dict(earlier, points=read_records(workdir) or earlier["points"], grid=latest_grid(workdir))
   os.makedirs(os.path.join(out, "logs"), exist_ok=True)
   log_path = os.path.join(out, "logs", f"{name}.log")
   print(f"[{name}] {shlex.join(command[1:])}", flush=True)
@@ -171,7 +189,7 @@ def run_config(name: str, command: list, out: str) -> dict:
                        f"see {log_path}")
   print(f"[{name}] done in {(time.monotonic() - start) / 60:.1f} min", flush=True)
   return {"command": shlex.join(command[1:]), "workdir": workdir, "points": records,
-          "grid": latest_grid(workdir)}
+          "grid": latest_grid(workdir), "finished": True}
 
 
 def machine() -> dict:
@@ -256,10 +274,11 @@ def main(argv) -> int:
   configs = parse_configs(FLAGS.losses, FLAGS.config)
   budget_flags(FLAGS.steps, FLAGS.minutes, FLAGS.eval_points)
   commands = {name: run_command(name, config_flags, out) for name, config_flags in configs.items()}
+  earlier = earlier_results(out)
   results = {}
   for name, command in commands.items():
     try:
-      results[name] = run_config(name, command, out)
+      results[name] = run_config(name, command, out, earlier.get(name))
     except RuntimeError as e:
       print(f"error: {e}", file=sys.stderr)
       return 1

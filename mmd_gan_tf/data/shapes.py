@@ -1,7 +1,9 @@
-"""The built-in `shapes` dataset: random coloured shapes on plain backgrounds, rendered in tf.data.
+"""The built-in `shapes` dataset: procedurally drawn images, rendered in tf.data (nothing to download).
 
-Each example is 1-3 shapes (disc, square, equilateral triangle; random centre, size, rotation and colour)
-painted in order over a plain random background colour, with anti-aliased edges. Example `i` of a stream is
+Three styles: `digits`, one stroke-drawn digit 0-9 in white on black, like MNIST (`digits.py`); `simple`,
+one large bright disc, square or triangle on black; `mixed`, 1-3 shapes (disc, square, equilateral
+triangle; random centre, size, rotation and colour) painted in order over a plain random background
+colour. Edges are anti-aliased. Example `i` of a stream is
 a pure function of `(seed, split, i)`: its parameters come from stateless random ops keyed by
 `fold_in([seed, split_id], i)`, so the stream is the same whatever the batch size, the parallelism or the
 number of input pipelines (pipeline `p` of `n` takes examples `p, p + n, p + 2n, ...`).
@@ -14,6 +16,8 @@ import math
 from typing import Optional
 
 import tensorflow as tf
+
+from mmd_gan_tf.data import digits
 
 MAX_SHAPES = 3
 SHAPE_KINDS = ("disc", "square", "triangle")
@@ -77,10 +81,14 @@ def _shape_coverage(params, xs, ys, image_size: int, simple: bool = False):
 
 
 # mixed: 1-3 shapes of any size and colour on a random plain background colour.
-# simple: one large bright shape near the centre on black (learnt in minutes by a small GAN on a CPU).
-STYLES = ("mixed", "simple")
+# simple: one large bright shape near the centre on black.
+# digits: one stroke-drawn digit 0-9 in white on black, like MNIST (`digits.py`).
+STYLES = ("mixed", "simple", "digits")
 
 
+# Plain tensor code (the Python branches are on static arguments): traced as written, not by autograph, which
+# mis-converts the nested helper functions.
+@tf.autograph.experimental.do_not_convert
 def render(params: tf.Tensor, image_size: int, channels: int = 3, style: str = "mixed") -> tf.Tensor:
   """Paints a batch of examples from their parameters.
 
@@ -90,7 +98,8 @@ def render(params: tf.Tensor, image_size: int, channels: int = 3, style: str = "
     channels: 3 (RGB) or 1 (luminance of the RGB rendering).
     style: "mixed" (1-3 shapes on a random plain colour; each shape differs from it by 0.25..0.75 per
       channel) or "simple" (one shape of circumradius 0.28..0.4 of the width, centre within 0.4..0.6,
-      each channel 0.35..1, on black).
+      each channel 0.35..1, on black) or "digits" (one handwritten-like digit 0-9, white on black;
+      see `digits.render_digits`).
 
   Returns:
     float32 [B, S, S, channels] in [0, 1].
@@ -100,6 +109,9 @@ def render(params: tf.Tensor, image_size: int, channels: int = 3, style: str = "
   xs, ys = xs[None], ys[None]
   if style not in STYLES:
     raise ValueError(f"shapes: style must be one of {STYLES}, got {style!r}")
+  if style == "digits":
+    image = digits.render_digits(params, image_size)[..., None]
+    return tf.tile(image, [1, 1, 1, channels])
   simple = style == "simple"
   background = tf.zeros_like(params[:, 0:3]) if simple else params[:, 0:3]
   image = tf.tile(background[:, None, None, :], [1, image_size, image_size, 1])
@@ -131,7 +143,7 @@ def shapes_dataset(image_size: int, channels: int, batch_size: int, seed: int, s
     pipeline_id, num_pipelines: this pipeline takes the examples with index = pipeline_id (mod num_pipelines).
     repeat: True: an endless stream of new examples; False: one epoch of `epoch_size` examples (before sharding).
     epoch_size: defaults to EPOCH_SIZE.
-    style: "mixed" or "simple" (see `render`).
+    style: "mixed", "simple" or "digits" (see `render`).
 
   Returns:
     tf.data.Dataset of float32 [batch_size, S, S, channels] in [0, 1].

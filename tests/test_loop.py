@@ -1,0 +1,76 @@
+"""--steps_per_loop: K generator steps per call of the compiled function leave the weights of K calls."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import make_two_replica_strategy
+from flags import build as config_builder
+from mmd_gan_tf import trainer
+
+TINY = dict(dataset="shapes", width=0.0625, batch_size=4, log_every=100, sample_every=100, checkpoint_every=100)
+
+
+def _cfg(workdir, **flags):
+  return config_builder.build_config(dict(TINY, workdir=str(workdir), **flags))
+
+
+def _weights(workdir) -> dict:
+  """Every float variable of the latest checkpoint (networks, optimizer slots, power vectors), by name."""
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(workdir / "checkpoints")))
+  names = [n for n, dtype in reader.get_variable_to_dtype_map().items() if dtype.is_floating]
+  return {n: reader.get_tensor(n) for n in names}
+
+
+def _assert_same_weights(a, b):
+  first, second = _weights(a), _weights(b)
+  assert first.keys() == second.keys() and len(first) > 10
+  for name in first:
+    np.testing.assert_allclose(first[name], second[name], rtol=2e-5, atol=1e-6, err_msg=name)
+
+
+def _with_li_warmup(cfg):
+  # Li's schedule, shortened: 3 critic steps while g < 2 and every 3rd step, else 2, clipped at 0.01.
+  return dataclasses.replace(cfg, train=dataclasses.replace(
+      cfg.train, n_critic=2, n_critic_warmup=3, n_critic_warmup_steps=2, n_critic_warmup_every=3))
+
+
+@pytest.mark.parametrize("loss", ["mmd"])  # rep (simultaneous) is covered by the resume test below
+def test_a_loop_of_steps_leaves_the_weights_of_single_steps(tmp_path, loss):
+  """rep: simultaneous updates; mmd: Li's alternating schedule with warm-up counts and weight clipping."""
+  runs = {}
+  for loop_length in (1, 3):
+    cfg = _cfg(tmp_path / f"k{loop_length}", loss=loss, steps=5, steps_per_loop=loop_length)
+    if loss == "mmd":
+      cfg = _with_li_warmup(cfg)
+      assert cfg.optim.weight_clip and cfg.train.schedule == "alternating"
+    runs[loop_length] = trainer.train(cfg, strategy=make_two_replica_strategy())
+  _assert_same_weights(tmp_path / "k1", tmp_path / "k3")
+  for name, value in runs[1].items():
+    assert runs[3][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+
+
+def test_resume_with_a_loop_matches_resume_without(tmp_path):
+  """Checkpoint at 4 inside a 3-step loop, resume to 9: the same weights as the one-step-per-call path."""
+  for loop_length in (1, 3):
+    workdir = tmp_path / f"k{loop_length}"
+    for steps in (4, 9):
+      cfg = _cfg(workdir, steps=steps, steps_per_loop=loop_length, checkpoint_every=4, log_every=4)
+      trainer.train(cfg, strategy=make_two_replica_strategy())
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-9")
+  _assert_same_weights(tmp_path / "k1", tmp_path / "k3")
+
+
+def test_loops_stop_at_every_interval_the_host_acts_on():
+  cfg = _cfg("/tmp/unused", steps=20, log_every=4, sample_every=6, checkpoint_every=10, eval_every=0)
+  boundaries, current = [], 0
+  while current < cfg.train.steps:
+    current = trainer.next_boundary(cfg, current, first_eval=True)
+    boundaries.append(current)
+  assert boundaries == [1, 4, 6, 8, 10, 12, 16, 18, 20]
+  assert trainer.next_boundary(cfg, 0, first_eval=False) == 4
+  adapting = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, lr_adaptation=True,
+                                                               lr_adaptation_every=3))
+  assert trainer.next_boundary(adapting, 1, first_eval=False) == 3
