@@ -47,7 +47,7 @@ def _convert(field: str, value: Any) -> Any:
 
 def _overrides(flag_values: Mapping[str, Any]) -> dict:
   dataset = flag_values.get("dataset") or "shapes"
-  loss = flag_values.get("loss") or "rep"
+  loss = flag_values.get("loss") or "rep_b"
   resolved = presets.resolve_preset(dataset, loss)
   resolved["data.dataset"] = dataset
   resolved["loss.name"] = loss

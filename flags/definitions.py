@@ -172,7 +172,7 @@ def define_flags(flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> None:
   f.DEFINE_float("sn_total_gain", None, "C^L for the conv modes when --sn_multiplier is not given (Wang's k: "
                  "64 for rep, 128 for his hinge baseline).")
   # Loss.
-  f.DEFINE_enum("loss", "rep", list(losses.LOSSES), f"Loss: {described(losses.LOSSES)}.")
+  f.DEFINE_enum("loss", "rep_b", list(losses.LOSSES), f"Loss: {described(losses.LOSSES)}.")
   f.DEFINE_enum("kernel", None, list(kernels.KERNELS), "Kernel on critic features (losses of the MMD "
                 f"family): {described(kernels.KERNELS)}.")
   f.DEFINE_list("sigmas", None, "Bandwidths of rbf / mix_rbf (comma-separated).")

@@ -211,3 +211,20 @@ def test_training_eval_helpers(tmp_path):
   assert all(np.isfinite(v.numpy()) for v in scores.values())
   with pytest.raises(ValueError, match="subset_size"):
     training_eval.generator_scores(real, fake[:1], eval_cfg, seed=1)
+
+
+def test_cached_real_features_are_keyed_by_the_shapes_style(tmp_path):
+  """Two styles of the built-in data are different images: their cached features must not be shared."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from conftest import FakeInception, _FakeInceptionWeights  # pylint: disable=g-import-not-at-top
+  from flags import build as config_builder  # pylint: disable=g-import-not-at-top
+  from mmd_gan_tf.data import image_identity  # pylint: disable=g-import-not-at-top
+  from mmd_gan_tf.metrics import training_eval  # pylint: disable=g-import-not-at-top
+  network, weights, features = FakeInception(), _FakeInceptionWeights(), {}
+  for style in ("simple", "digits"):
+    cfg = config_builder.build_config({"workdir": str(tmp_path / "run"), "shapes_style": style})
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, feature_cache_dir=str(tmp_path / "cache")))
+    features[style] = training_eval.real_features(cfg, weights, network, num_samples=8)
+  assert np.abs(features["simple"] - features["digits"]).max() > 1e-3
+  assert len(list((tmp_path / "cache").rglob("*.npz"))) == 2
+  assert "shapes_style" not in image_identity(dataclasses.replace(cfg.data, dataset="cifar10"))

@@ -46,7 +46,7 @@ def test_symlink_loops_are_listed_once_without_hanging(tmp_path, links, caplog):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("run")
-  trainer.train(config_builder.build_config(dict(TINY, workdir=str(workdir), steps=2)),
+  trainer.train(config_builder.build_config(dict(TINY, workdir=str(workdir), steps=2, channels=3)),
                 strategy=make_two_replica_strategy())
   return workdir
 

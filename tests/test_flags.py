@@ -28,11 +28,13 @@ def _main(*args, cwd=None):
 
 
 def test_default_is_the_quick_builtin_preset():
-  cfg = _build()
-  assert cfg.data.dataset == "shapes" and cfg.loss.name == "rep"
+  cfg = config_builder.build_config({})
+  assert cfg.data.dataset == "shapes" and cfg.loss.name == "rep_b"
   assert cfg.model.width == 0.25 and cfg.model.arch == "dcgan"
   assert cfg.model.image_size == cfg.data.image_size == 32
-  assert cfg.workdir == "runs/shapes_rep"
+  assert cfg.data.shapes_style == "digits" and cfg.data.channels == cfg.model.channels == 1
+  assert cfg.model.sn_multiplier is None and cfg.model.sn_total_gain == 64.0  # Wang's C = 64^(1/L)
+  assert cfg.workdir == "runs/shapes_rep_b"
 
 
 def test_explicit_flags_override_the_preset():

@@ -157,7 +157,7 @@ def folder_source(spec: str, num: int, args) -> Source:
 
 def dataset_source(spec: str, num: int, args) -> Source:
   from mmd_gan_tf.config import DataConfig  # pylint: disable=import-outside-toplevel
-  from mmd_gan_tf.data import first_images  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf.data import first_images, image_identity  # pylint: disable=import-outside-toplevel
   name, split = spec.split(":", 1)
   cfg = DataConfig(dataset=name, split=split, image_size=args.image_size,
                    channels=1 if name == "mnist" else 3, image_range="sigmoid")
@@ -169,8 +169,7 @@ def dataset_source(spec: str, num: int, args) -> Source:
     except ValueError as error:  # too few images: say which source and which flag
       raise ValueError(f"{spec}: {error}: lower --num") from None
 
-  identity = {"kind": "dataset", "dataset": name, "split": split, "image_size": args.image_size,
-              "preprocessing": cfg.preprocessing, "num": num}
+  identity = {"kind": "dataset", **image_identity(cfg), "num": num}
   return Source(spec, "dataset", num, batches, "pixels", identity)
 
 

@@ -1,6 +1,6 @@
 """Writes a PNG grid of samples from an exported generator (SavedModel).
 
-  python tools/sample.py --model=runs/shapes_rep/export --num=64 --out=grid.png [--seed=0]
+  python tools/sample.py --model=runs/shapes_rep_b/export --num=64 --out=grid.png [--seed=0]
 
 Needs only TensorFlow and mmd_gan_tf: the SavedModel carries the networks.
 """

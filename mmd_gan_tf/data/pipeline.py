@@ -195,6 +195,18 @@ def validate_data_config(cfg: DataConfig) -> None:
   _validate_source(cfg)
 
 
+def image_identity(cfg) -> dict:
+  """The fields of a `DataConfig` that decide which images (pixels) a split yields: the key of cached
+  features. Style and category count only where the source reads them."""
+  identity = {"dataset": cfg.dataset, "split": cfg.split, "image_size": cfg.image_size,
+              "channels": cfg.channels, "preprocessing": cfg.preprocessing, "data_dir": cfg.data_dir}
+  if cfg.dataset == "shapes":
+    identity["shapes_style"] = cfg.shapes_style
+  if cfg.dataset == "lsun":
+    identity["lsun_category"] = cfg.lsun_category
+  return identity
+
+
 def first_images(cfg: DataConfig, num: int, batch_size: int) -> Iterator[tf.Tensor]:
   """The first `num` images of `cfg`'s split in reading order (no shuffle), as float batches in
   `cfg.image_range`: the real images that KID and FID compare with, in training and in the tools.

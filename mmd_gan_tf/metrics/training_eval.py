@@ -52,19 +52,17 @@ def real_features(cfg, weights, network, num_samples: Optional[int] = None,
                   held_out: bool = True) -> np.ndarray:
   """Inception features [num_samples, 2048] of the first real images of `real_data_config(cfg)`, cached.
 
-  The cache key is (dataset, split, image size, channels, preprocessing, data_dir, count, weights sha256).
+  The cache key is `data.image_identity` (dataset, split, image size, channels, preprocessing, data_dir,
+  and the shapes style or LSUN category), the count and the weights' sha256.
 
   Raises:
     ValueError: the split has fewer than `num_samples` images.
   """
-  from mmd_gan_tf.data import first_images  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf.data import first_images, image_identity  # pylint: disable=import-outside-toplevel
   data = real_data_config(cfg) if held_out else cfg.data
   num = num_samples or cfg.eval.num_samples
   batch_size = min(cfg.eval.eval_batch_size, num)
-  fields = {"kind": "dataset", "dataset": data.dataset, "split": data.split,
-            "image_size": data.image_size, "channels": data.channels,
-            "preprocessing": data.preprocessing, "data_dir": data.data_dir, "num": num,
-            "weights_sha256": weights.sha256}
+  fields = {"kind": "dataset", **image_identity(data), "num": num, "weights_sha256": weights.sha256}
 
   def compute():
     return features_lib.extract_features(network, first_images(data, num, batch_size),
