@@ -157,16 +157,19 @@ def distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_upd
   simultaneous_fn, critic_fn, generator_fn = replica_fns(nets, cfg, spec, generator_update, jit_compile)
 
   def wrap(replica_fn, counter):
-    @tf.function
-    def run(iterator):
-      real = next(iterator)
-      per_replica = strategy.run(replica_fn, args=(real, counter.read_value()))
-      metrics = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in per_replica.items()}
-      counter.assign_add(1)
-      return metrics
-    return run
+    return tf.function(lambda iterator: _on_next_batch(strategy, replica_fn, counter, iterator))
 
   return wrap(simultaneous_fn, step), wrap(critic_fn, critic_count), wrap(generator_fn, step)
+
+
+def _on_next_batch(strategy, replica_fn, counter, iterator) -> dict:
+  """One step of `replica_fn` on every replica, on the next batch and the noise keyed by `counter` (then
+  advanced); the metrics averaged over the replicas. Traced inside the callers' tf.functions."""
+  real = next(iterator)
+  per_replica = strategy.run(replica_fn, args=(real, counter.read_value()))
+  metrics = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in per_replica.items()}
+  counter.assign_add(1)
+  return metrics
 
 
 def loop_fn(strategy, nets, cfg, spec, step, critic_count, generator_update=None, jit_compile: bool = False):
@@ -179,32 +182,20 @@ def loop_fn(strategy, nets, cfg, spec, step, critic_count, generator_update=None
   simultaneous_fn, critic_fn, generator_fn = replica_fns(nets, cfg, spec, generator_update, jit_compile)
   train = cfg.train
 
-  def one(replica_fn, counter, iterator):
-    real = next(iterator)
-    per_replica = strategy.run(replica_fn, args=(real, counter.read_value()))
-    metrics = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in per_replica.items()}
-    counter.assign_add(1)
-    return metrics
-
   def critic_step(iterator):
-    metrics = one(critic_fn, critic_count, iterator)
+    metrics = _on_next_batch(strategy, critic_fn, critic_count, iterator)
     if cfg.optim.weight_clip:
       clip_weights(nets.critic.trainable_variables, cfg.optim.weight_clip)
     return metrics
 
   def generator_step(iterator):
     if train.schedule == "simultaneous":
-      return one(simultaneous_fn, step, iterator)
-    critic_steps = tf.constant(train.n_critic, tf.int64)
-    if train.n_critic_warmup:  # critic_steps_for, on the step counter
-      generator_step_now = step.read_value()
-      warm = tf.logical_or(generator_step_now < train.n_critic_warmup_steps,
-                           generator_step_now % train.n_critic_warmup_every == 0)
-      critic_steps = tf.where(warm, tf.constant(train.n_critic_warmup, tf.int64), critic_steps)
+      return _on_next_batch(strategy, simultaneous_fn, step, iterator)
+    critic_steps = tf.cast(critic_steps_for(train, step.read_value()), tf.int64)
     critic_metrics = critic_step(iterator)
     for _ in tf.range(critic_steps - 1):
       critic_metrics = critic_step(iterator)
-    return {**critic_metrics, **one(generator_fn, step, iterator)}
+    return {**critic_metrics, **_on_next_batch(strategy, generator_fn, step, iterator)}
 
   @tf.function
   def run(iterator, count):
@@ -235,12 +226,18 @@ def clip_weights(variables, bound: float) -> None:
     v.assign(tf.clip_by_value(v, -bound, bound))
 
 
-def critic_steps_for(cfg: config_lib.TrainConfig, generator_step: int) -> int:
-  """n_critic, or Li's warm-up count while the generator is young and every few hundred steps."""
-  if cfg.n_critic_warmup and (generator_step < cfg.n_critic_warmup_steps
-                              or generator_step % cfg.n_critic_warmup_every == 0):
-    return cfg.n_critic_warmup
-  return cfg.n_critic
+def critic_steps_for(cfg: config_lib.TrainConfig, generator_step):
+  """n_critic, or Li's warm-up count while the generator is young and every few hundred steps.
+
+  `generator_step` is an int (an int comes back) or an integer tensor, e.g. the step counter read inside
+  a compiled loop (an int64 tensor comes back): one rule for the host loop and for `loop_fn`.
+  """
+  if not cfg.n_critic_warmup:
+    return cfg.n_critic
+  warm = (generator_step < cfg.n_critic_warmup_steps) | (generator_step % cfg.n_critic_warmup_every == 0)
+  if tf.is_tensor(warm):
+    return tf.where(warm, tf.constant(cfg.n_critic_warmup, tf.int64), tf.constant(cfg.n_critic, tf.int64))
+  return cfg.n_critic_warmup if warm else cfg.n_critic
 
 
 def _dataset(strategy, cfg: config_lib.Config, start_step: int):

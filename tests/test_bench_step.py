@@ -117,10 +117,20 @@ def test_a_row_with_xla_and_a_loop_of_steps():
   """One replica (XLA cannot place replicas on logical CPU devices): Binkowski's 5 critic steps per
   generator step, 3 generator steps per compiled call, the time reported per generator step."""
   strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-  cfg = bench_step.resolve_config("dcgan5", 32, "float32", 4, 0.0625, 0)
-  row = bench_step.bench_row(strategy, cfg, warmup_steps=1, steps=2, xla=True, steps_per_loop=3)
+  cfg = bench_step.resolve_config("dcgan5", 32, "float32", 4, 0.0625, 0, xla=True)
+  assert cfg.train.jit_compile == "true"
+  row = bench_step.bench_row(strategy, cfg, warmup_steps=1, steps=2, steps_per_loop=3)
   assert row["xla"] and row["steps_per_loop"] == 3 and row["critic_steps"] == 5 and row["replicas"] == 1
   assert 0 < row["min_ms"] <= row["median_ms"] and row["images_per_s"] == pytest.approx(4 / (row["median_ms"] / 1000))
+
+
+def test_xla_rows_follow_the_trainers_rule_for_several_cpu_replicas():
+  """bench_step asks `trainer.use_xla`, as training does: XLA with 2 logical CPU replicas is one error."""
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  cfg = bench_step.resolve_config("dcgan", 32, "float32", 8, 0.125, 2, xla=True)
+  with pytest.raises(ValueError, match="--jit_compile=true needs a single replica on a CPU; got 2 replicas"):
+    bench_step.bench_row(strategy, cfg, warmup_steps=1, steps=1)
+  assert bench_step.resolve_config("dcgan", 32, "float32", 8, 0.125, 2).train.jit_compile == "false"
 
 
 def test_inception_and_matmul_rates(tmp_path):

@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import make_two_replica_strategy
 from flags import build as config_builder
@@ -34,7 +35,13 @@ def test_loss_trains_on_two_replicas(loss, strategy, tmp_path):
 
 def test_li_warmup_schedule():
   cfg = config_builder.build_config(dict(dataset="shapes", loss="mmd")).train
-  assert [trainer.critic_steps_for(cfg, s) for s in (0, 24, 25, 499, 500, 501)] == [100, 100, 5, 5, 100, 5]
+  steps = (0, 24, 25, 499, 500, 501)
+  assert [trainer.critic_steps_for(cfg, s) for s in steps] == [100, 100, 5, 5, 100, 5]
+  # The same rule on the step counter read inside a compiled loop, and on numpy ints.
+  assert [int(trainer.critic_steps_for(cfg, tf.constant(s, tf.int64))) for s in steps] == [100, 100, 5, 5, 100, 5]
+  assert [trainer.critic_steps_for(cfg, np.int64(s)) for s in steps] == [100, 100, 5, 5, 100, 5]
+  wang = config_builder.build_config(dict(dataset="shapes", loss="rep")).train
+  assert trainer.critic_steps_for(wang, tf.constant(0, tf.int64)) == 1
 
 
 PAPER_PRESETS = {  # (optimizer, critic_lr, beta2, n_critic, kernel, critic_dim, clipnorm, weight_clip)

@@ -130,11 +130,13 @@ def parse_matrix(archs: List[str], sizes: List[str], precisions: List[str], xla:
 
 
 def resolve_config(arch: str, size: int, precision: str, batch_size: Optional[int], width: Optional[float],
-                   cpu_devices: int) -> config_lib.Config:
-  """The run config of `arch`'s paper preset at `size`, as main.py would resolve it (None = the preset's)."""
+                   cpu_devices: int, xla: bool = False) -> config_lib.Config:
+  """The run config of `arch`'s paper preset at `size`, as main.py would resolve it (None = the preset's);
+  `xla` is `--jit_compile=true` (else false)."""
   dataset, loss = PAPER_PRESETS[arch]
   values = {"dataset": dataset, "loss": loss, "arch": arch, "image_size": size, "batch_size": batch_size,
-            "width": width, "mixed_precision": precision == "bfloat16", "cpu_devices": cpu_devices or None}
+            "width": width, "mixed_precision": precision == "bfloat16", "cpu_devices": cpu_devices or None,
+            "jit_compile": "true" if xla else "false"}
   # check_library=False: no data is read, so the data source need not exist here.
   return config_builder.build_config(values, check_library=False)
 
@@ -189,8 +191,9 @@ def peak_device_mib() -> Optional[float]:
 
 
 def bench_row(strategy: tf.distribute.Strategy, cfg: config_lib.Config, warmup_steps: int, steps: int,
-              xla: bool = False, steps_per_loop: int = 1) -> dict:
-  """Builds the networks as training does and times `warmup_steps` + `steps` generator steps.
+              steps_per_loop: int = 1) -> dict:
+  """Builds the networks as training does and times `warmup_steps` + `steps` generator steps, XLA-compiled
+  as `cfg.train.jit_compile` says (`trainer.use_xla`).
 
   With `steps_per_loop` > 1 each timed call runs that many generator steps in one compiled function
   (`trainer.loop_fn`); the seconds are per generator step.
@@ -198,6 +201,7 @@ def bench_row(strategy: tf.distribute.Strategy, cfg: config_lib.Config, warmup_s
   if tf.config.list_physical_devices("GPU"):
     tf.config.experimental.reset_memory_stats(GPU)
   spec = losses.get_loss(cfg.loss.name)
+  xla = trainer.use_xla(cfg, strategy)
   with strategy.scope(), trainer.dtype_policy(cfg.train.mixed_precision):
     nets = trainer.build_networks(cfg)
     step, critic_count = trainer.make_counters()
@@ -365,22 +369,19 @@ def main(argv) -> int:
   if not matrix and not FLAGS.inception:
     raise ValueError("nothing to measure: give --archs or --inception")
   # Every config is resolved before any work, so a bad combination fails at once.
-  configs = [resolve_config(arch, size, precision, FLAGS.batch_size, FLAGS.width, FLAGS.cpu_devices)
-             for arch, size, precision, _, _ in matrix]
+  configs = [resolve_config(arch, size, precision, FLAGS.batch_size, FLAGS.width, FLAGS.cpu_devices, xla)
+             for arch, size, precision, xla, _ in matrix]
   strategy = distribute.make_strategy(configs[0].strategy, FLAGS.cpu_devices) if configs else None
-  if (any(row[3] for row in matrix) and strategy.num_replicas_in_sync > 1
-      and not tf.config.list_physical_devices("GPU")):
-    raise ValueError(f"--xla=on needs one replica per CPU (XLA places every compiled replica on the first "
-                     f"CPU device): use --cpu_devices=1, not {FLAGS.cpu_devices}")
   for cfg in configs:
+    trainer.use_xla(cfg, strategy)  # XLA with several CPU replicas: one line, before any work
     if cfg.train.batch_size % strategy.num_replicas_in_sync:
       raise ValueError(f"--batch_size={cfg.train.batch_size} must be divisible by the "
                        f"{strategy.num_replicas_in_sync} replicas")
   outputs = Outputs(FLAGS.output_json, FLAGS.output_md, FLAGS.append)
   run = {"command": "python -m tools.bench_step " + shlex.join(sys.argv[1:]),
          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(strategy), "rows": []}
-  for cfg, (_, _, _, xla, steps_per_loop) in zip(configs, matrix):
-    run["rows"].append(bench_row(strategy, cfg, FLAGS.warmup_steps, FLAGS.steps, xla, steps_per_loop))
+  for cfg, (_, _, _, _, steps_per_loop) in zip(configs, matrix):
+    run["rows"].append(bench_row(strategy, cfg, FLAGS.warmup_steps, FLAGS.steps, steps_per_loop))
     print(json.dumps(run["rows"][-1]), flush=True)
     run["machine"] = machine(strategy)  # the load average at the latest row
     outputs.write(run)
