@@ -157,9 +157,10 @@ def test_sample_tool_writes_a_grid(trained_run, tmp_path):
 
 
 def test_sigkill_then_rerun_resumes(tmp_path):
-  """`python main.py` on 2 logical CPU devices (MirroredStrategy), killed and re-run."""
+  """`python main.py` on 2 logical CPU devices (MirroredStrategy), killed and re-run, with 2 generator steps
+  per compiled call (`--steps_per_loop`; the loops stop at every checkpoint)."""
   args = [sys.executable, str(ROOT / "main.py"), f"--workdir={tmp_path}", "--width=0.125", "--batch_size=8",
-          "--checkpoint_every=2", "--log_every=1", "--sample_every=1000", "--cpu_devices=2"]
+          "--checkpoint_every=2", "--log_every=2", "--sample_every=1000", "--cpu_devices=2", "--steps_per_loop=2"]
   process = subprocess.Popen(args + ["--steps=100000"], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
   deadline = time.time() + 240
