@@ -210,8 +210,10 @@ def define_flags(flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> None:
                    "checkpoints, evaluation and stop signals happen between calls, at the same steps as with "
                    "1: a loop never runs past the next of their intervals.")
   f.DEFINE_enum("jit_compile", None, ["auto", "true", "false"], "XLA-compile the per-replica training steps. "
-                "auto: on with one replica per CPU, where it measured faster; off on GPUs (not yet measured) "
-                "and with several logical CPU devices (XLA cannot place them).")
+                "auto: on with one replica per CPU for the losses without gradients of gradients, where it "
+                "measured faster; off for the gradient-penalty and SMMD losses (much slower under XLA on a "
+                "CPU), on GPUs (not yet measured) and with several logical CPU devices (XLA cannot place "
+                "them).")
   # Evaluation.
   f.DEFINE_integer("eval_every", None, "KID/FID evaluation interval in steps (0 = off). The presets turn it "
                    "on whenever the FID Inception weights are available (given or cached); giving this "

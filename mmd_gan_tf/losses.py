@@ -76,6 +76,9 @@ class LossSpec(NamedTuple):
     uses_kernel: the loss applies `cfg.kernel` to critic features (the MMD family), so the kernel's
       own check applies and its parameters matter.
     generator_update: GRADIENT or FLOW.
+    second_order: the critic loss differentiates the critic with respect to its input (a gradient penalty,
+      the SMMD scale), so the critic's update takes gradients of gradients. XLA on a CPU compiles these
+      into much slower code (`trainer.use_xla`).
     generator_optimizer: the optimizer the generator must use whatever `optim.optimizer` says, or None.
     checks: fns(Config) raising ConfigError for a combination this loss cannot train; run by
       `check_config` when the config is built.
@@ -87,6 +90,7 @@ class LossSpec(NamedTuple):
   needs_decoder: bool = False
   uses_kernel: bool = False
   generator_update: str = GRADIENT
+  second_order: bool = False
   generator_optimizer: Optional[str] = None
   checks: Tuple[Check, ...] = ()
   description: str = ""
@@ -402,17 +406,17 @@ LOSSES: Dict[str, LossSpec] = {
     "mmd": LossSpec(mmd_critic_loss, mmd_generator_loss, needs_decoder=True, uses_kernel=True,
                     checks=_MMD_CHECKS, description="Li et al. 2017 MMD GAN"),
     "mmd_gp": LossSpec(mmd_gp_critic_loss, mmd_gp_generator_loss, needs_activations=True, uses_kernel=True,
-                       checks=_MMD_CHECKS, description="Binkowski et al. 2018 MMD GAN-GP"),
-    "smmd": LossSpec(smmd_critic_loss, smmd_generator_loss, uses_kernel=True, checks=_MMD_CHECKS,
-                     description="Arbel et al. 2018 scaled MMD"),
-    "wgan_gp": LossSpec(wgan_gp_critic_loss, wgan_gp_generator_loss, checks=(check_one_critic_output,),
-                        description="Gulrajani et al. 2017 baseline"),
+                       second_order=True, checks=_MMD_CHECKS, description="Binkowski et al. 2018 MMD GAN-GP"),
+    "smmd": LossSpec(smmd_critic_loss, smmd_generator_loss, uses_kernel=True, second_order=True,
+                     checks=_MMD_CHECKS, description="Arbel et al. 2018 scaled MMD"),
+    "wgan_gp": LossSpec(wgan_gp_critic_loss, wgan_gp_generator_loss, second_order=True,
+                        checks=(check_one_critic_output,), description="Gulrajani et al. 2017 baseline"),
     "hinge": LossSpec(hinge_critic_loss, hinge_generator_loss, description="Miyato et al. 2018 baseline"),
     # Mroueh & Nguyen: the critic is trained as in MMD-GP; the generator loss (MMD2_u) is only
     # logged, its update is the gradient flow of mmd_gan_tf/flow/update.py. Its step J^T w is a
     # natural-gradient direction: Adam's per-coordinate rescaling would destroy it, hence plain SGD.
     "flow": LossSpec(mmd_gp_critic_loss, mmd_gp_generator_loss, needs_activations=True, uses_kernel=True,
-                     generator_update=FLOW, generator_optimizer="sgd",
+                     second_order=True, generator_update=FLOW, generator_optimizer="sgd",
                      checks=_MMD_CHECKS + (check_alternating_schedule,),
                      description="Mroueh & Nguyen gradient flow"),
 }

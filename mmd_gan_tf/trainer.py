@@ -121,10 +121,12 @@ def make_counters():
 def use_xla(cfg: config_lib.Config, strategy) -> bool:
   """Whether the per-replica steps are XLA-compiled: `--jit_compile=true|false`, or `auto`.
 
-  auto: on for a single CPU replica, where XLA measured faster (BENCHMARKS.md, "XLA and steps per
-  loop"); off on GPUs (not yet measured) and with several CPU replicas: XLA cannot place the replicas of
-  logical CPU devices (it pins every compiled replica step to the first one) nor compile the cross-worker
-  collectives of a multi-worker CPU run.
+  auto: on for a single CPU replica and a loss whose critic update has no gradients of gradients, where
+  XLA measured faster (Wang's SN-DCGAN: 8.6 s instead of 32.4 s per full-width step); off for the
+  second-order losses (`LossSpec.second_order`: Binkowski's mmd_gp step took 91 s instead of 6.7 s), on
+  GPUs (not yet measured), and with several CPU replicas: XLA cannot place the replicas of logical CPU
+  devices (it pins every compiled replica step to the first one) nor compile the cross-worker collectives
+  of a multi-worker CPU run. BENCHMARKS.md, "XLA and steps per loop", has the numbers.
   """
   setting = cfg.train.jit_compile
   gpus = bool(tf.config.list_logical_devices("GPU"))
@@ -136,7 +138,8 @@ def use_xla(cfg: config_lib.Config, strategy) -> bool:
     return True
   if setting == "false":
     return False
-  return strategy.num_replicas_in_sync == 1 and not gpus
+  second_order = losses_lib.LOSSES[cfg.loss.name].second_order
+  return strategy.num_replicas_in_sync == 1 and not gpus and not second_order
 
 
 def replica_fns(nets, cfg, spec, generator_update=None, jit_compile: bool = False):
