@@ -3,7 +3,7 @@
 import math
 import os
 import time
-from typing import Mapping
+from typing import Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -44,8 +44,20 @@ class Progress:
     self._last_step, self._last_time = step, now
     return rate
 
-  def line(self, step: int, rate: float, values: Mapping[str, float]) -> str:
+  def line(self, step: int, rate: float, values: Mapping[str, float], seconds_left: Optional[float] = None) -> str:
+    """`seconds_left`: of a training-time limit (`--max_train_minutes`), which ends the run first when the
+    steps would take longer."""
     eta = (self._total - step) / rate if rate > 0 else float("inf")
-    eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "--:--:--"
+    if seconds_left is not None:
+      eta = min(eta, max(seconds_left, 0.0))
     shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())
-    return f"step {step}/{self._total} | {shown} | {rate:.2f} steps/s | ETA {eta_text}"
+    return f"step {step}/{self._total} | {shown} | {rate:.2f} steps/s | ETA {duration_text(eta)}"
+
+
+def duration_text(seconds: float) -> str:
+  """'H:MM:SS' (hours past 24 kept: '27:46:40'), '--:--:--' when not finite."""
+  if not math.isfinite(seconds):
+    return "--:--:--"
+  minutes, secs = divmod(int(round(seconds)), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}:{minutes:02d}:{secs:02d}"

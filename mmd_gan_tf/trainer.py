@@ -502,7 +502,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
       values.update({**_learning_rates(nets), "perf/steps_per_sec": rate})
       summaries.write_scalars(writer, values, current)
       shown = {k: values[k] for k in ("loss/critic", "loss/generator") if k in values}
-      logging.info(progress.line(current, rate, shown))
+      logging.info(progress.line(current, rate, shown, time_limit - train_seconds if time_limit else None))
     if chief and (current % cfg.train.sample_every == 0 or last):
       _write_samples(nets, cfg, fixed_z, workdir, writer, current)
     first = current == 1 and start_step == 0 and cfg.eval.eval_at_start and not interrupted

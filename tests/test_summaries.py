@@ -1,0 +1,22 @@
+"""The console progress line: steps/s and an ETA that a time limit can shorten."""
+
+import math
+
+from mmd_gan_tf import summaries
+
+
+def test_duration_text_keeps_hours_past_a_day():
+  assert summaries.duration_text(0) == "0:00:00"
+  assert summaries.duration_text(3599.6) == "1:00:00"
+  assert summaries.duration_text(100000) == "27:46:40"  # not wrapped to 03:46:40 as a clock time would be
+  assert summaries.duration_text(math.inf) == "--:--:--"
+
+
+def test_the_eta_is_the_earlier_of_the_steps_and_the_time_limit():
+  progress = summaries.Progress(start_step=0, total_steps=1000)
+  line = progress.line(100, rate=0.5, values={"loss/critic": -0.25})
+  assert line == "step 100/1000 | loss/critic=-0.25 | 0.50 steps/s | ETA 0:30:00"
+  # --max_train_minutes with 10 minutes left ends the run before the 1800 s the steps would take.
+  assert progress.line(100, 0.5, {}, seconds_left=600.0).endswith("ETA 0:10:00")
+  assert progress.line(100, 0.5, {}, seconds_left=-3.0).endswith("ETA 0:00:00")
+  assert progress.line(100, 0.0, {}).endswith("ETA --:--:--")
