@@ -26,3 +26,40 @@ def test_report_of_a_trained_run(tmp_path):
     assert layer["multiplier"] == pytest.approx(64 ** (1 / 8))  # Wang's C = 64^(1/L), L = 8 layers
   bound = np.prod([layer["multiplier"] * layer["ratio"] for layer in result["layers"]])
   assert result["lipschitz_bound"] == pytest.approx(bound) and bound > 64.0  # C^L times the underestimates
+
+
+def test_feature_geometry_against_a_float64_loop():
+  rng = np.random.default_rng(0)
+  real, fake = rng.normal(size=(5, 3)), rng.normal(size=(4, 3)) * 3.0
+  bandwidth = 2.0
+  geometry = sn_report.feature_geometry(real, fake, bandwidth)
+  pairs = {"real_real": [np.linalg.norm(a - b) for i, a in enumerate(real) for j, b in enumerate(real) if i != j],
+           "fake_fake": [np.linalg.norm(a - b) for i, a in enumerate(fake) for j, b in enumerate(fake) if i != j],
+           "real_fake": [np.linalg.norm(a - b) for a in real for b in fake]}
+  for name, distances in pairs.items():
+    scaled = np.array(distances) / bandwidth
+    assert geometry[name]["median_distance"] == pytest.approx(np.median(scaled), rel=1e-9)
+    assert geometry[name]["p10_distance"] == pytest.approx(np.percentile(scaled, 10), rel=1e-9)
+    assert geometry[name]["kernel_mean"] == pytest.approx(np.mean(np.exp(-scaled ** 2 / 2)), rel=1e-9)
+  assert geometry["feature_norm_fake"] == pytest.approx(np.linalg.norm(fake, axis=1).mean())
+  # Scaling every feature by 10 scales every distance by 10: the "all kernel means near 0" failure.
+  scaled_up = sn_report.feature_geometry(real * 10, fake * 10, bandwidth)
+  assert scaled_up["real_fake"]["median_distance"] == pytest.approx(10 * geometry["real_fake"]["median_distance"])
+  assert scaled_up["real_fake"]["kernel_mean"] < geometry["real_fake"]["kernel_mean"]
+
+
+def test_features_of_a_trained_run_and_a_chosen_checkpoint(tmp_path):
+  cfg = config_builder.build_config(dict(dataset="shapes", loss="rep", width=0.125, batch_size=8, steps=4,
+                                         log_every=2, sample_every=10, checkpoint_every=2,
+                                         workdir=str(tmp_path / "run")))
+  trainer.train(cfg, strategy=make_two_replica_strategy())
+  earlier = str(tmp_path / "run" / "checkpoints" / "ckpt-2")
+  result = sn_report.report(str(tmp_path / "run"), iterations=5, checkpoint_path=earlier, features=16)
+  assert result["step"] == 2 and result["checkpoint"] == earlier
+  geometry = result["features"]
+  assert geometry["bandwidth"] == 1.0  # Wang's single Gaussian bandwidth
+  for name in ("real_real", "fake_fake", "real_fake"):
+    assert 0.0 < geometry[name]["kernel_mean"] <= 1.0 and geometry[name]["median_distance"] > 0.0
+  assert geometry["feature_norm_real"] > 0.0 and geometry["feature_norm_fake"] > 0.0
+  with pytest.raises(ValueError, match="--features=1 must be 0"):
+    sn_report.report(str(tmp_path / "run"), iterations=1, features=1)
