@@ -6,6 +6,7 @@
 import contextlib
 import dataclasses
 import errno
+import functools
 import os
 import signal
 import threading
@@ -118,15 +119,28 @@ def make_counters():
   return step, critic_count
 
 
+@functools.lru_cache(maxsize=None)
+def cpu_has_avx512(cpuinfo_path: str = "/proc/cpuinfo") -> bool:
+  """Whether this CPU reports AVX-512 (`avx512f` among the flags of `cpuinfo_path`); False where unreadable."""
+  try:
+    with open(cpuinfo_path, encoding="utf-8", errors="replace") as f:
+      return any(line.startswith("flags") and " avx512f" in line for line in f)
+  except OSError:
+    return False
+
+
 def use_xla(cfg: config_lib.Config, strategy) -> bool:
   """Whether the per-replica steps are XLA-compiled: `--jit_compile=true|false`, or `auto`.
 
-  auto: on for a single CPU replica and a loss whose critic update has no gradients of gradients, where
-  XLA measured faster (Wang's SN-DCGAN: 8.6 s instead of 32.4 s per full-width step); off for the
-  second-order losses (`LossSpec.second_order`: Binkowski's mmd_gp step took 91 s instead of 6.7 s), on
-  GPUs (not yet measured), and with several CPU replicas: XLA cannot place the replicas of logical CPU
-  devices (it pins every compiled replica step to the first one) nor compile the cross-worker collectives
-  of a multi-worker CPU run. BENCHMARKS.md, "XLA and steps per loop", has the numbers.
+  auto: on for a single CPU replica of an AVX2-only CPU and a loss whose critic update has no gradients of
+  gradients, where XLA measured faster (2-core AVX2 VM: the default run's networks 1.7x, a tiny network 2.0x).
+  Off on CPUs with AVX-512, where TensorFlow's oneDNN kernels beat XLA's code (AVX-512 BF16 VM: Wang's
+  SN-DCGAN, the ResNet and Li's DCGAN at quarter width 1.4-1.9x slower with XLA); off for the second-order
+  losses (`LossSpec.second_order`: Binkowski's mmd_gp step took 91 s instead of 6.7 s), on GPUs (not yet
+  measured), and with several CPU replicas: XLA cannot place the replicas of logical CPU devices (it pins
+  every compiled replica step to the first one) nor compile the cross-worker collectives of a multi-worker
+  CPU run.
+  BENCHMARKS.md, "XLA and steps per loop" and "Step benchmark", has the numbers.
   """
   setting = cfg.train.jit_compile
   gpus = bool(tf.config.list_logical_devices("GPU"))
@@ -139,7 +153,7 @@ def use_xla(cfg: config_lib.Config, strategy) -> bool:
   if setting == "false":
     return False
   second_order = losses_lib.LOSSES[cfg.loss.name].second_order
-  return strategy.num_replicas_in_sync == 1 and not gpus and not second_order
+  return strategy.num_replicas_in_sync == 1 and not gpus and not second_order and not cpu_has_avx512()
 
 
 def replica_fns(nets, cfg, spec, generator_update=None, jit_compile: bool = False):

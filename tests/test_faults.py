@@ -95,12 +95,12 @@ def test_a_second_run_on_a_locked_workdir_stops_at_once(tmp_path):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_saves_the_interrupted_step_and_the_rerun_continues(tmp_path, signum):
-  """Ctrl-C: one CPU replica, so XLA is on (`--jit_compile=auto`), with 2 generator steps per compiled call;
+  """Ctrl-C: one CPU replica with XLA (`--jit_compile=true`) and 2 generator steps per compiled call;
   SIGTERM: the plain path (no XLA, one step per call)."""
   workdir = tmp_path / "run"
   # Loops stop where the host logs: log every 2nd step for loops of 2 to run.
   ctrl_c = signum == signal.SIGINT
-  path = ["--steps_per_loop=2"] if ctrl_c else ["--jit_compile=false"]
+  path = ["--steps_per_loop=2", "--jit_compile=true"] if ctrl_c else ["--jit_compile=false"]
   command = [sys.executable, str(ROOT / "main.py"), f"--workdir={workdir}", "--width=0.125", "--batch_size=8",
              *path, "--steps=100000", f"--log_every={2 if ctrl_c else 1}", "--checkpoint_every=100000",
              "--sample_every=100000"]
