@@ -78,6 +78,7 @@ FLAG_FIELDS = {
     "mixed_precision": ("train.mixed_precision",),
     "steps_per_loop": ("train.steps_per_loop",),
     "jit_compile": ("train.jit_compile",),
+    "init_from": ("train.init_from",),
     # evaluation
     "eval_every": ("eval.eval_every",),
     "eval_at_start": ("eval.eval_at_start",),
@@ -210,10 +211,15 @@ def define_flags(flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> None:
                    "checkpoints, evaluation and stop signals happen between calls, at the same steps as with "
                    "1: a loop never runs past the next of their intervals.")
   f.DEFINE_enum("jit_compile", None, ["auto", "true", "false"], "XLA-compile the per-replica training steps. "
-                "auto: on with one replica per CPU for the losses without gradients of gradients, where it "
-                "measured faster; off for the gradient-penalty and SMMD losses (much slower under XLA on a "
-                "CPU), on GPUs (not yet measured) and with several logical CPU devices (XLA cannot place "
-                "them).")
+                "auto: on with one replica on an AVX2-only CPU for the losses without gradients of "
+                "gradients, where it measured faster; off on CPUs with AVX-512 (oneDNN beat XLA there), for "
+                "the gradient-penalty and SMMD losses (much slower under XLA on a CPU), on GPUs (not yet "
+                "measured) and with several logical CPU devices (XLA cannot place them).")
+  f.DEFINE_string("init_from", None, "Start a fresh run from another run's variables: a run directory (its "
+                  "latest checkpoint) or a checkpoint prefix (RUN/checkpoints/ckpt-N). Weights, optimizer "
+                  "state and the step counter are taken over; the config is this run's own (e.g. another "
+                  "loss or learning rate), and the networks must fit. Ignored once --workdir has a "
+                  "checkpoint of its own (a resume).")
   # Evaluation.
   f.DEFINE_integer("eval_every", None, "KID/FID evaluation interval in steps (0 = off). The presets turn it "
                    "on whenever the FID Inception weights are available (given or cached); giving this "

@@ -74,6 +74,25 @@ def quarantine_unreadable(checkpoint_dir: str) -> list:
   return moved
 
 
+def resolve_init_from(path: str) -> str:
+  """The checkpoint prefix `--init_from=path` names: a run directory's latest checkpoint, or a prefix itself.
+
+  Raises:
+    ValueError: naming `path`, when it is neither.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  if os.path.isdir(path):
+    for directory in (os.path.join(path, "checkpoints"), path):
+      latest = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
+      if latest:
+        return latest
+    raise ValueError(f"--init_from={path} is a directory without a checkpoint (expected a run directory or "
+                     "a checkpoint prefix such as RUN/checkpoints/ckpt-500)")
+  if os.path.exists(path + ".index"):
+    return path
+  raise ValueError(f"--init_from={path} is neither a run directory nor a checkpoint prefix (no {path}.index)")
+
+
 def prepare_workdir(workdir: str) -> None:
   """Creates `workdir` or fails with one clear message (a file in the way, no permission)."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):

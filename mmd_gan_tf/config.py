@@ -126,6 +126,7 @@ class TrainConfig:
   mixed_precision: bool = False
   steps_per_loop: int = 1          # generator steps per call of the compiled training function
   jit_compile: str = "auto"        # XLA for the per-replica steps: auto | true | false (trainer.use_xla)
+  init_from: str = ""              # a fresh run starts from this run's (or checkpoint's) variables; "" = off
 
 
 @dataclasses.dataclass(frozen=True)

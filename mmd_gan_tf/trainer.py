@@ -459,6 +459,17 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
     _restore(checkpoint, manager.latest_checkpoint, workdir)
     run_config.assign(cfg.to_json())
     logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
+  elif cfg.train.init_from:
+    prefix = checkpointing.resolve_init_from(cfg.train.init_from)
+    try:
+      checkpoint.restore(prefix).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+      first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      raise ValueError(f"--init_from={cfg.train.init_from}: {prefix} does not fit the networks of this config "
+                       f"({first[:300]}); give the architecture and widths it was trained with") from None
+    run_config.assign(cfg.to_json())
+    logging.info("Initialised from %s (--init_from) at step %d; this run's own config from here on", prefix,
+                 int(step.numpy()))
   if chief:
     checkpointing.save_config(cfg, workdir)  # only now: a failed resume leaves the directory as it was
   if lr_adapter is not None:

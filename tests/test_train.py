@@ -108,6 +108,38 @@ def test_resume_refuses_a_changed_architecture(tmp_path):
     trainer.train(_cfg(tmp_path, steps=2, loss="hinge", width=0.125), strategy=strategy)
 
 
+def test_init_from_starts_a_new_run_from_another_runs_variables(trained_run, tmp_path):
+  source, _ = trained_run
+  strategy = make_two_replica_strategy()
+  cfg = _cfg(tmp_path, steps=5, loss="rep_b", init_from=str(source))
+  trainer.train(cfg, strategy=strategy)
+  latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+  assert latest.endswith("ckpt-5")
+  nets = trainer.build_networks(cfg)
+  restored_step = tf.Variable(0, dtype=tf.int64)
+  trainer.make_checkpoint(nets, restored_step, critic_count=tf.Variable(0, dtype=tf.int64)).restore(
+      latest).expect_partial()
+  assert int(restored_step.numpy()) == 5
+  assert int(nets.generator_optimizer.iterations.numpy()) == 5  # 4 taken over + 1 new
+  # The new run is its own: its config (in the checkpoint and config.json) says rep_b, and the source is
+  # untouched.
+  from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
+  assert checkpointing.config_in_checkpoint(latest)["loss"]["name"] == "rep_b"
+  assert checkpointing.load_config(str(tmp_path)).loss.name == "rep_b"
+  assert tf.train.latest_checkpoint(str(source / "checkpoints")).endswith("ckpt-4")
+  # Networks that do not fit: one error naming the flag.
+  with pytest.raises(ValueError, match="--init_from=.*does not fit the networks"):
+    trainer.train(_cfg(tmp_path / "wider", steps=5, width=0.25, init_from=str(source)), strategy=strategy)
+
+
+def test_init_from_names_a_bad_path(tmp_path):
+  from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ValueError, match=f"--init_from={tmp_path} is a directory without a checkpoint"):
+    checkpointing.resolve_init_from(str(tmp_path))
+  with pytest.raises(ValueError, match="neither a run directory nor a checkpoint prefix"):
+    checkpointing.resolve_init_from(str(tmp_path / "ckpt-7"))
+
+
 def test_export_round_trip_in_a_fresh_process(trained_run, tmp_path):
   workdir, _ = trained_run
   cfg = _cfg(workdir, steps=4)
