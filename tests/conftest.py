@@ -70,6 +70,22 @@ def two_replica_strategy():
   return make_two_replica_strategy()
 
 
+# The tiny run that test_train.py's seams and test_sn_report.py read (never write): Wang's `rep` on the
+# built-in data, eighth width, batch 8, 4 steps on 2 replicas, a checkpoint (and log, samples) every 2 steps.
+TINY_RUN = dict(dataset="shapes", loss="rep", width=0.125, batch_size=8, log_every=2, sample_every=2,
+                checkpoint_every=2)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+  """(workdir, final metrics) of the TINY_RUN trained once per test process."""
+  from flags import build as config_builder  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf import trainer  # pylint: disable=import-outside-toplevel
+  workdir = tmp_path_factory.mktemp("tiny_run")
+  cfg = config_builder.build_config(dict(TINY_RUN, workdir=str(workdir), steps=4))
+  return workdir, trainer.train(cfg, strategy=make_two_replica_strategy())
+
+
 class _FakeInceptionWeights:
   sha256 = "fake-inception-for-tests"
 

@@ -5,21 +5,16 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, make_two_replica_strategy
-from flags import build as config_builder
-from mmd_gan_tf import trainer
+from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))
 from tools import sn_report  # noqa: E402  pylint: disable=wrong-import-position
 
 
-def test_report_of_a_trained_run(tmp_path):
-  cfg = config_builder.build_config(dict(dataset="shapes", loss="rep", width=0.125, batch_size=8, steps=3,
-                                         log_every=1, sample_every=10, checkpoint_every=10,
-                                         workdir=str(tmp_path / "run")))
-  trainer.train(cfg, strategy=make_two_replica_strategy())
-  result = sn_report.report(str(tmp_path / "run"), iterations=200)
-  assert result["step"] == 3 and len(result["layers"]) == 8
+def test_report_of_a_trained_run(trained_run):
+  workdir, _ = trained_run
+  result = sn_report.report(str(workdir), iterations=200)
+  assert result["step"] == 4 and len(result["layers"]) == 8
   for layer in result["layers"]:
     # Three power iterations from a random start underestimate sigma; converged iterations never go down.
     assert layer["sigma_converged"] >= layer["sigma_estimate"] * (1 - 1e-4)
@@ -48,13 +43,10 @@ def test_feature_geometry_against_a_float64_loop():
   assert scaled_up["real_fake"]["kernel_mean"] < geometry["real_fake"]["kernel_mean"]
 
 
-def test_features_of_a_trained_run_and_a_chosen_checkpoint(tmp_path):
-  cfg = config_builder.build_config(dict(dataset="shapes", loss="rep", width=0.125, batch_size=8, steps=4,
-                                         log_every=2, sample_every=10, checkpoint_every=2,
-                                         workdir=str(tmp_path / "run")))
-  trainer.train(cfg, strategy=make_two_replica_strategy())
-  earlier = str(tmp_path / "run" / "checkpoints" / "ckpt-2")
-  result = sn_report.report(str(tmp_path / "run"), iterations=5, checkpoint_path=earlier, features=16)
+def test_features_of_a_trained_run_and_a_chosen_checkpoint(trained_run):
+  workdir, _ = trained_run
+  earlier = str(workdir / "checkpoints" / "ckpt-2")
+  result = sn_report.report(str(workdir), iterations=5, checkpoint_path=earlier, features=16)
   assert result["step"] == 2 and result["checkpoint"] == earlier
   geometry = result["features"]
   assert geometry["bandwidth"] == 1.0  # Wang's single Gaussian bandwidth
@@ -62,4 +54,4 @@ def test_features_of_a_trained_run_and_a_chosen_checkpoint(tmp_path):
     assert 0.0 < geometry[name]["kernel_mean"] <= 1.0 and geometry[name]["median_distance"] > 0.0
   assert geometry["feature_norm_real"] > 0.0 and geometry["feature_norm_fake"] > 0.0
   with pytest.raises(ValueError, match="--features=1 must be 0"):
-    sn_report.report(str(tmp_path / "run"), iterations=1, features=1)
+    sn_report.report(str(workdir), iterations=1, features=1)

@@ -12,14 +12,13 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from conftest import ROOT, make_two_replica_strategy
+from conftest import ROOT, TINY_RUN, make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import noise
 from mmd_gan_tf import steps as steps_lib
 from mmd_gan_tf import trainer
 
-TINY = dict(dataset="shapes", loss="rep", width=0.125, batch_size=8, log_every=2, sample_every=2,
-            checkpoint_every=2)
+TINY = TINY_RUN
 
 
 def _cfg(workdir, **flags):
@@ -28,15 +27,6 @@ def _cfg(workdir, **flags):
 
 def _env():
   return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-  """A 4-step rep run on 2 replicas, shared by the checks below."""
-  workdir = tmp_path_factory.mktemp("run")
-  strategy = make_two_replica_strategy()
-  metrics = trainer.train(_cfg(workdir, steps=4), strategy=strategy)
-  return workdir, metrics
 
 
 def test_training_reports_finite_losses(trained_run):
