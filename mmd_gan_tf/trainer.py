@@ -96,14 +96,15 @@ def make_checkpoint(nets: steps_lib.Networks, step: tf.Variable, **extra) -> tf.
   return tf.train.Checkpoint(**objects)
 
 
-def _restore(checkpoint: tf.train.Checkpoint, prefix: str, workdir: str) -> None:
-  """Restores `prefix`, turning a mismatch of the networks into one error that names the checkpoint."""
+def _restore(checkpoint: tf.train.Checkpoint, prefix: str, advice: str, source: str = "") -> None:
+  """Restores `prefix`, turning a mismatch of the networks into one error that names the checkpoint (after
+  `source`, e.g. the flag that named it) and ends with `advice`."""
   try:
     checkpoint.restore(prefix).assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.OpError) as e:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise ValueError(f"{prefix} does not fit the networks of this config ({first[:300]}); resume with the "
-                     f"settings it was trained with or use a new --workdir (not {workdir})") from None
+    raise ValueError(f"{source}{prefix} does not fit the networks of this config ({first[:300]}); "
+                     f"{advice}") from None
 
 
 def make_counters():
@@ -456,20 +457,16 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
       logging.warning(unchecked)
   evaluator, lr_adapter = evaluation.make_evaluation(cfg, nets, checkpoint, strategy)
   if manager.latest_checkpoint:
-    _restore(checkpoint, manager.latest_checkpoint, workdir)
-    run_config.assign(cfg.to_json())
+    _restore(checkpoint, manager.latest_checkpoint,
+             f"resume with the settings it was trained with or use a new --workdir (not {workdir})")
     logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
   elif cfg.train.init_from:
     prefix = checkpointing.resolve_init_from(cfg.train.init_from)
-    try:
-      checkpoint.restore(prefix).assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-      first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-      raise ValueError(f"--init_from={cfg.train.init_from}: {prefix} does not fit the networks of this config "
-                       f"({first[:300]}); give the architecture and widths it was trained with") from None
-    run_config.assign(cfg.to_json())
+    _restore(checkpoint, prefix, "give the architecture and widths it was trained with",
+             source=f"--init_from={cfg.train.init_from}: ")
     logging.info("Initialised from %s (--init_from) at step %d; this run's own config from here on", prefix,
                  int(step.numpy()))
+  run_config.assign(cfg.to_json())  # a restored checkpoint brought its own run's config
   if chief:
     checkpointing.save_config(cfg, workdir)  # only now: a failed resume leaves the directory as it was
   if lr_adapter is not None:
