@@ -67,6 +67,19 @@ def guarded(main: Callable[[List[str]], int]) -> Callable[[List[str]], int]:
   return guarded_main
 
 
+def call(main: Callable[[List[str]], int], argv: List[str]) -> int:
+  """`main` on the command line `argv` (argv[0] the program) in this process, as `run` would run it, but
+  returning the exit code instead of exiting: flags re-parsed from their defaults, user errors one line.
+  For notebooks and tests that drive an entry point without starting a Python process."""
+  define_verbose_flag()
+  flags.FLAGS.unparse_flags()
+  try:
+    remaining = _parse_flags(argv)
+  except SystemExit as stop:
+    return stop.code
+  return guarded(main)(remaining)
+
+
 def run(main: Callable[[List[str]], int]) -> None:
   """`absl.app.run(main)` under the one-line rule (module docstring); defines --verbose.
 

@@ -3,8 +3,12 @@
 This must run before TensorFlow initialises its devices, hence at import time of conftest.
 """
 
+import contextlib
+import io
 import os
 import pathlib
+import subprocess
+import sys
 
 import tempfile
 
@@ -53,6 +57,22 @@ def tool_env() -> dict:
   env = dict(os.environ)
   env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
   return env
+
+
+def main_in_process(*args: str) -> subprocess.CompletedProcess:
+  """`python main.py ARGS` run in this process (`mmd_gan_tf.cli.call`): its exit code, stdout and stderr.
+
+  The command-line boundary without a new Python and TensorFlow start (5-6 s each on one core): for the
+  tests of flag parsing, --dry_run and one-line errors. A few tests still start main.py for real.
+  """
+  if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+  import main  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf import cli  # pylint: disable=import-outside-toplevel
+  stdout, stderr = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    code = cli.call(main.main, ["main.py", *args])
+  return subprocess.CompletedProcess(["main.py", *args], code, stdout.getvalue(), stderr.getvalue())
 
 
 def make_two_replica_strategy() -> tf.distribute.MirroredStrategy:
@@ -113,3 +133,14 @@ def fake_inception(monkeypatch):
   monkeypatch.setattr(training_eval, "load_network",
                       lambda eval_cfg, strategy=None: (_FakeInceptionWeights(), network))
   return network
+
+
+@pytest.fixture
+def no_export(monkeypatch):
+  """`trainer.train` without its final SavedModel export (1-2 s a run on one core), for tests that never read
+  it; the export has tests of its own (test_train.py, test_faults.py, test_eval_default.py)."""
+  from mmd_gan_tf import trainer  # pylint: disable=import-outside-toplevel
+  exported = []
+  monkeypatch.setattr(trainer.export_lib, "export_generator",
+                      lambda generator, cfg, export_dir: exported.append(export_dir))
+  return exported

@@ -111,7 +111,8 @@ def test_multi_worker_run_writes_from_the_chief_only(tmp_path):
     os.makedirs(env["TMPDIR"])
     processes.append(subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "--strategy=multi_worker", f"--workdir={workdir}", "--steps=4",
-         "--width=0.125", "--batch_size=8", "--checkpoint_every=2", "--log_every=2", "--sample_every=2"],
+         "--arch=li", "--width=0.125", "--batch_size=8", "--checkpoint_every=2", "--log_every=2",
+         "--sample_every=2"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
   results = []
   for process in processes:
@@ -154,8 +155,8 @@ def test_a_signal_to_one_worker_stops_every_worker_at_the_same_step(tmp_path):
     with open(logs[-1], "w") as log:
       processes.append(subprocess.Popen(
           [sys.executable, str(ROOT / "main.py"), "--strategy=multi_worker", f"--workdir={workdir}",
-           "--steps=100000", "--width=0.125", "--batch_size=8", "--checkpoint_every=100000", "--log_every=1",
-           "--sample_every=100000", "--eval_every=0"],
+           "--steps=100000", "--arch=li", "--width=0.125", "--batch_size=8", "--checkpoint_every=100000",
+           "--log_every=1", "--sample_every=100000", "--eval_every=0"],
           cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True))
   try:
     deadline = time.time() + 300

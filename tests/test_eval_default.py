@@ -1,11 +1,14 @@
 """KID during training by default: best effort without weights, held-out real images, eval.jsonl, time budgets."""
 
+import dataclasses
 import json
 import logging
 import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import asset_path, make_two_replica_strategy
 from flags import build as config_builder
@@ -45,7 +48,9 @@ def test_asked_for_kid_without_weights_is_an_error(tmp_path):
     trainer.train(cfg, strategy=make_two_replica_strategy())
 
 
-def test_kid_against_held_out_images_is_logged_per_step(tmp_path):
+def test_kid_against_held_out_images_is_logged_per_step(tmp_path, no_export):
+  """Real Inception features in a 2-replica run: KID of held-out images in eval.jsonl and TensorBoard, the
+  best-KID checkpoint, the real features cached once."""
   weights = asset_path("inception/fid_inception_v3_2015_12_05.npz")
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
@@ -53,6 +58,7 @@ def test_kid_against_held_out_images_is_logged_per_step(tmp_path):
   cfg = _cfg(tmp_path / "run", dataset="npz", data_dir=str(tmp_path / "data.npz"), eval_split="test",
              steps=4, eval_every=2, eval_num_samples=8, kid_subset_size=4, kid_subsets=2,
              inception_weights=str(weights))
+  cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, feature_cache_dir=str(tmp_path / "cache")))
   assert cfg.eval.real_split == "test" and cfg.eval.eval_at_start
   trainer.train(cfg, strategy=make_two_replica_strategy())
   records = [json.loads(line) for line in open(tmp_path / "run" / "eval.jsonl", encoding="utf-8")]
@@ -62,6 +68,15 @@ def test_kid_against_held_out_images_is_logged_per_step(tmp_path):
   assert all(np.isfinite(r["kid"]) and r["kid_std"] >= 0 and r["num_real"] == 8 for r in records)
   progress = json.load(open(tmp_path / "run" / "progress.json", encoding="utf-8"))
   assert progress["step"] == 4 and progress["train_seconds"] >= seconds[-1]
+  # TensorBoard has the same scores and the best so far; the best checkpoint is kept.
+  acc = event_accumulator.EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"tensors": 0})
+  acc.Reload()
+  read = lambda tag: [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+  kids = read("eval/kid")
+  assert kids == pytest.approx([r["kid"] for r in records])
+  assert read("eval/best_kid")[-1] == pytest.approx(min(kids))
+  assert tf.train.latest_checkpoint(str(tmp_path / "run" / "best_kid")) is not None
+  assert len(os.listdir(tmp_path / "cache" / "features")) == 1  # the real features, cached once
 
 
 def test_max_train_minutes_stops_the_run_and_exports(tmp_path):

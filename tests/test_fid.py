@@ -38,10 +38,37 @@ def test_trace_sqrt_product_matches_sqrtm():
   np.testing.assert_allclose(fid.trace_sqrt_product(cov_real, cov_fake).numpy(), expected, rtol=1e-7)
 
 
+@pytest.mark.parametrize("real_count, fake_count", [(40, 25), (25, 63)])
+def test_fewer_samples_than_dimensions_take_the_features_route_to_the_same_distance(real_count, fake_count):
+  real, fake = _features(7, real_count, dim=64), _features(8, fake_count, dim=64, scale=0.6, shift=0.3)
+  """M, N < d: C_r C_f is singular, and the square roots of its ~1e-13 "zero" eigenvalues put ~1e-5 of
+  rounding into the covariance routes (scipy's sqrtm and `trace_sqrt_product` alike); the features route
+  has none. Oracle: numpy's singular values of the scaled centred features' product A B^T, float64."""
+  real, fake = _features(7, real_count, dim=64), _features(8, fake_count, dim=64, scale=0.6, shift=0.3)
+  real64, fake64 = real.astype(np.float64), fake.astype(np.float64)
+  a = (real64 - real64.mean(0)) / np.sqrt(real_count - 1)
+  b = (fake64 - fake64.mean(0)) / np.sqrt(fake_count - 1)
+  trace_root = np.linalg.svd(a @ b.T, compute_uv=False).sum()
+  np.testing.assert_allclose(fid.trace_sqrt_product_from_features(real, fake).numpy(), trace_root, rtol=1e-10)
+  mu_r, mu_f = real64.mean(0), fake64.mean(0)
+  expected = np.sum((mu_r - mu_f) ** 2) + np.sum(a ** 2) + np.sum(b ** 2) - 2 * trace_root
+  value = fid.fid(real, fake, min_samples=0)
+  np.testing.assert_allclose(value.numpy(), expected, rtol=1e-10)
+  # The covariance routes agree to their rounding.
+  covariances = fid.frechet_distance(*fid.feature_statistics(real), *fid.feature_statistics(fake))
+  np.testing.assert_allclose(value.numpy(), covariances.numpy(), rtol=1e-7)
+  np.testing.assert_allclose(value.numpy(), _oracle_fid(real, fake), rtol=1e-7)
+
+
 def test_fid_of_a_set_with_itself_is_zero_and_runs_in_graph():
   real = _features(3, 100)
   in_graph = tf.function(lambda r, f: fid.fid(r, f, min_samples=0))
   np.testing.assert_allclose(in_graph(tf.constant(real), tf.constant(real)).numpy(), 0.0, atol=1e-6)
+  few = _features(3, 10, dim=32)  # the features route
+  np.testing.assert_allclose(in_graph(tf.constant(few), tf.constant(few)).numpy(), 0.0, atol=1e-6)
+  unknown = tf.function(lambda r, f: fid.fid(r, f, min_samples=0),
+                        input_signature=[tf.TensorSpec([None, 12], tf.float32)] * 2)  # counts unknown
+  np.testing.assert_allclose(unknown(real, real).numpy(), 0.0, atol=1e-6)  # the covariance route
 
 
 def test_fid_refuses_fewer_than_2048_samples():

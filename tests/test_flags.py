@@ -11,7 +11,7 @@ from absl import flags as absl_flags
 from flags import build as config_builder
 from flags import definitions
 from flags import presets
-from conftest import ROOT
+from conftest import ROOT, main_in_process
 from mmd_gan_tf import data, kernels, losses, models, optimizers
 
 
@@ -21,10 +21,11 @@ def _build(**flags):
   return config_builder.build_config(flags)
 
 
-def _main(*args, cwd=None):
+def _main(*args):
+  """A real `python main.py ARGS` process (the in-process tests use `main_in_process`)."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
-                        cwd=cwd or ROOT, env=env, timeout=300)
+                        cwd=ROOT, env=env, timeout=300)
 
 
 def test_default_is_the_quick_builtin_preset():
@@ -72,7 +73,7 @@ def test_bad_values_name_the_flag(flags, bad):
 
 
 def test_dry_run_prints_resolved_config():
-  result = _main("--dry_run", "--dataset=cifar10", "--loss=rep", "--critic_lr=0.001")
+  result = main_in_process("--dry_run", "--dataset=cifar10", "--loss=rep", "--critic_lr=0.001")
   assert result.returncode == 0, result.stderr
   cfg = json.loads(result.stdout)
   assert cfg["optim"]["critic_lr"] == 0.001 and cfg["optim"]["generator_lr"] == 2e-4
@@ -80,7 +81,7 @@ def test_dry_run_prints_resolved_config():
 
 
 def test_unknown_flag_value_fails_with_its_name():
-  result = _main("--loss=nonsense", "--dry_run")
+  result = main_in_process("--loss=nonsense", "--dry_run")
   assert result.returncode != 0
   assert "nonsense" in result.stderr and "--loss" in result.stderr
 
@@ -88,7 +89,7 @@ def test_unknown_flag_value_fails_with_its_name():
 def test_workdir_that_is_a_file_fails(tmp_path):
   path = tmp_path / "a_file"
   path.write_text("x")
-  result = _main(f"--workdir={path}", "--steps=1")
+  result = main_in_process(f"--workdir={path}", "--steps=1")
   assert result.returncode == 2
   assert f"--workdir={path} exists and is not a directory" in result.stderr
 
@@ -100,7 +101,7 @@ def test_unwritable_workdir_fails(tmp_path):
     parent = str(tmp_path / "ro" / "run")
     os.makedirs(tmp_path / "ro")
     os.chmod(tmp_path / "ro", 0o500)
-  result = _main(f"--workdir={parent}", "--steps=1")
+  result = main_in_process(f"--workdir={parent}", "--steps=1")
   assert result.returncode == 2
   assert f"--workdir={parent}" in result.stderr and "cannot be created" in result.stderr
 

@@ -10,7 +10,11 @@ from conftest import make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import trainer
 
-TINY = dict(dataset="shapes", width=0.0625, batch_size=4, log_every=100, sample_every=100, checkpoint_every=100)
+pytestmark = pytest.mark.usefixtures("no_export")  # the runs are read for their checkpoints only
+
+# Li's 4-layer networks (with conv spectral norm): the loops, not the networks, are under test here.
+TINY = dict(dataset="shapes", arch="li", width=0.0625, batch_size=4, log_every=100, sample_every=100,
+            checkpoint_every=100)
 
 
 def _cfg(workdir, **flags):

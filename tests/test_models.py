@@ -130,7 +130,10 @@ def test_trains_on_two_replicas(strategy, arch, size, mode):
     # epsilon 1e-12: every variable with a nonzero gradient moves by ~lr, however small the reference
     # codes' initial weights make its gradient (Binkowski's 0.02-std critic gives ~1e-12 on BN scales).
     optimizer = tf.keras.optimizers.Adam(1e-3, epsilon=1e-12)
-  variables = generator.trainable_variables + critic.trainable_variables
+    variables = generator.trainable_variables + critic.trainable_variables
+    # Its slots exist before the step is traced (as in the trainer): else tf.function traces it twice, once
+    # creating them and once more without.
+    optimizer.build(variables)
   before = [v.numpy().copy() for v in variables]
 
   @tf.function

@@ -34,7 +34,7 @@ def test_two_configurations_end_to_end(tmp_path):
              "--config=hinge_small:--loss=hinge --critic_dim=4", "--steps=4", "--eval_points=2",
              "--num_samples=12", "--kid_subset_size=6", "--kid_subsets=2", f"--inception_weights={weights}",
              "--poll_seconds=1",
-             "--common=--width=0.0625 --batch_size=4 --cpu_devices=2 --log_every=2 --sample_every=2 "
+             "--common=--arch=li --width=0.0625 --batch_size=4 --cpu_devices=1 --log_every=2 --sample_every=2 "
              "--checkpoint_every=2"]
   result = subprocess.run(command, capture_output=True, text=True, cwd=str(tmp_path), timeout=900,
                           check=False, env=tool_env())

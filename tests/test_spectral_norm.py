@@ -301,7 +301,8 @@ def test_power_vectors_identical_across_replicas(strategy, mode):
     conv.build((None, HW, HW, CIN))
     dense.build((None, 4 * 4 * COUT))
     optimizer = tf.keras.optimizers.SGD(0.5)
-  variables = conv.trainable_variables + dense.trainable_variables
+    variables = conv.trainable_variables + dense.trainable_variables
+    optimizer.build(variables)  # before the step is traced, as the trainer does (else it is traced twice)
   vectors = [conv.power_vector, dense.power_vector]
   initial = [v.numpy().copy() for v in vectors]
   for vector in vectors:

@@ -58,7 +58,7 @@ def test_run_directory_contents(trained_run):
   assert (workdir / "export" / "saved_model.pb").exists()
 
 
-def test_resume_continues_step_optimizer_and_noise(tmp_path):
+def test_resume_continues_step_optimizer_and_noise(tmp_path, no_export):
   strategy = make_two_replica_strategy()
   trainer.train(_cfg(tmp_path, steps=2), strategy=strategy)
 
@@ -89,7 +89,7 @@ def test_resume_continues_step_optimizer_and_noise(tmp_path):
   assert [e.step for e in acc.Tensors("loss/critic")] == [2, 4]
 
 
-def test_resume_refuses_a_changed_architecture(tmp_path):
+def test_resume_refuses_a_changed_architecture(tmp_path, no_export):
   strategy = make_two_replica_strategy()
   trainer.train(_cfg(tmp_path, steps=1), strategy=strategy)
   with pytest.raises(ValueError, match="model.width: checkpoint has 0.125, this run asks for 0.25"):
@@ -98,7 +98,7 @@ def test_resume_refuses_a_changed_architecture(tmp_path):
     trainer.train(_cfg(tmp_path, steps=2, loss="hinge", width=0.125), strategy=strategy)
 
 
-def test_init_from_starts_a_new_run_from_another_runs_variables(trained_run, tmp_path):
+def test_init_from_starts_a_new_run_from_another_runs_variables(trained_run, tmp_path, no_export):
   source, _ = trained_run
   strategy = make_two_replica_strategy()
   cfg = _cfg(tmp_path, steps=5, loss="rep_b", init_from=str(source))
@@ -181,8 +181,9 @@ def test_sample_tool_writes_a_grid(trained_run, tmp_path):
 def test_sigkill_then_rerun_resumes(tmp_path):
   """`python main.py` on 2 logical CPU devices (MirroredStrategy), killed and re-run, with 2 generator steps
   per compiled call (`--steps_per_loop`; the loops stop at every checkpoint)."""
-  args = [sys.executable, str(ROOT / "main.py"), f"--workdir={tmp_path}", "--width=0.125", "--batch_size=8",
-          "--checkpoint_every=2", "--log_every=2", "--sample_every=1000", "--cpu_devices=2", "--steps_per_loop=2"]
+  args = [sys.executable, str(ROOT / "main.py"), f"--workdir={tmp_path}", "--arch=li", "--width=0.125",
+          "--batch_size=8", "--checkpoint_every=2", "--log_every=2", "--sample_every=1000", "--cpu_devices=2",
+          "--steps_per_loop=2"]
   process = subprocess.Popen(args + ["--steps=100000"], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
   deadline = time.time() + 240
@@ -204,28 +205,9 @@ def test_sigkill_then_rerun_resumes(tmp_path):
   assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{target}")
 
 
-def test_in_training_kid_is_logged_and_best_checkpoint_kept(tmp_path):
-  import dataclasses  # pylint: disable=g-import-not-at-top
-  from conftest import asset_path  # pylint: disable=g-import-not-at-top
-  weights = asset_path("inception/fid_inception_v3_2015_12_05.npz")
-  cfg = _cfg(tmp_path / "run", steps=2, eval_every=1, inception_weights=str(weights), kid_subsets=3,
-             kid_subset_size=6, eval_num_samples=8)
-  cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, feature_cache_dir=str(tmp_path / "cache")))
-  trainer.train(cfg, strategy=make_two_replica_strategy())
-  acc = event_accumulator.EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"tensors": 0})
-  acc.Reload()
-  kids = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("eval/kid")]
-  stds = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("eval/kid_std")]
-  best = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("eval/best_kid")]
-  assert len(kids) == 2 and all(np.isfinite(kids)) and all(s >= 0 for s in stds)
-  assert best[-1] == pytest.approx(min(kids))
-  assert tf.train.latest_checkpoint(str(tmp_path / "run" / "best_kid")) is not None
-  assert os.listdir(tmp_path / "cache")  # real features cached once
-
-
-def test_lr_adaptation_runs_in_training_and_resumes_its_state(tmp_path, fake_inception):
+def test_lr_adaptation_runs_in_training_and_resumes_its_state(tmp_path, fake_inception, no_export):
   """The adaptation's seams (tests every step, decays, logs, checkpoints, resumes) on a stand-in network;
-  the real Inception features in training are checked by the KID test above."""
+  the real Inception features in training are checked in test_eval_default.py."""
   import dataclasses  # pylint: disable=g-import-not-at-top
   flags = dict(lr_adaptation=True, lr_adaptation_every=1, lr_adaptation_lag=1, lr_adaptation_samples=6,
                lr_adaptation_patience=1)

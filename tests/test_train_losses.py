@@ -11,6 +11,8 @@ from flags import build as config_builder
 from mmd_gan_tf import losses
 from mmd_gan_tf import trainer
 
+pytestmark = pytest.mark.usefixtures("no_export")  # the runs are read for their losses only
+
 
 @pytest.fixture(scope="module")
 def strategy():

@@ -3,8 +3,13 @@
 FID = |mu_r - mu_f|^2 + tr(C_r) + tr(C_f) - 2 tr((C_r C_f)^(1/2)) on Inception pool_3 features, with
 float64 means and (ddof 1) covariances. The trace of the square root comes from eigenvalues, not from
 scipy's sqrtm: tr((C_r C_f)^(1/2)) = sum_i sqrt(lambda_i(S C_f S)) with S = C_r^(1/2) (symmetric PSD,
-so the eigenvalues are real and clipped at 0 against rounding). FID is biased in the sample count:
-fewer than 2048 samples per set are refused unless `min_samples` is lowered.
+so the eigenvalues are real and clipped at 0 against rounding). With fewer samples than feature
+dimensions (M, N < d), `fid` takes the same trace from the features instead: with C_r = A^T A and
+C_f = B^T B (A [M, d], B [N, d] the centred features over sqrt(count - 1)), the nonzero eigenvalues of
+C_r C_f are those of (A B^T)(A B^T)^T, so the trace is the sum of the singular values of A B^T [M, N]
+(for 2 x 100 Inception features: an SVD of 100 x 100 instead of two eigendecompositions of 2048 x 2048).
+FID is biased in the sample count: fewer than 2048 samples per set are refused unless `min_samples` is
+lowered.
 """
 
 from typing import Tuple
@@ -34,6 +39,20 @@ def trace_sqrt_product(cov_real: tf.Tensor, cov_fake: tf.Tensor) -> tf.Tensor:
   product = root @ tf.cast(cov_fake, tf.float64) @ root
   product = 0.5 * (product + tf.transpose(product))  # exact symmetry for eigvalsh
   return tf.reduce_sum(tf.sqrt(tf.maximum(tf.linalg.eigvalsh(product), 0.0)))
+
+
+def _scaled_centred(features: tf.Tensor) -> tf.Tensor:
+  """(X - mean) / sqrt(N - 1) of features X [N, d], float64: its Gram matrix A^T A is the covariance."""
+  features = tf.cast(features, tf.float64)
+  count = tf.cast(tf.shape(features)[0], tf.float64)
+  return (features - tf.reduce_mean(features, axis=0)) / tf.sqrt(count - 1.0)
+
+
+def trace_sqrt_product_from_features(real_features, fake_features) -> tf.Tensor:
+  """tr((C_r C_f)^(1/2)) of the covariances of features real [M, d] and fake [N, d]: the sum of the singular
+  values of A B^T [M, N] (module docstring); exact, and cheaper than `trace_sqrt_product` when M, N < d."""
+  a, b = _scaled_centred(real_features), _scaled_centred(fake_features)
+  return tf.reduce_sum(tf.linalg.svd(tf.matmul(a, b, transpose_b=True), compute_uv=False))
 
 
 def frechet_distance(mean_real, cov_real, mean_fake, cov_fake) -> tf.Tensor:
@@ -67,4 +86,12 @@ def fid(real_features, fake_features, min_samples: int = DEFAULT_MIN_SAMPLES) ->
                      f"{fake_features.shape}")
   _check_count("real", real_features.shape[0], min_samples)
   _check_count("fake", fake_features.shape[0], min_samples)
-  return frechet_distance(*feature_statistics(real_features), *feature_statistics(fake_features))
+  counts, dim = (real_features.shape[0], fake_features.shape[0]), real_features.shape[1]
+  if None in counts or dim is None or max(counts) >= dim:
+    return frechet_distance(*feature_statistics(real_features), *feature_statistics(fake_features))
+  # Fewer samples than dimensions: the same distance from [M, N] products (module docstring).
+  a, b = _scaled_centred(real_features), _scaled_centred(fake_features)
+  mean_real = tf.reduce_mean(tf.cast(real_features, tf.float64), axis=0)
+  mean_fake = tf.reduce_mean(tf.cast(fake_features, tf.float64), axis=0)
+  return (tf.reduce_sum(tf.square(mean_real - mean_fake)) + tf.reduce_sum(tf.square(a))
+          + tf.reduce_sum(tf.square(b)) - 2.0 * trace_sqrt_product_from_features(real_features, fake_features))
