@@ -95,15 +95,17 @@ def test_a_second_run_on_a_locked_workdir_stops_at_once(tmp_path):
   assert (workdir / "export" / "saved_model.pb").exists()
 
 
-def test_ctrl_c_saves_the_interrupted_step_and_the_rerun_continues(tmp_path):
+def test_ctrl_c_saves_the_interrupted_step_and_the_rerun_continues(tmp_path, caplog, no_export):
   """`python main.py` with XLA (`--jit_compile=true`, one CPU replica) and 2 generator steps per compiled call,
-  Ctrl-C'd: exit code 75 after a checkpoint of the step it stopped at; the same command continues from it.
+  Ctrl-C'd: exit code 75 after a checkpoint of the step it stopped at; the same command continues from it
+  (re-run in this process, as `main_in_process` would: a fresh main.py start is 5-6 s more on one core).
   Li's 4-layer networks: XLA compiles them in half the time of Wang's."""
   workdir = tmp_path / "run"
   # Loops stop where the host logs: log every 2nd step for loops of 2 to run.
-  command = [sys.executable, str(ROOT / "main.py"), f"--workdir={workdir}", "--arch=li", "--width=0.125",
-             "--batch_size=8", "--steps_per_loop=2", "--jit_compile=true", "--steps=100000", "--log_every=2",
-             "--checkpoint_every=100000", "--sample_every=100000"]
+  flags = dict(arch="li", width=0.125, batch_size=8, steps_per_loop=2, jit_compile="true", log_every=2,
+               checkpoint_every=100000, sample_every=100000)
+  command = [sys.executable, str(ROOT / "main.py"), f"--workdir={workdir}", "--steps=100000"]
+  command += [f"--{name}={value}" for name, value in flags.items()]
   log = tmp_path / "log.txt"
   with open(log, "w", encoding="utf-8") as out:
     process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=str(tmp_path))
@@ -117,10 +119,12 @@ def test_ctrl_c_saves_the_interrupted_step_and_the_rerun_continues(tmp_path):
   assert "checkpoint saved; run the same command again" in text
   step = int(tf.train.latest_checkpoint(str(workdir / "checkpoints")).rsplit("-", 1)[1])
   assert step >= 4 and step % 2 == 0
-  rerun = subprocess.run(command[:-4] + [f"--steps={step + 1}"], capture_output=True, text=True,
-                         cwd=str(tmp_path), timeout=300, check=False)
-  assert rerun.returncode == 0, rerun.stderr[-2000:]
-  assert f"at step {step}" in rerun.stderr
+  cfg = config_builder.build_config(dict(flags, workdir=str(workdir), steps=step + 1))
+  with caplog.at_level(logging.INFO, logger="absl"):
+    trainer.train(cfg, strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
+  messages = " | ".join(r.getMessage() for r in caplog.records)
+  assert f"at step {step}" in messages and "XLA compilation of the training steps: on" in messages
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith(f"ckpt-{step + 1}")
 
 
 def test_sigterm_saves_the_interrupted_step_and_the_rerun_continues(tmp_path, monkeypatch, caplog, no_export):
@@ -204,9 +208,8 @@ def test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, 
   data = [p for p in os.listdir(workdir / "checkpoints") if p.startswith("ckpt-4.data")][0]
   path = workdir / "checkpoints" / data
   path.write_bytes(path.read_bytes()[: os.path.getsize(path) // 2])  # cut short, as by a full disk
-  # Export falls back (and says so) ...
-  export = subprocess.run([sys.executable, str(ROOT / "main.py"), "--mode=export", f"--workdir={workdir}"],
-                          capture_output=True, text=True, timeout=300, check=False)
+  # Export (`main.py --mode=export`) falls back (and says so) ...
+  export = main_in_process("--mode=export", f"--workdir={workdir}")
   assert export.returncode == 0, export.stderr[-2000:]
   assert "ckpt-4 is unreadable" in export.stderr and "(step 2)" in export.stdout
   assert (workdir / "checkpoints" / "corrupt" / data).exists()  # kept for inspection
