@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import ROOT, main_in_process, make_two_replica_strategy, tool_env
+from conftest import ROOT, main_in_process, make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import files
 from mmd_gan_tf import trainer
@@ -45,20 +45,18 @@ def test_symlink_loops_are_listed_once_without_hanging(tmp_path, links, caplog):
   assert any("symbolic links" in r.getMessage() for r in caplog.records)
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("run")
-  trainer.train(config_builder.build_config(dict(TINY, workdir=str(workdir), steps=2, channels=3)),
-                strategy=make_two_replica_strategy())
-  return workdir
+@pytest.fixture
+def exported(trained_run):
+  """The run directory of the session's tiny trained run (conftest.TINY_RUN: one channel, 32 px)."""
+  return trained_run[0]
 
 
 def test_empty_batches_keep_the_image_shape(exported):
   loaded = tf.saved_model.load(str(exported / "export"))
   empty = loaded.signatures["sample"](num_samples=tf.constant(0), seed=tf.constant(1, tf.int64))
-  assert empty["images"].shape == (0, 32, 32, 3) and empty["images_uint8"].shape == (0, 32, 32, 3)
+  assert empty["images"].shape == (0, 32, 32, 1) and empty["images_uint8"].shape == (0, 32, 32, 1)
   z = tf.zeros([0, 128])
-  assert loaded.signatures["generate"](z=z)["images"].shape == (0, 32, 32, 3)
+  assert loaded.signatures["generate"](z=z)["images"].shape == (0, 32, 32, 1)
 
 
 def test_negative_sample_counts_are_a_clear_error(exported):
@@ -186,19 +184,21 @@ def test_result_files_are_readable_by_others_and_partial_saves_are_removed(tmp_p
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["keep"]
 
 
-def test_sample_tool_checks_its_input_and_batches(exported, tmp_path):
-  tool = [sys.executable, str(ROOT / "tools" / "sample.py")]
-  bad = subprocess.run(tool + [f"--model={tmp_path}", "--num=4"], capture_output=True, text=True, timeout=120,
-                       check=False, env=tool_env())
-  assert bad.returncode == 2 and "not a SavedModel export" in bad.stderr
-  negative = subprocess.run(tool + [f"--model={exported / 'export'}", "--num=-3"], capture_output=True,
-                            text=True, timeout=120, check=False, env=tool_env())
-  assert negative.returncode == 2 and "--num=-3" in negative.stderr
-  out = tmp_path / "grid.png"
-  good = subprocess.run(tool + [f"--model={exported / 'export'}", "--num=10", "--batch_size=3", f"--out={out}"],
-                        capture_output=True, text=True, timeout=300, check=False, env=tool_env())
-  assert good.returncode == 0, good.stderr[-1000:]
-  assert Image.open(out).size == (4 * 32, 3 * 32)
+def test_sample_tool_checks_its_input(exported, tmp_path):
+  """tools/sample.py's checks, before any TensorFlow work (its one-line errors as a process: test_cli.py; its
+  batched grid: test_train.py)."""
+  sys.path.insert(0, str(ROOT))
+  from tools import sample  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ValueError, match=f"--model={tmp_path / 'missing'} is not a SavedModel directory"):
+    sample.check_args(str(tmp_path / "missing"), 4, 4)
+  with pytest.raises(ValueError, match=f"--model={tmp_path} has no saved_model.pb: not a SavedModel export"):
+    sample.check_args(str(tmp_path), 4, 4)
+  for num in (-3, 0, sample.MAX_GRID + 1):
+    with pytest.raises(ValueError, match=rf"--num={num} must be in \[1, {sample.MAX_GRID}\]"):
+      sample.check_args(str(exported / "export"), num, 4)
+  with pytest.raises(ValueError, match="--batch_size=0 must be positive"):
+    sample.check_args(str(exported / "export"), 4, 0)
+  sample.check_args(str(exported / "export"), 10, 3)  # accepted
 
 
 def test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog, no_export):

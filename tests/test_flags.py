@@ -22,8 +22,9 @@ def _build(**flags):
 
 
 def _main(*args):
-  """A real `python main.py ARGS` process (the in-process tests use `main_in_process`)."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  """A real `python main.py ARGS` process (the in-process tests use `main_in_process`), with TensorFlow's
+  C++ log level as main.py sets it (2: errors shown)."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
                         cwd=ROOT, env=env, timeout=300)
 
@@ -189,9 +190,12 @@ def test_compatible_combinations_build(flags):
 
 
 def test_dry_run_of_an_incompatible_combination_exits_2_with_one_line():
+  """A real main.py process: exit code 2, one line, and none of TensorFlow's no-GPU start-up noise (see
+  test_console.py)."""
   result = _main("--dry_run", "--loss=wgan_gp", "--critic_dim=16")
   assert result.returncode == 2
   assert result.stdout == ""
+  assert "cuInit" not in result.stderr and "cudart_stub" not in result.stderr, result.stderr[:500]
   # TensorFlow's C++ start-up lines may precede it; main.py's own output is one line.
   errors = [line for line in result.stderr.splitlines() if "critic_dim" in line or line.startswith("error")]
   assert errors == ["error: --critic_dim=16: loss 'wgan_gp' needs critic_dim 1"]

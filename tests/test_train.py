@@ -178,7 +178,8 @@ def test_sample_tool_writes_a_grid(trained_run, tmp_path):
   workdir, _ = trained_run
   out = tmp_path / "grid.png"
   result = subprocess.run([sys.executable, str(ROOT / "tools" / "sample.py"), f"--model={workdir / 'export'}",
-                           "--num=10", f"--out={out}"], capture_output=True, text=True, env=_env(), timeout=300)
+                           "--num=10", "--batch_size=3", f"--out={out}"], capture_output=True, text=True,
+                          env=_env(), timeout=300)  # 4 batches of at most 3
   assert result.returncode == 0, result.stderr
   grid = tf.io.decode_png(tf.io.read_file(str(out))).numpy()
   assert grid.shape == (3 * 32, 4 * 32, 1)  # the built-in digits are one channel: a grey PNG

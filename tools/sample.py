@@ -30,16 +30,16 @@ def define_flags() -> None:
   flags.DEFINE_integer("batch_size", 256, "Images generated per call (bounds the memory).")
 
 
-def check_flags() -> None:
-  """Raises ValueError naming the flag, before TensorFlow loads anything."""
-  if not FLAGS.model or not os.path.isdir(FLAGS.model):
-    raise ValueError(f"--model={FLAGS.model} is not a SavedModel directory")
-  if not 0 < FLAGS.num <= MAX_GRID:
-    raise ValueError(f"--num={FLAGS.num} must be in [1, {MAX_GRID}] (one grid image)")
-  if FLAGS.batch_size <= 0:
-    raise ValueError(f"--batch_size={FLAGS.batch_size} must be positive")
-  if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
-    raise ValueError(f"--model={FLAGS.model} has no saved_model.pb: not a SavedModel export")
+def check_args(model: str, num: int, batch_size: int) -> None:
+  """Raises ValueError naming the flag (--model, --num, --batch_size), before TensorFlow loads anything."""
+  if not model or not os.path.isdir(model):
+    raise ValueError(f"--model={model} is not a SavedModel directory")
+  if not 0 < num <= MAX_GRID:
+    raise ValueError(f"--num={num} must be in [1, {MAX_GRID}] (one grid image)")
+  if batch_size <= 0:
+    raise ValueError(f"--batch_size={batch_size} must be positive")
+  if not os.path.exists(os.path.join(model, "saved_model.pb")):
+    raise ValueError(f"--model={model} has no saved_model.pb: not a SavedModel export")
 
 
 def load_generator(path: str):
@@ -59,7 +59,7 @@ def load_generator(path: str):
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  check_flags()
+  check_args(FLAGS.model, FLAGS.num, FLAGS.batch_size)
   model = load_generator(FLAGS.model)
   # Batches with seeds seed, seed + 1, ...: bounded memory for any --num.
   images = np.concatenate([
