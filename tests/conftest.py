@@ -106,6 +106,13 @@ def trained_run(tmp_path_factory):
   return workdir, trainer.train(cfg, strategy=make_two_replica_strategy())
 
 
+def copy_of_trained_run(trained_run, destination: pathlib.Path) -> pathlib.Path:
+  """A copy of the session's tiny run (TINY_RUN, checkpoints at steps 2 and 4) to resume, cut or break."""
+  import shutil  # pylint: disable=import-outside-toplevel
+  shutil.copytree(trained_run[0], destination, ignore=shutil.ignore_patterns(".lock"))
+  return destination
+
+
 class _FakeInceptionWeights:
   sha256 = "fake-inception-for-tests"
 

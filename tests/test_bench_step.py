@@ -85,6 +85,7 @@ def _run_tool(args, tmp_path):
   return run, (tmp_path / "step.md").read_text()
 
 
+@pytest.mark.end_to_end
 def test_tiny_matrix_end_to_end(tmp_path):
   run, text = _run_tool(["--archs=dcgan,dcgan5", "--sizes=32", "--width=0.125", "--batch_size=8",
                          "--precisions=float32", "--warmup_steps=2", "--steps=2", "--cpu_devices=2"], tmp_path)
@@ -113,6 +114,7 @@ def test_tiny_matrix_end_to_end(tmp_path):
   assert table[3].startswith("| dcgan5 | 32 | cifar10/mmd_gp | float32 | off | 1 | 8 | 0.125 | 5 |")
 
 
+@pytest.mark.end_to_end
 def test_a_row_with_xla_and_a_loop_of_steps():
   """One replica (XLA cannot place replicas on logical CPU devices): Wang's simultaneous step, 3 generator
   steps per compiled call, the time reported per generator step (the 5 critic steps of an alternating
@@ -135,6 +137,7 @@ def test_xla_rows_follow_the_trainers_rule_for_several_cpu_replicas():
   assert bench_step.resolve_config("dcgan", 32, "float32", 8, 0.125, 2).train.jit_compile == "false"
 
 
+@pytest.mark.end_to_end
 def test_inception_and_matmul_rates(tmp_path):
   weights = asset_path("inception/fid_inception_v3_2015_12_05.npz")
   run, text = _run_tool(["--archs=", "--inception", f"--inception_weights={weights}", "--inception_images=8",

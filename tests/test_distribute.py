@@ -95,6 +95,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.end_to_end
 def test_multi_worker_run_writes_from_the_chief_only(tmp_path):
   """Two `main.py --strategy=multi_worker` processes on localhost: one global batch, one set of outputs."""
   import json  # pylint: disable=g-import-not-at-top
@@ -134,6 +135,7 @@ def test_multi_worker_run_writes_from_the_chief_only(tmp_path):
   assert os.listdir(tmp_path / "tmp1") == ["worker_1"]
 
 
+@pytest.mark.end_to_end
 def test_a_signal_to_one_worker_stops_every_worker_at_the_same_step(tmp_path):
   """SIGTERM to the non-chief of two `main.py --strategy=multi_worker` processes: both save and stop together."""
   import json  # pylint: disable=g-import-not-at-top

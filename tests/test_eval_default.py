@@ -33,13 +33,19 @@ def test_presets_turn_kid_on_as_best_effort():
   assert not _cfg("/tmp/unused", eval_every_minutes=1.0).eval.optional
 
 
-def test_missing_weights_one_line_and_training_goes_on(tmp_path, caplog):
-  cfg = _cfg(tmp_path / "run", steps=2)  # the preset's best-effort KID; the test cache is empty
-  with caplog.at_level(logging.WARNING):
+@pytest.mark.end_to_end
+def test_missing_weights_one_line_and_training_goes_on_to_its_time_limit_and_exports(tmp_path, caplog):
+  # The preset's best-effort KID (the test cache is empty); 6 ms of training: it stops after the first step.
+  cfg = _cfg(tmp_path / "run", steps=1000, max_train_minutes=1e-4)
+  with caplog.at_level(logging.INFO):
     trainer.train(cfg, strategy=make_two_replica_strategy())
   lines = [r.getMessage() for r in caplog.records if "KID evaluation" in r.getMessage()]
   assert len(lines) == 1 and "--inception_weights" in lines[0] and "\n" not in lines[0]
-  assert os.path.exists(tmp_path / "run" / "export") and not os.path.exists(tmp_path / "run" / "eval.jsonl")
+  assert any("--max_train_minutes=0.0001 reached: stopping" in r.getMessage() for r in caplog.records)
+  assert not os.path.exists(tmp_path / "run" / "eval.jsonl")
+  progress = json.load(open(tmp_path / "run" / "progress.json", encoding="utf-8"))
+  assert progress["step"] == 1
+  assert os.path.exists(tmp_path / "run" / "export" / "saved_model.pb")
 
 
 def test_asked_for_kid_without_weights_is_an_error(tmp_path):
@@ -48,6 +54,7 @@ def test_asked_for_kid_without_weights_is_an_error(tmp_path):
     trainer.train(cfg, strategy=make_two_replica_strategy())
 
 
+@pytest.mark.end_to_end
 def test_kid_against_held_out_images_is_logged_per_step(tmp_path, no_export):
   """Real Inception features in a 2-replica run: KID of held-out images in eval.jsonl and TensorBoard, the
   best-KID checkpoint, the real features cached once."""
@@ -77,14 +84,6 @@ def test_kid_against_held_out_images_is_logged_per_step(tmp_path, no_export):
   assert read("eval/best_kid")[-1] == pytest.approx(min(kids))
   assert tf.train.latest_checkpoint(str(tmp_path / "run" / "best_kid")) is not None
   assert len(os.listdir(tmp_path / "cache" / "features")) == 1  # the real features, cached once
-
-
-def test_max_train_minutes_stops_the_run_and_exports(tmp_path):
-  cfg = _cfg(tmp_path / "run", steps=1000, max_train_minutes=1e-4)  # 6 ms: stops after the first step
-  trainer.train(cfg, strategy=make_two_replica_strategy())
-  progress = json.load(open(tmp_path / "run" / "progress.json", encoding="utf-8"))
-  assert progress["step"] == 1
-  assert os.path.exists(tmp_path / "run" / "export" / "saved_model.pb")
 
 
 def test_eval_clock_is_due_once_per_crossed_interval():

@@ -99,6 +99,7 @@ def _error_lines(stderr: str) -> list:
   return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
+@pytest.mark.end_to_end
 def test_command_line_user_errors_are_one_line(image_files, tmp_path):
   """One tool process (5-6 s of start-up each): a bad npz key is one line and exit code 2. The count errors
   raised before any Inception work are test_counts_are_checked_before_any_inception_work's."""

@@ -14,14 +14,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import ROOT, main_in_process, make_two_replica_strategy
+from conftest import ROOT, TINY_RUN, copy_of_trained_run, main_in_process, make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import files
 from mmd_gan_tf import trainer
 from mmd_gan_tf.data import folder
 
-TINY = dict(dataset="shapes", loss="rep", width=0.125, batch_size=8, log_every=2, sample_every=2,
-            checkpoint_every=2)
+TINY = TINY_RUN  # the session's tiny run (conftest.trained_run) has this config
 
 
 def _images(root, count=3):
@@ -65,18 +64,9 @@ def test_negative_sample_counts_are_a_clear_error(exported):
     loaded.signatures["sample"](num_samples=tf.constant(-3), seed=tf.constant(1, tf.int64))
 
 
-def test_a_rerun_at_the_final_step_exports(tmp_path):
-  """kill -9 between the last checkpoint and the export: the same command again must export."""
-  cfg = config_builder.build_config(dict(TINY, workdir=str(tmp_path / "run"), steps=2))
-  trainer.train(cfg, strategy=make_two_replica_strategy())
-  export = tmp_path / "run" / "export"
+@pytest.mark.end_to_end
+def test_a_second_run_on_a_locked_workdir_stops_at_once_and_a_rerun_at_the_final_step_exports(tmp_path):
   import shutil  # pylint: disable=import-outside-toplevel
-  shutil.rmtree(export)  # as if the process died before exporting
-  trainer.train(cfg, strategy=make_two_replica_strategy())
-  assert (export / "saved_model.pb").exists()
-
-
-def test_a_second_run_on_a_locked_workdir_stops_at_once(tmp_path):
   from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
   workdir = tmp_path / "run"
   os.makedirs(workdir)
@@ -90,9 +80,15 @@ def test_a_second_run_on_a_locked_workdir_stops_at_once(tmp_path):
     holder.release()
   # The lock of a dead holder is taken over: a lock file left behind does not block.
   trainer.train(cfg, strategy=make_two_replica_strategy())
-  assert (workdir / "export" / "saved_model.pb").exists()
+  export = workdir / "export"
+  assert (export / "saved_model.pb").exists()
+  # kill -9 between the last checkpoint and the export: the same command again must export.
+  shutil.rmtree(export)
+  trainer.train(cfg, strategy=make_two_replica_strategy())
+  assert (export / "saved_model.pb").exists()
 
 
+@pytest.mark.end_to_end
 def test_ctrl_c_saves_the_interrupted_step_and_the_rerun_continues(tmp_path, caplog, no_export):
   """`python main.py` with XLA (`--jit_compile=true`, one CPU replica) and 2 generator steps per compiled call,
   Ctrl-C'd: exit code 75 after a checkpoint of the step it stopped at; the same command continues from it
@@ -125,6 +121,7 @@ def test_ctrl_c_saves_the_interrupted_step_and_the_rerun_continues(tmp_path, cap
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith(f"ckpt-{step + 1}")
 
 
+@pytest.mark.end_to_end
 def test_sigterm_saves_the_interrupted_step_and_the_rerun_continues(tmp_path, monkeypatch, caplog, no_export):
   """The trainer in this process on 2 replicas (one step per call), SIGTERM'd by itself after its 3rd step:
   it saves that step and raises Interrupted; the same config resumes there."""
@@ -201,10 +198,9 @@ def test_sample_tool_checks_its_input(exported, tmp_path):
   sample.check_args(str(exported / "export"), 10, 3)  # accepted
 
 
-def test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog, no_export):
-  workdir = tmp_path / "run"
-  cfg = config_builder.build_config(dict(TINY, workdir=str(workdir), steps=4))
-  trainer.train(cfg, strategy=make_two_replica_strategy())
+@pytest.mark.end_to_end
+def test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one(trained_run, tmp_path, caplog, no_export):
+  workdir = copy_of_trained_run(trained_run, tmp_path / "run")  # TINY, 4 steps
   data = [p for p in os.listdir(workdir / "checkpoints") if p.startswith("ckpt-4.data")][0]
   path = workdir / "checkpoints" / data
   path.write_bytes(path.read_bytes()[: os.path.getsize(path) // 2])  # cut short, as by a full disk
@@ -228,11 +224,12 @@ def _snapshot(root):
           for d, _, files in os.walk(root) for f in files if f != ".lock"}
 
 
-def test_the_run_identity_lives_in_the_checkpoint_and_a_refused_resume_writes_nothing(tmp_path, no_export):
+@pytest.mark.end_to_end
+def test_the_run_identity_lives_in_the_checkpoint_and_a_refused_resume_writes_nothing(trained_run, tmp_path,
+                                                                                      no_export):
   from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
-  workdir = tmp_path / "run"
-  original = dict(TINY, workdir=str(workdir), steps=2)
-  trainer.train(config_builder.build_config(original), strategy=make_two_replica_strategy())
+  workdir = copy_of_trained_run(trained_run, tmp_path / "run")  # TINY, 4 steps
+  original = dict(TINY, workdir=str(workdir), steps=4)
   os.remove(workdir / "config.json")
   # Export and tools still know the run: the checkpoint carries its config.
   assert checkpointing.load_config(str(workdir)).loss.name == "rep"
@@ -240,21 +237,22 @@ def test_the_run_identity_lives_in_the_checkpoint_and_a_refused_resume_writes_no
   # rep_b has the same variables as rep: only the stored identity can tell them apart. hinge's critic
   # differs too. Either way: refused before anything is written.
   for loss in ("rep_b", "hinge"):
-    changed = config_builder.build_config(dict(original, loss=loss, steps=4))
+    changed = config_builder.build_config(dict(original, loss=loss, steps=6))
     with pytest.raises(ValueError, match=f"loss.name: checkpoint has 'rep', this run asks for '{loss}'"):
       trainer.train(changed, strategy=make_two_replica_strategy())
     assert _snapshot(workdir) == before
   # An edited config.json does not fool it either: the checkpoint's copy wins.
   (workdir / "config.json").write_text(config_builder.build_config(dict(original, loss="rep_b")).to_json())
   with pytest.raises(ValueError, match="checkpoint has 'rep'"):
-    trainer.train(config_builder.build_config(dict(original, loss="rep_b", steps=4)),
+    trainer.train(config_builder.build_config(dict(original, loss="rep_b", steps=6)),
                   strategy=make_two_replica_strategy())
   # The user's original command still resumes, and config.json is rewritten once the restore succeeded.
-  trainer.train(config_builder.build_config(dict(original, steps=4)), strategy=make_two_replica_strategy())
+  trainer.train(config_builder.build_config(dict(original, steps=6)), strategy=make_two_replica_strategy())
   assert checkpointing.load_config(str(workdir)).loss.name == "rep"
   assert '"name": "rep"' in (workdir / "config.json").read_text()
 
 
+@pytest.mark.end_to_end
 @pytest.mark.parametrize("error", [
     tf.errors.ResourceExhaustedError(None, None, "SaveV2: No space left on device"),
     OSError(28, "No space left on device"),

@@ -41,6 +41,7 @@ def _with_li_warmup(cfg):
       cfg.train, n_critic=2, n_critic_warmup=3, n_critic_warmup_steps=2, n_critic_warmup_every=3))
 
 
+@pytest.mark.end_to_end
 @pytest.mark.parametrize("loss", ["mmd"])  # rep (simultaneous) is covered by the resume test below
 def test_a_loop_of_steps_leaves_the_weights_of_single_steps(tmp_path, loss):
   """rep: simultaneous updates; mmd: Li's alternating schedule with warm-up counts and weight clipping."""
@@ -56,6 +57,7 @@ def test_a_loop_of_steps_leaves_the_weights_of_single_steps(tmp_path, loss):
     assert runs[3][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
 
 
+@pytest.mark.end_to_end
 def test_resume_with_a_loop_matches_resume_without(tmp_path):
   """Checkpoint at 4 inside a 3-step loop, resume to 9: the same weights as the one-step-per-call path."""
   for loop_length in (1, 3):

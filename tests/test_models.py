@@ -121,6 +121,7 @@ def test_replica_cases_cover_every_arch_and_sn_mode():
   assert {mode for _, _, mode in REPLICA_CASES} == set(SN_MODES)
 
 
+@pytest.mark.end_to_end
 @pytest.mark.parametrize("arch,size,mode", REPLICA_CASES)
 def test_trains_on_two_replicas(strategy, arch, size, mode):
   """Simultaneous G/critic steps under strategy.run; the power vectors stay replica-identical."""

@@ -106,6 +106,7 @@ def test_prepare_refuses_bad_requests(lsun_dir, tmp_path):
     assert json.load(f)["format"] == tfrecord.FORMAT
 
 
+@pytest.mark.end_to_end
 def test_command_line(lsun_dir, tmp_path):
   out = str(tmp_path / "cli")
   command = [sys.executable, os.path.join(ROOT, "tools", "prepare_dataset.py"), "--source=lsun",

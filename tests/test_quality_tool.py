@@ -27,6 +27,7 @@ def test_parse_configs_and_budget_errors():
   assert "--max_train_minutes=2.0" in quality.budget_flags(None, 2.0, 4)
 
 
+@pytest.mark.end_to_end
 def test_two_configurations_end_to_end(tmp_path):
   weights = asset_path("inception/fid_inception_v3_2015_12_05.npz")
   out = tmp_path / "quality"

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from conftest import ROOT, TINY_RUN, make_two_replica_strategy
+from conftest import ROOT, TINY_RUN, copy_of_trained_run, make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import noise
 from mmd_gan_tf import steps as steps_lib
@@ -64,21 +64,22 @@ def test_run_directory_contents(trained_run):
   assert (workdir / "export" / "saved_model.pb").exists()
 
 
-def test_resume_continues_step_optimizer_and_noise(tmp_path, no_export):
+@pytest.mark.end_to_end
+def test_resume_continues_step_optimizer_and_noise(trained_run, tmp_path, no_export):
   strategy = make_two_replica_strategy()
-  trainer.train(_cfg(tmp_path, steps=2), strategy=strategy)
+  workdir = copy_of_trained_run(trained_run, tmp_path / "run")  # 4 steps of TINY
 
   # What the checkpoint holds after the first run.
-  cfg = _cfg(tmp_path, steps=4)
+  cfg = _cfg(workdir, steps=6)
   saved = trainer.build_networks(cfg)
   saved_step = tf.Variable(0, dtype=tf.int64)
   trainer.make_checkpoint(saved, saved_step, critic_count=tf.Variable(0, dtype=tf.int64)).restore(
-      tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))).expect_partial()
-  assert int(saved_step.numpy()) == 2
-  assert int(saved.generator_optimizer.iterations.numpy()) == 2
+      tf.train.latest_checkpoint(str(workdir / "checkpoints"))).expect_partial()
+  assert int(saved_step.numpy()) == 4
+  assert int(saved.generator_optimizer.iterations.numpy()) == 4
   moments = [v.numpy() for v in saved.generator_optimizer.variables if "momentum" in v.path]
   assert moments and any(np.abs(m).max() > 0 for m in moments)
-  # Noise is keyed by the step: the resumed run draws step 2's z, not step 0's again.
+  # Noise is keyed by the step: the resumed run draws step 4's z, not step 0's again.
   z_resumed = noise.sample_z(cfg.model, 4, noise.step_seed(0, saved_step, noise.GENERATOR))
   z_start = noise.sample_z(cfg.model, 4, noise.step_seed(0, 0, noise.GENERATOR))
   assert not np.allclose(z_resumed.numpy(), z_start.numpy())
@@ -87,23 +88,26 @@ def test_resume_continues_step_optimizer_and_noise(tmp_path, no_export):
   resumed = trainer.build_networks(cfg)
   resumed_step = tf.Variable(0, dtype=tf.int64)
   trainer.make_checkpoint(resumed, resumed_step, critic_count=tf.Variable(0, dtype=tf.int64)).restore(
-      tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))).expect_partial()
-  assert int(resumed_step.numpy()) == 4
-  assert int(resumed.generator_optimizer.iterations.numpy()) == 4  # 2 restored + 2 new, not restarted
-  acc = event_accumulator.EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"tensors": 0})
+      tf.train.latest_checkpoint(str(workdir / "checkpoints"))).expect_partial()
+  assert int(resumed_step.numpy()) == 6
+  assert int(resumed.generator_optimizer.iterations.numpy()) == 6  # 4 restored + 2 new, not restarted
+  acc = event_accumulator.EventAccumulator(str(workdir / "tensorboard"), size_guidance={"tensors": 0})
   acc.Reload()
-  assert [e.step for e in acc.Tensors("loss/critic")] == [2, 4]
+  assert [e.step for e in acc.Tensors("loss/critic")] == [2, 4, 6]
 
 
-def test_resume_refuses_a_changed_architecture(tmp_path, no_export):
+def test_resume_refuses_a_changed_architecture(trained_run):
+  """On the session's tiny run: a refused resume writes nothing (test_faults.py checks every file)."""
+  workdir, _ = trained_run
   strategy = make_two_replica_strategy()
-  trainer.train(_cfg(tmp_path, steps=1), strategy=strategy)
   with pytest.raises(ValueError, match="model.width: checkpoint has 0.125, this run asks for 0.25"):
-    trainer.train(_cfg(tmp_path, steps=2, width=0.25), strategy=strategy)
+    trainer.train(_cfg(workdir, steps=6, width=0.25), strategy=strategy)
   with pytest.raises(ValueError, match="loss.name"):
-    trainer.train(_cfg(tmp_path, steps=2, loss="hinge", width=0.125), strategy=strategy)
+    trainer.train(_cfg(workdir, steps=6, loss="hinge", width=0.125), strategy=strategy)
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")
 
 
+@pytest.mark.end_to_end
 def test_init_from_starts_a_new_run_from_another_runs_variables(trained_run, tmp_path, no_export):
   source, _ = trained_run
   strategy = make_two_replica_strategy()
@@ -185,6 +189,7 @@ def test_sample_tool_writes_a_grid(trained_run, tmp_path):
   assert grid.shape == (3 * 32, 4 * 32, 1)  # the built-in digits are one channel: a grey PNG
 
 
+@pytest.mark.end_to_end
 def test_sigkill_then_rerun_resumes(tmp_path, caplog, no_export):
   """`python main.py` on 2 logical CPU devices (MirroredStrategy) with 2 generator steps per compiled call
   (`--steps_per_loop`; the loops stop at every checkpoint), killed; the same run continued in this process
@@ -212,6 +217,7 @@ def test_sigkill_then_rerun_resumes(tmp_path, caplog, no_export):
   assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{target}")
 
 
+@pytest.mark.end_to_end
 def test_lr_adaptation_runs_in_training_and_resumes_its_state(tmp_path, fake_inception, no_export):
   """The adaptation's seams (tests every step, decays, logs, checkpoints, resumes) on a stand-in network;
   the real Inception features in training are checked in test_eval_default.py."""
@@ -241,6 +247,7 @@ def test_lr_adaptation_runs_in_training_and_resumes_its_state(tmp_path, fake_inc
   assert [s for s, _ in read("lr_adaptation/p_value")] == [2, 3, 4]
 
 
+@pytest.mark.end_to_end
 def test_trains_and_exports_on_an_image_folder(tmp_path):
   """The folder pipeline (mixed formats, one corrupt file skipped) feeding a 2-replica run and its export."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
@@ -259,6 +266,7 @@ def test_trains_and_exports_on_an_image_folder(tmp_path):
   assert images.shape == (3, 32, 32, 3)
 
 
+@pytest.mark.end_to_end
 def test_trains_grayscale_mnist_with_one_channel(tmp_path):
   """MNIST through its TFDS pipeline (mock data, never a download): a 1-channel generator and critic."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top

@@ -24,6 +24,7 @@ def strategy():
 MIXED_PRECISION = ("rep", "mmd_gp", "mmd")
 
 
+@pytest.mark.end_to_end
 @pytest.mark.parametrize("loss", list(losses.LOSSES))
 def test_loss_trains_on_two_replicas(loss, strategy, tmp_path):
   import keras  # pylint: disable=g-import-not-at-top
