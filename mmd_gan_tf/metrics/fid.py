@@ -41,18 +41,25 @@ def trace_sqrt_product(cov_real: tf.Tensor, cov_fake: tf.Tensor) -> tf.Tensor:
   return tf.reduce_sum(tf.sqrt(tf.maximum(tf.linalg.eigvalsh(product), 0.0)))
 
 
-def _scaled_centred(features: tf.Tensor) -> tf.Tensor:
-  """(X - mean) / sqrt(N - 1) of features X [N, d], float64: its Gram matrix A^T A is the covariance."""
+def _mean_and_scaled_centred(features) -> Tuple[tf.Tensor, tf.Tensor]:
+  """Mean [d] and A = (X - mean) / sqrt(N - 1) [N, d] of features X [N, d], float64: A^T A is the
+  covariance."""
   features = tf.cast(features, tf.float64)
+  mean = tf.reduce_mean(features, axis=0)
   count = tf.cast(tf.shape(features)[0], tf.float64)
-  return (features - tf.reduce_mean(features, axis=0)) / tf.sqrt(count - 1.0)
+  return mean, (features - mean) / tf.sqrt(count - 1.0)
+
+
+def _trace_sqrt_from_scaled(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+  """tr((A^T A B^T B)^(1/2)): the sum of the singular values of A B^T (module docstring)."""
+  return tf.reduce_sum(tf.linalg.svd(tf.matmul(a, b, transpose_b=True), compute_uv=False))
 
 
 def trace_sqrt_product_from_features(real_features, fake_features) -> tf.Tensor:
   """tr((C_r C_f)^(1/2)) of the covariances of features real [M, d] and fake [N, d]: the sum of the singular
   values of A B^T [M, N] (module docstring); exact, and cheaper than `trace_sqrt_product` when M, N < d."""
-  a, b = _scaled_centred(real_features), _scaled_centred(fake_features)
-  return tf.reduce_sum(tf.linalg.svd(tf.matmul(a, b, transpose_b=True), compute_uv=False))
+  return _trace_sqrt_from_scaled(_mean_and_scaled_centred(real_features)[1],
+                                 _mean_and_scaled_centred(fake_features)[1])
 
 
 def frechet_distance(mean_real, cov_real, mean_fake, cov_fake) -> tf.Tensor:
@@ -89,9 +96,8 @@ def fid(real_features, fake_features, min_samples: int = DEFAULT_MIN_SAMPLES) ->
   counts, dim = (real_features.shape[0], fake_features.shape[0]), real_features.shape[1]
   if None in counts or dim is None or max(counts) >= dim:
     return frechet_distance(*feature_statistics(real_features), *feature_statistics(fake_features))
-  # Fewer samples than dimensions: the same distance from [M, N] products (module docstring).
-  a, b = _scaled_centred(real_features), _scaled_centred(fake_features)
-  mean_real = tf.reduce_mean(tf.cast(real_features, tf.float64), axis=0)
-  mean_fake = tf.reduce_mean(tf.cast(fake_features, tf.float64), axis=0)
+  # Fewer samples than dimensions: the same distance from [M, N] products (module docstring); tr(C) = |A|_F^2.
+  mean_real, a = _mean_and_scaled_centred(real_features)
+  mean_fake, b = _mean_and_scaled_centred(fake_features)
   return (tf.reduce_sum(tf.square(mean_real - mean_fake)) + tf.reduce_sum(tf.square(a))
-          + tf.reduce_sum(tf.square(b)) - 2.0 * trace_sqrt_product_from_features(real_features, fake_features))
+          + tf.reduce_sum(tf.square(b)) - 2.0 * _trace_sqrt_from_scaled(a, b))
