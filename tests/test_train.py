@@ -30,11 +30,6 @@ def _env():
   return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
-def _flags_cfg(workdir, flags: dict, steps: int):
-  """The config `python main.py --workdir=WORKDIR --FLAG=VALUE ... --steps=STEPS` resolves to."""
-  return config_builder.build_config(dict(flags, workdir=str(workdir), steps=steps))
-
-
 def test_training_reports_finite_losses(trained_run):
   _, metrics = trained_run
   for name in ("loss/critic", "loss/generator", "kernel/real_real", "kernel/fake_fake", "kernel/real_fake"):
@@ -212,7 +207,8 @@ def test_sigkill_then_rerun_resumes(tmp_path, caplog, no_export):
   assert killed_at >= 2
   target = killed_at + 2
   with caplog.at_level(logging.INFO, logger="absl"):
-    trainer.train(_flags_cfg(tmp_path, flags, target), strategy=make_two_replica_strategy())
+    trainer.train(config_builder.build_config(dict(flags, workdir=str(tmp_path), steps=target)),
+                  strategy=make_two_replica_strategy())
   assert any(f"at step {killed_at}" in r.getMessage() for r in caplog.records)
   assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{target}")
 
