@@ -27,6 +27,52 @@ def test_parse_configs_and_budget_errors():
   assert "--max_train_minutes=2.0" in quality.budget_flags(None, 2.0, 4)
 
 
+def test_seeds_expand_seed_major_and_refuse_a_given_seed():
+  configs = {"rep": ["--loss=rep"], "hinge": ["--loss=hinge"]}
+  assert quality.expand_seeds(configs, 1) == configs
+  assert quality.expand_seeds(configs, 2) == {
+      "rep_s0": ["--loss=rep", "--seed=0"], "hinge_s0": ["--loss=hinge", "--seed=0"],
+      "rep_s1": ["--loss=rep", "--seed=1"], "hinge_s1": ["--loss=hinge", "--seed=1"]}
+  assert list(quality.expand_seeds(configs, 2)) == ["rep_s0", "hinge_s0", "rep_s1", "hinge_s1"]
+  with pytest.raises(ValueError, match="sets --seed"):
+    quality.expand_seeds({"x": ["--seed=3"]}, 2)
+  with pytest.raises(ValueError, match="--seeds=0"):
+    quality.expand_seeds(configs, 0)
+
+
+def test_kernel_state_names_wangs_saturation_and_the_all_zero_state():
+  assert quality.kernel_state(0.0, 1.0, 0.0) == "saturated"
+  assert quality.kernel_state(0.01, 0.97, 0.02) == "saturated"
+  assert quality.kernel_state(1e-4, 1e-3, 1e-4) == "all-zero"
+  assert quality.kernel_state(0.19, 0.88, 0.39) == "healthy"  # rep_b's means on MNIST
+  assert quality.kernel_state(0.0, 0.9, 0.0) == "healthy"  # fake features not collapsed
+  # The last fifth of the logged steps is averaged: one late outlier does not decide.
+  scalars = {"kernel/real_real": [(s, 0.0) for s in range(10)],
+             "kernel/fake_fake": [(s, 1.0) for s in range(9)] + [(9, 0.9)],
+             "kernel/real_fake": [(s, 0.0) for s in range(10)]}
+  assert quality.final_kernel_means(scalars) == pytest.approx((0.0, 0.95, 0.0))
+  assert quality.final_kernel_means({"kernel/real_real": []}) is None
+
+
+def test_over_seeds_mean_std_states_and_median():
+  def run(*kids):
+    return {"points": [{"step": 10 * (i + 1), "kid": k} for i, k in enumerate(kids)]}
+  results = {"rep_s0": run(0.5, 0.30), "rep_s1": run(0.5, 0.10), "rep_s2": run(0.5, 0.20), "hinge_s0": run(0.4)}
+  states = {"rep_s0": "saturated", "rep_s1": "healthy", "rep_s2": "all-zero", "hinge_s0": None}
+  summary = quality.over_seeds(results, ["rep", "hinge", "absent"], 3, states)
+  assert set(summary) == {"rep", "hinge"}
+  row = summary["rep"]
+  assert row["kid"] == [0.30, 0.10, 0.20] and row["steps"] == [20, 20, 20]
+  assert row["kid_mean"] == pytest.approx(0.2)
+  assert row["kid_std"] == pytest.approx(0.1)  # ddof 1: sqrt((0.01 + 0.01 + 0) / 2)
+  assert row["median_run"] == "rep_s2"
+  assert row["stuck_fraction"] == pytest.approx(2 / 3)
+  assert summary["hinge"]["kid_std"] == 0.0 and summary["hinge"]["stuck_fraction"] is None
+  table = quality.seeds_table(summary).splitlines()
+  assert table[2] == ("| rep | 3 | 20 | 200.0 +- 100.0 | 300.0, 100.0, 200.0 | saturated, healthy, all-zero "
+                      "| 67% |")
+
+
 @pytest.mark.end_to_end
 def test_two_configurations_end_to_end(tmp_path):
   weights = asset_path("inception/fid_inception_v3_2015_12_05.npz")

@@ -10,13 +10,21 @@
   python tools/quality.py --out=results/cifar10 --scale=paper --losses=rep,mmd_gp \
       --common="--dataset=cifar10 --eval_split=test --tfds_data_dir=$HOME/tfds"
 
+  # Robustness over seeds: each configuration with --seed=0,1,2; KID mean +- std over seeds, the kernel state
+  python tools/quality.py --out=results/robustness --steps=1500 --seeds=3 --losses=rep,rep_b,hinge \
+      --config=rep_c1:"--loss=rep --sn_total_gain=1" --common="--dataset=npz --data_dir=mnist.npz ..."
+
 Each configuration is one `python main.py` run in `<out>/runs/<name>` (so it resumes like any run):
 in-training KID every `budget / eval_points` (in steps with --steps, in minutes of training time with
 --minutes) plus once after the first step (the untrained baseline), each result appended by main.py to
 `<workdir>/eval.jsonl`. Progress is printed as results arrive. When every run is done the tool writes
 `<out>/results.json` (configs, commands, machine, every evaluation), `<out>/table.md`, `<out>/kid.png`
 (KID against step and against training minutes, one line per configuration) and `<out>/grids/<name>.png`
-(each run's last sample grid). Re-running the same command skips finished runs and continues the others.
+(each run's last sample grid). With --seeds=N each configuration NAME runs as NAME_s0 ... NAME_s<N-1> (with
+--seed=k, seed-major order) and the tool also writes `<out>/seeds.md` and `over_seeds` in results.json: per
+configuration the last KID of every seed, their mean and standard deviation over seeds, the kernel state each
+seed ended in (healthy, saturated or all-zero, from the `kernel/*` means of TensorBoard) and
+`grids/<NAME>_median.png` (the grid of the seed with the median last KID). Re-running the same command skips finished runs and continues the others.
 """
 
 import json
@@ -59,6 +67,8 @@ def define_flags() -> None:
   flags.DEFINE_enum("scale", "cpu", ["cpu", "paper"], "paper: the presets' step counts unless --steps/--minutes, "
                     f"{PAPER_SAMPLES} samples for KID and FID, FID on.")
   flags.DEFINE_string("inception_weights", None, "FID Inception weights (.npz/.tgz/.pb); default: the cache.")
+  flags.DEFINE_integer("seeds", 1, "Seeds per configuration: with N > 1 every configuration runs with --seed=0..N-1 "
+                       "and the results are summarised over seeds (seeds.md).")
   flags.DEFINE_integer("poll_seconds", 15, "How often progress is read from the runs.")
 
 
@@ -75,6 +85,92 @@ def parse_configs(losses, configs) -> dict:
   if not parsed:
     raise ValueError("give at least one configuration (--losses or --config)")
   return parsed
+
+
+def expand_seeds(configs: dict, seeds: int) -> dict:
+  """{NAME_s<k>: flags + [--seed=k]} for k < seeds, seed-major (every configuration's seed 0 first)."""
+  if seeds < 1:
+    raise ValueError(f"--seeds={seeds} must be >= 1")
+  if seeds == 1:
+    return dict(configs)
+  for name, config_flags in configs.items():
+    if any(flag.startswith("--seed=") for flag in config_flags):
+      raise ValueError(f"configuration {name!r} sets --seed; --seeds={seeds} sets it")
+  return {f"{name}_s{seed}": config_flags + [f"--seed={seed}"]
+          for seed in range(seeds) for name, config_flags in configs.items()}
+
+
+# A kernel mean below LOW counts as 0, above 1 - LOW as 1.
+KERNEL_LOW = 0.05
+
+
+def kernel_state(real_real: float, fake_fake: float, real_fake: float) -> str:
+  """'saturated' (Wang's 0/1/0: real features far apart, fake ones collapsed), 'all-zero' (every pair far apart at
+  the kernel's bandwidth: the features outgrew it) or 'healthy', from the three kernel means."""
+  if max(real_real, fake_fake, real_fake) < KERNEL_LOW:
+    return "all-zero"
+  if real_real < KERNEL_LOW and real_fake < KERNEL_LOW and fake_fake > 1 - KERNEL_LOW:
+    return "saturated"
+  return "healthy"
+
+
+def final_kernel_means(scalars: dict, fraction: float = 0.2):
+  """The mean of each `kernel/*` tag over the last `fraction` of its logged steps (at least one), or None when the
+  run logged none (losses without a kernel)."""
+  means = []
+  for tag in ("kernel/real_real", "kernel/fake_fake", "kernel/real_fake"):
+    values = [v for _, v in scalars.get(tag, [])]
+    if not values:
+      return None
+    tail = values[-max(1, int(round(len(values) * fraction))):]
+    means.append(sum(tail) / len(tail))
+  return tuple(means)
+
+
+def over_seeds(results: dict, base_names, seeds: int, states: dict) -> dict:
+  """Per base configuration: the last KID of every finished seed, their mean and std (ddof 1) over seeds, the
+  kernel state per seed, the fraction ending saturated or all-zero, and the median seed (by last KID)."""
+  summary = {}
+  for base in base_names:
+    runs = [f"{base}_s{k}" for k in range(seeds) if f"{base}_s{k}" in results and results[f"{base}_s{k}"]["points"]]
+    if not runs:
+      continue
+    kids = [results[run]["points"][-1]["kid"] for run in runs]
+    mean = sum(kids) / len(kids)
+    std = (sum((k - mean) ** 2 for k in kids) / (len(kids) - 1)) ** 0.5 if len(kids) > 1 else 0.0
+    run_states = [states.get(run) for run in runs]
+    known = [s for s in run_states if s is not None]
+    median = sorted(zip(kids, runs))[(len(runs) - 1) // 2][1]
+    summary[base] = {"runs": runs, "steps": [results[run]["points"][-1]["step"] for run in runs],
+                     "kid": kids, "kid_mean": mean, "kid_std": std, "states": run_states,
+                     "stuck_fraction": (sum(s != "healthy" for s in known) / len(known)) if known else None,
+                     "median_run": median}
+  return summary
+
+
+def seeds_table(summary: dict) -> str:
+  """One row per configuration: KID x 10^3 mean +- std over seeds, the per-seed values and end states."""
+  lines = ["| config | seeds | step | KID x 10^3 (mean +- std over seeds) | per seed | end state per seed | stuck |",
+           "|---|---|---|---|---|---|---|"]
+  for base, row in summary.items():
+    per_seed = ", ".join(f"{1e3 * k:.1f}" for k in row["kid"])
+    states = ", ".join(s or "n/a" for s in row["states"])
+    stuck = "n/a" if row["stuck_fraction"] is None else f"{row['stuck_fraction']:.0%}"
+    lines.append(f"| {base} | {len(row['runs'])} | {max(row['steps'])} | {1e3 * row['kid_mean']:.1f} +- "
+                 f"{1e3 * row['kid_std']:.1f} | {per_seed} | {states} | {stuck} |")
+  return "\n".join(lines) + "\n"
+
+
+def run_state(workdir: str):
+  """The kernel state a run ended in (kernel_state of final_kernel_means), or None without kernel scalars."""
+  sys.path.insert(0, ROOT)
+  from tools import plot_scalars  # pylint: disable=import-outside-toplevel
+  try:
+    means = final_kernel_means(plot_scalars.read_scalars(
+        workdir, ["kernel/real_real", "kernel/fake_fake", "kernel/real_fake"]))
+  except ValueError:
+    return None
+  return kernel_state(*means) if means else None
 
 
 def budget_flags(steps, minutes, eval_points: int) -> list:
@@ -249,12 +345,21 @@ def short_title(common: str, steps, minutes) -> str:
   return f"{dataset}, {budget}"
 
 
-def write_outputs(out: str, results: dict, argv: list) -> None:
+def write_outputs(out: str, results: dict, argv: list, base_names=()) -> None:
   os.makedirs(os.path.join(out, "grids"), exist_ok=True)
   for name, result in results.items():
     if result["grid"]:
       shutil.copyfile(result["grid"], os.path.join(out, "grids", f"{name}.png"))
-  summary = {"command": shlex.join(argv), "machine": machine(), "common": FLAGS.common,
+  seeds = {}
+  if FLAGS.seeds > 1:
+    seeds = over_seeds(results, base_names, FLAGS.seeds, {name: run_state(r["workdir"]) for name, r in results.items()})
+    for base, row in seeds.items():
+      grid = results[row["median_run"]]["grid"]
+      if grid:
+        shutil.copyfile(grid, os.path.join(out, "grids", f"{base}_median.png"))
+    with open(os.path.join(out, "seeds.md"), "w", encoding="utf-8") as f:
+      f.write(seeds_table(seeds))
+  summary = {"over_seeds": seeds, "command": shlex.join(argv), "machine": machine(), "common": FLAGS.common,
              "budget": {"steps": FLAGS.steps, "minutes": FLAGS.minutes, "eval_points": FLAGS.eval_points,
                         "scale": FLAGS.scale},
              "num_samples": PAPER_SAMPLES if FLAGS.scale == "paper" else FLAGS.num_samples,
@@ -271,7 +376,8 @@ def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   out = os.path.abspath(FLAGS.out)
-  configs = parse_configs(FLAGS.losses, FLAGS.config)
+  base = parse_configs(FLAGS.losses, FLAGS.config)
+  configs = expand_seeds(base, FLAGS.seeds)
   budget_flags(FLAGS.steps, FLAGS.minutes, FLAGS.eval_points)
   commands = {name: run_command(name, config_flags, out) for name, config_flags in configs.items()}
   earlier = earlier_results(out)
@@ -282,7 +388,7 @@ def main(argv) -> int:
     except RuntimeError as e:
       print(f"error: {e}", file=sys.stderr)
       return 1
-    write_outputs(out, results, sys.argv)  # partial results are kept as runs finish
+    write_outputs(out, results, sys.argv, list(base))  # partial results are kept as runs finish
   print(f"wrote {out}/results.json, table.md, kid.png, grids/", flush=True)
   return 0
 
