@@ -5,12 +5,14 @@ with one `ValueError` that names the flag and the value.
 """
 
 import dataclasses
+import os
 from typing import Any, Mapping
 
 from flags import definitions
 from flags import presets
 from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import data
+from mmd_gan_tf import export
 from mmd_gan_tf import kernels
 from mmd_gan_tf import losses
 from mmd_gan_tf import models
@@ -180,6 +182,8 @@ def _validate_library(cfg: config_lib.Config) -> None:
   data.validate_data_config(cfg.data)
   if losses.get_loss(cfg.loss.name).generator_update == losses.FLOW:
     flow.validate_flow_config(cfg.flow)
+  # Before anything is written: an export may only replace an earlier export.
+  export.check_export_dir(cfg.export_dir or os.path.join(cfg.workdir, "export"), cfg.workdir)
 
 
 def _flag_error(error: config_lib.ConfigError) -> ValueError:

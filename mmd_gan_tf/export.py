@@ -6,6 +6,12 @@ The SavedModel has two endpoints, both returning {"images": float32 in the train
   sample(num_samples: int32 [], seed: int64 [])   (z drawn as in training, seeded)
 It loads with `tf.saved_model.load` in a process that never imported this project, and with
 `saved_model_cli run`. `mmd_gan_tf.json` beside it records the config it was trained with.
+
+An export removes nothing it did not write: the export path must be new, an empty folder or an earlier
+export of this project (`check_export_dir`; a run's workdir, a folder holding it, a file or any other folder
+is refused in one line). The write goes to `<export>.tmp`, then the old export is renamed to `<export>.old`,
+the new one into place and the old one removed; a process killed between those steps leaves folders that the
+next export recognises and settles first (`recover_interrupted_export`).
 """
 
 import os
@@ -21,6 +27,44 @@ from mmd_gan_tf import models
 from mmd_gan_tf import noise
 
 METADATA_FILE = "mmd_gan_tf.json"
+# What a SavedModel folder written by `export_generator` holds; a folder with anything else is not ours.
+_EXPORT_ENTRIES = frozenset({"saved_model.pb", "variables", "assets", "fingerprint.pb", METADATA_FILE})
+
+
+def is_export(path: str) -> bool:
+  """Whether `path` is a folder that only an export of this project could have written (or an empty one)."""
+  if not os.path.isdir(path) or os.path.islink(path):
+    return False
+  return set(os.listdir(path)) <= _EXPORT_ENTRIES
+
+
+def check_export_dir(export_dir: str, workdir: str) -> None:
+  """ValueError (one line, naming --export_dir) unless writing an export to `export_dir` can only replace an
+  earlier export: it must not be the run's workdir or hold it, nor an existing file or a folder with other
+  contents; a leftover `<export>.tmp` / `<export>.old` must be an export too."""
+  export_dir, workdir = os.path.abspath(export_dir), os.path.abspath(workdir)
+  if export_dir == workdir or workdir.startswith(export_dir.rstrip(os.sep) + os.sep):
+    raise ValueError(f"--export_dir={export_dir} is the run's workdir or holds it ({workdir}); an export "
+                     "replaces its folder: give a path of its own, e.g. the default <workdir>/export")
+  for path in (export_dir, export_dir + ".tmp", export_dir + ".old"):
+    if os.path.lexists(path) and not is_export(path):
+      kind = "a folder with other contents" if os.path.isdir(path) and not os.path.islink(path) else "a file"
+      raise ValueError(f"--export_dir={export_dir}: {path} exists and is {kind}, not an earlier export; an "
+                       "export would replace it: give a new path or move it away")
+
+
+def recover_interrupted_export(export_dir: str) -> None:
+  """Settles what an export killed midway left: the previous export back in place when only `.old` is
+  there, a stale `.old` (the new export is in place) and an unfinished `.tmp` removed. Only folders that
+  `is_export` recognises are touched."""
+  tmp_dir, old_dir = export_dir + ".tmp", export_dir + ".old"
+  if is_export(old_dir):
+    if os.path.lexists(export_dir):
+      shutil.rmtree(old_dir)
+    else:
+      os.replace(old_dir, export_dir)
+  if is_export(tmp_dir):
+    shutil.rmtree(tmp_dir)
 
 
 def _plain_copy(generator: keras.Model, model_cfg: config_lib.ModelConfig) -> keras.Model:
@@ -59,12 +103,14 @@ def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir:
                        input_signature=[tf.TensorSpec([], tf.int32, name="num_samples"),
                                         tf.TensorSpec([], tf.int64, name="seed")])
   export_dir = os.path.abspath(export_dir)
+  check_export_dir(export_dir, cfg.workdir)
+  recover_interrupted_export(export_dir)
   tmp_dir, old_dir = export_dir + ".tmp", export_dir + ".old"
-  shutil.rmtree(tmp_dir, ignore_errors=True)
   archive.write_out(tmp_dir, verbose=False)
   files.atomic_write_text(os.path.join(tmp_dir, METADATA_FILE), cfg.to_json() + "\n")
   if os.path.exists(export_dir):
     os.replace(export_dir, old_dir)
   os.replace(tmp_dir, export_dir)
-  shutil.rmtree(old_dir, ignore_errors=True)
+  if os.path.lexists(old_dir):
+    shutil.rmtree(old_dir)
   return export_dir

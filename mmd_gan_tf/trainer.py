@@ -335,6 +335,19 @@ def _learning_rates(nets: steps_lib.Networks) -> dict:
           "lr/generator": float(nets.generator_optimizer.learning_rate.numpy())}
 
 
+def _apply_config_learning_rates(nets: steps_lib.Networks, cfg: config_lib.Config) -> None:
+  """The command line's rates, also over rates a restored checkpoint brought (resume, --init_from); a change
+  is logged."""
+  restored = _learning_rates(nets)
+  wanted = {"lr/critic": cfg.optim.critic_lr, "lr/generator": cfg.optim.generator_lr}
+  changed = {k: v for k, v in wanted.items() if not np.isclose(restored[k], v, rtol=1e-6, atol=0.0)}
+  nets.critic_optimizer.learning_rate.assign(cfg.optim.critic_lr)
+  nets.generator_optimizer.learning_rate.assign(cfg.optim.generator_lr)
+  if changed:
+    logging.info("learning rates from the command line, not the checkpoint's: %s",
+                 ", ".join(f"{k.split('/')[1]} {restored[k]:g} -> {v:g}" for k, v in changed.items()))
+
+
 def _adapt_learning_rates(lr_adapter: adaptation.KidLrAdapter, nets: steps_lib.Networks, writer,
                           step: int) -> None:
   """Runs the 3-sample test (when old codes exist) and logs its decision and the new rates."""
@@ -474,7 +487,9 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   if chief:
     checkpointing.save_config(cfg, workdir)  # only now: a failed resume leaves the directory as it was
   if lr_adapter is not None:
-    lr_adapter.apply_learning_rates()
+    lr_adapter.apply_learning_rates()  # the config's rates times the (restored) adaptation factor
+  else:
+    _apply_config_learning_rates(nets, cfg)
   start_step = int(step.numpy())
   train_seconds = checkpointing.read_train_seconds(workdir, start_step)
 

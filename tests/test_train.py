@@ -64,14 +64,15 @@ def test_resume_continues_step_optimizer_and_noise(trained_run, tmp_path, no_exp
   strategy = make_two_replica_strategy()
   workdir = copy_of_trained_run(trained_run, tmp_path / "run")  # 4 steps of TINY
 
-  # What the checkpoint holds after the first run.
-  cfg = _cfg(workdir, steps=6)
+  # What the checkpoint holds after the first run. The resumed run asks for other learning rates.
+  cfg = _cfg(workdir, steps=6, critic_lr=1e-3, generator_lr=3e-4)
   saved = trainer.build_networks(cfg)
   saved_step = tf.Variable(0, dtype=tf.int64)
   trainer.make_checkpoint(saved, saved_step, critic_count=tf.Variable(0, dtype=tf.int64)).restore(
       tf.train.latest_checkpoint(str(workdir / "checkpoints"))).expect_partial()
   assert int(saved_step.numpy()) == 4
   assert int(saved.generator_optimizer.iterations.numpy()) == 4
+  assert float(saved.critic_optimizer.learning_rate.numpy()) == pytest.approx(5e-4)  # Wang's, in the checkpoint
   moments = [v.numpy() for v in saved.generator_optimizer.variables if "momentum" in v.path]
   assert moments and any(np.abs(m).max() > 0 for m in moments)
   # Noise is keyed by the step: the resumed run draws step 4's z, not step 0's again.
@@ -86,9 +87,14 @@ def test_resume_continues_step_optimizer_and_noise(trained_run, tmp_path, no_exp
       tf.train.latest_checkpoint(str(workdir / "checkpoints"))).expect_partial()
   assert int(resumed_step.numpy()) == 6
   assert int(resumed.generator_optimizer.iterations.numpy()) == 6  # 4 restored + 2 new, not restarted
+  # The command line's rates were used (and are what the new checkpoint holds), not the restored ones.
+  assert float(resumed.critic_optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
+  assert float(resumed.generator_optimizer.learning_rate.numpy()) == pytest.approx(3e-4)
   acc = event_accumulator.EventAccumulator(str(workdir / "tensorboard"), size_guidance={"tensors": 0})
   acc.Reload()
   assert [e.step for e in acc.Tensors("loss/critic")] == [2, 4, 6]
+  lr = {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("lr/critic")}
+  assert lr[4] == pytest.approx(5e-4) and lr[6] == pytest.approx(1e-3)
 
 
 def test_resume_refuses_a_changed_architecture(trained_run):
@@ -106,7 +112,7 @@ def test_resume_refuses_a_changed_architecture(trained_run):
 def test_init_from_starts_a_new_run_from_another_runs_variables(trained_run, tmp_path, no_export):
   source, _ = trained_run
   strategy = make_two_replica_strategy()
-  cfg = _cfg(tmp_path, steps=5, loss="rep_b", init_from=str(source))
+  cfg = _cfg(tmp_path, steps=5, loss="rep_b", init_from=str(source), generator_lr=1e-5)
   trainer.train(cfg, strategy=strategy)
   latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
   assert latest.endswith("ckpt-5")
@@ -116,6 +122,7 @@ def test_init_from_starts_a_new_run_from_another_runs_variables(trained_run, tmp
       latest).expect_partial()
   assert int(restored_step.numpy()) == 5
   assert int(nets.generator_optimizer.iterations.numpy()) == 5  # 4 taken over + 1 new
+  assert float(nets.generator_optimizer.learning_rate.numpy()) == pytest.approx(1e-5)  # this run's rate
   # The new run is its own: its config (in the checkpoint and config.json) says rep_b, and the source is
   # untouched.
   from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel

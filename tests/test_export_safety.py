@@ -1,0 +1,85 @@
+"""An export removes nothing it did not write, and settles what a killed export left."""
+
+import os
+
+import pytest
+
+from conftest import main_in_process
+from flags import build as config_builder
+from mmd_gan_tf import export
+from mmd_gan_tf import trainer
+
+
+def _fake_export(path, marker="old"):
+  os.makedirs(os.path.join(path, "variables"))
+  for name in ("saved_model.pb", "fingerprint.pb", export.METADATA_FILE):
+    with open(os.path.join(path, name), "w", encoding="utf-8") as f:
+      f.write(marker)
+
+
+def _run(tmp_path):
+  """A workdir with what a run writes, beside a sibling run."""
+  runs = tmp_path / "runs"
+  for name in ("a", "b"):
+    for part in ("checkpoints", "tensorboard", "samples"):
+      os.makedirs(runs / name / part)
+    (runs / name / "config.json").write_text("{}")
+  return runs, runs / "a"
+
+
+def test_check_export_dir_refuses_what_an_export_would_destroy(tmp_path):
+  runs, workdir = _run(tmp_path)
+  (tmp_path / "notes.txt").write_text("mine")
+  os.makedirs(tmp_path / "photos")
+  (tmp_path / "photos" / "cat.png").write_bytes(b"x")
+  refused = {str(workdir): "is the run's workdir or holds it", str(runs): "is the run's workdir or holds it",
+             str(tmp_path): "is the run's workdir or holds it",
+             str(tmp_path / "notes.txt"): "is a file, not an earlier export",
+             str(tmp_path / "photos"): "is a folder with other contents",
+             str(workdir / "checkpoints"): "is a folder with other contents"}
+  os.makedirs(workdir / "checkpoints" / "ckpt-1.index")
+  for path, reason in refused.items():
+    with pytest.raises(ValueError, match=reason):
+      export.check_export_dir(path, str(workdir))
+  # A user's folder where the export would put its temporary or old copy is refused too.
+  os.makedirs(tmp_path / "out.old")
+  (tmp_path / "out.old" / "thesis.tex").write_text("x")
+  with pytest.raises(ValueError, match="out.old exists and is a folder with other contents"):
+    export.check_export_dir(str(tmp_path / "out"), str(workdir))
+  # Allowed: a new path, an empty folder, an earlier export (the default <workdir>/export among them).
+  export.check_export_dir(str(tmp_path / "new"), str(workdir))
+  os.makedirs(tmp_path / "empty")
+  export.check_export_dir(str(tmp_path / "empty"), str(workdir))
+  _fake_export(workdir / "export")
+  export.check_export_dir(str(workdir / "export"), str(workdir))
+
+
+def test_a_refused_export_dir_stops_the_run_before_anything_is_written(tmp_path):
+  runs, workdir = _run(tmp_path)
+  before = sorted(str(p) for p in tmp_path.rglob("*"))
+  with pytest.raises(ValueError, match=r"^--export_dir=.* is the run's workdir or holds it"):
+    config_builder.build_config({"workdir": str(workdir), "export_dir": str(runs), "steps": 2})
+  for mode in ("train", "export"):
+    result = main_in_process(f"--mode={mode}", f"--workdir={workdir}", f"--export_dir={workdir}", "--steps=2")
+    assert result.returncode != 0 and "is the run's workdir or holds it" in result.stderr
+  assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("leftover", ["old_beside_export", "old_only", "tmp"])
+def test_an_export_killed_midway_is_settled_by_the_next(tmp_path, leftover):
+  cfg = config_builder.build_config(dict(dataset="shapes", loss="rep", arch="li", width=0.0625, batch_size=4,
+                                         workdir=str(tmp_path / "run")))
+  export_dir = str(tmp_path / "run" / "export")
+  if leftover == "old_beside_export":  # killed after the second rename
+    _fake_export(export_dir, "previous")
+    _fake_export(export_dir + ".old", "older")
+  elif leftover == "old_only":  # killed between the two renames: the previous export comes back first
+    _fake_export(export_dir + ".old", "previous")
+  else:  # killed while writing
+    _fake_export(export_dir, "previous")
+    os.makedirs(export_dir + ".tmp" + "/variables")
+  generator = trainer.build_networks(cfg).generator
+  export.export_generator(generator, cfg, export_dir)
+  assert sorted(os.listdir(tmp_path / "run")) == ["export"]
+  with open(os.path.join(export_dir, export.METADATA_FILE), encoding="utf-8") as f:
+    assert '"loss"' in f.read()  # the new export, not a leftover
