@@ -26,6 +26,7 @@ console.import_tensorflow_quietly()
 
 from flags import build as config_builder  # noqa: E402
 from flags import definitions  # noqa: E402
+from flags import presets  # noqa: E402
 from mmd_gan_tf import cli  # noqa: E402
 
 # SIGTERM / Ctrl-C: a checkpoint of the interrupted step was saved; rerun to continue (EX_TEMPFAIL).
@@ -68,6 +69,8 @@ def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   cfg = config_builder.build_config(_flag_values())  # ValueError: one line via mmd_gan_tf.cli
+  for line in presets.advice(cfg):
+    print(line, file=sys.stderr)
   if FLAGS.dry_run:
     print(cfg.to_json())
     return 0

@@ -62,13 +62,27 @@ def _overrides(flag_values: Mapping[str, Any]) -> dict:
     for field in fields:
       resolved[field] = _convert(field, value)
   # KID by default is best effort; asking for it (or for given weights) makes missing weights an error.
-  if any(flag_values.get(name) is not None for name in ("eval_every", "eval_every_minutes", "inception_weights")):
+  if flag_values.get("inception_weights") == "none":
+    _no_kid(resolved, flag_values)
+  elif any(flag_values.get(name) is not None for name in ("eval_every", "eval_every_minutes", "inception_weights")):
     resolved["eval.optional"] = False
   # One source of truth for quantities two sections need.
   resolved["model.image_size"] = resolved.get("data.image_size", config_lib.DataConfig.image_size)
   resolved["model.channels"] = resolved.get("data.channels", config_lib.DataConfig.channels)
   resolved["model.output_activation"] = resolved.get("data.image_range", config_lib.DataConfig.image_range)
   return resolved
+
+
+def _no_kid(resolved: dict, flag_values: Mapping[str, Any]) -> None:
+  """`--inception_weights=none`: the in-training evaluation off; refused where KID is asked for."""
+  for name in ("eval_every", "eval_every_minutes"):
+    if flag_values.get(name):
+      raise ValueError(f"--{name}={flag_values[name]} needs the Inception weights, but --inception_weights=none")
+  if resolved.get("eval.lr_adaptation") and flag_values.get("lr_adaptation") is not False:
+    raise ValueError(f"--inception_weights=none: the {resolved['preset']} preset adapts its learning rates from "
+                     "KID, which needs the weights; add --lr_adaptation=false to train at constant rates")
+  resolved.update({"eval.eval_every": 0, "eval.eval_every_minutes": 0.0, "eval.lr_adaptation": False,
+                   "eval.optional": True})
 
 
 def _apply(overrides: Mapping[str, Any]) -> config_lib.Config:

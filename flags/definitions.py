@@ -229,7 +229,8 @@ def define_flags(flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> None:
                   "for --dataset=npz the array x_<split>). Default: the training split.")
   f.DEFINE_string("eval_data_dir", None, "Held-out real images for KID: this --data_dir instead of the "
                   "training one (folder, tfrecord, lsun, FILE.npz:KEY).")
-  f.DEFINE_string("inception_weights", None, "FID Inception weights (.npz, .tgz or .pb).")
+  f.DEFINE_string("inception_weights", None, "FID Inception weights (.npz, .tgz or .pb); default: the cache, "
+                  "downloaded once when missing; none: no KID in training.")
   f.DEFINE_integer("kid_subsets", None, "KID subsets during training.")
   f.DEFINE_integer("kid_subset_size", None, "KID subset size.")
   f.DEFINE_integer("eval_num_samples", None, "Generated (and, unless --eval_num_real, real) images per evaluation.")

@@ -80,6 +80,10 @@ def make_lr_adapter(cfg: config_lib.Config, nets: steps_lib.Networks, inception,
                                  (cfg.optim.critic_lr, cfg.optim.generator_lr), real, fake_codes, codes_dir)
 
 
+# `--inception_weights=none`: no KID in training, nothing downloaded.
+NO_WEIGHTS = "none"
+
+
 def make_evaluation(cfg: config_lib.Config, nets: steps_lib.Networks, checkpoint: tf.train.Checkpoint,
                      strategy: tf.distribute.Strategy):
   """(Evaluator or None, KidLrAdapter or None) sharing one Inception network; their state joins the checkpoint.
@@ -89,6 +93,8 @@ def make_evaluation(cfg: config_lib.Config, nets: steps_lib.Networks, checkpoint
   evaluator = lr_adapter = None
   if not (cfg.eval.eval_every or cfg.eval.eval_every_minutes or cfg.eval.lr_adaptation):
     return evaluator, lr_adapter
+  if cfg.eval.inception_weights == NO_WEIGHTS:  # flags/build.py turned the evaluation off; a library caller may not
+    raise ValueError(f"--inception_weights={NO_WEIGHTS} with an evaluation or lr adaptation asked for")
   try:
     inception = training_eval.load_network(cfg.eval)
   except (RuntimeError, OSError, ValueError) as error:

@@ -61,7 +61,7 @@ LossFn = Callable[[CriticOutputs, LossConfig], LossTerms]
 
 Check = Callable[[Config], None]
 
-# How the generator moves: by the gradient of its loss, or by the gradient flow of mmd_gan_tf/flow.py.
+# How the generator moves: by the gradient of its loss, or by the gradient flow of mmd_gan_tf/flow/update.py.
 GRADIENT, FLOW = "gradient", "flow"
 
 

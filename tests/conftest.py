@@ -21,6 +21,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # Hermetic: in-training KID is on by default when the Inception weights are cached, so tests (and the
 # main.py processes they start) get an empty cache of their own unless a test passes weights itself.
 os.environ["MMD_GAN_TF_CACHE"] = tempfile.mkdtemp(prefix="mmd_gan_tf_test_cache_")
+os.environ["MMD_GAN_TF_NO_DOWNLOAD"] = "1"  # no test reaches the network
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import logging
 import os
+import urllib.error
 
 import numpy as np
 import pytest
@@ -33,12 +34,35 @@ def test_presets_turn_kid_on_as_best_effort():
   assert not _cfg("/tmp/unused", eval_every_minutes=1.0).eval.optional
 
 
+def test_inception_weights_none_turns_kid_off_or_is_refused_where_kid_is_asked_for():
+  cfg = _cfg("/tmp/unused", inception_weights="none")
+  assert cfg.eval.eval_every == 0 and cfg.eval.eval_every_minutes == 0 and not cfg.eval.lr_adaptation
+  with pytest.raises(ValueError, match="--eval_every=10 needs the Inception weights"):
+    _cfg("/tmp/unused", inception_weights="none", eval_every=10)
+  with pytest.raises(ValueError, match="add --lr_adaptation=false"):
+    _cfg("/tmp/unused", inception_weights="none", loss="smmd")
+  assert not _cfg("/tmp/unused", inception_weights="none", loss="smmd", lr_adaptation=False).eval.lr_adaptation
+
+
 @pytest.mark.end_to_end
-def test_missing_weights_one_line_and_training_goes_on_to_its_time_limit_and_exports(tmp_path, caplog):
-  # The preset's best-effort KID (the test cache is empty); 6 ms of training: it stops after the first step.
+def test_missing_weights_one_line_and_training_goes_on_to_its_time_limit_and_exports(tmp_path, caplog,
+                                                                                   monkeypatch):
+  # The preset's best-effort KID (the test cache is empty) tries the download once; offline (a fake download
+  # that fails as urllib does without a network), one line says how to get the weights and training goes on.
+  # 6 ms of training: it stops after the first step.
+  from mmd_gan_tf.metrics import inception_weights  # pylint: disable=import-outside-toplevel
+  tried = []
+
+  def offline(url, destination):
+    tried.append((url, destination))
+    raise urllib.error.URLError("Temporary failure in name resolution")
+
+  monkeypatch.delenv(inception_weights.NO_DOWNLOAD_ENV)
+  monkeypatch.setattr(inception_weights, "_download", offline)
   cfg = _cfg(tmp_path / "run", steps=1000, max_train_minutes=1e-4)
   with caplog.at_level(logging.INFO):
     trainer.train(cfg, strategy=make_two_replica_strategy())
+  assert [url for url, _ in tried] == [inception_weights.INCEPTION_URL]
   lines = [r.getMessage() for r in caplog.records if "KID evaluation" in r.getMessage()]
   assert len(lines) == 1 and "--inception_weights" in lines[0] and "\n" not in lines[0]
   assert any("--max_train_minutes=0.0001 reached: stopping" in r.getMessage() for r in caplog.records)

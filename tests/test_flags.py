@@ -81,6 +81,17 @@ def test_dry_run_prints_resolved_config():
   assert cfg["preset"] == "cifar10/rep"
 
 
+def test_rep_below_full_width_is_told_to_use_rep_b():
+  assert len(presets.advice(_build(loss="rep", width=0.25))) == 1
+  assert "--loss=rep_b" in presets.advice(_build(loss="rep", width=0.5))[0]
+  assert presets.advice(_build(loss="rep", width=1.0)) == []
+  assert presets.advice(_build(loss="rep_b", width=0.25)) == []
+  result = main_in_process("--dry_run", "--loss=rep", "--width=0.25")
+  assert result.returncode == 0 and json.loads(result.stdout)["loss"]["name"] == "rep"  # a warning, not a refusal
+  warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: --loss=rep at")]
+  assert len(warnings) == 1 and "--loss=rep_b" in warnings[0]
+
+
 def test_unknown_flag_value_fails_with_its_name():
   result = main_in_process("--loss=nonsense", "--dry_run")
   assert result.returncode != 0

@@ -40,6 +40,10 @@ class InceptionWeights:
 ARCHIVE_NAME = "inception-2015-12-05.tgz"
 
 
+# Set (to anything non-empty) to forbid every download, e.g. in tests and on clusters without internet access.
+NO_DOWNLOAD_ENV = "MMD_GAN_TF_NO_DOWNLOAD"
+
+
 def default_cache_dir() -> pathlib.Path:
   """$MMD_GAN_TF_CACHE, else ~/.cache/mmd_gan_tf."""
   return pathlib.Path(os.environ.get("MMD_GAN_TF_CACHE", "~/.cache/mmd_gan_tf")).expanduser()
@@ -143,6 +147,7 @@ def load_inception_weights(path: Optional[str] = None, cache_dir=None,
     raise ValueError(f"--inception_weights={path}: expected a .npz, .pb or .tgz file")
   cache_dir = pathlib.Path(cache_dir) if cache_dir else default_cache_dir()
   converted = cache_dir / CONVERTED_NAME
+  download = download and not os.environ.get(NO_DOWNLOAD_ENV)
   if not converted.exists():
     if not download and not (cache_dir / ARCHIVE_NAME).exists():
       raise RuntimeError(_offline_message(cache_dir, "downloads are disabled"))

@@ -25,11 +25,11 @@ from mmd_gan_tf.metrics import registry
 def load_network(eval_cfg, strategy: Optional[tf.distribute.Strategy] = None):
   """(weights, FID Inception model) from `eval_cfg.inception_weights` (or the download cache).
 
-  With `eval_cfg.optional` nothing is downloaded: only given or cached weights are used.
+  Without given or cached weights they are downloaded once (progress bar), converted, checked and cached, as
+  `tools/evaluate.py` does (unless $MMD_GAN_TF_NO_DOWNLOAD is set).
   """
   weights = inception_weights.load_inception_weights(eval_cfg.inception_weights,
-                                                     eval_cfg.feature_cache_dir,
-                                                     download=not eval_cfg.optional)
+                                                     eval_cfg.feature_cache_dir, download=True)
   if strategy is None:
     return weights, inception.build_fid_inception(weights)
   with strategy.scope():
