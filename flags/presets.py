@@ -103,7 +103,18 @@ for _loss in ("mmd_gp", "smmd"):
   PAIR_PRESETS[("lsun", _loss)] = {"data.preprocessing": "binkowski", "train.steps": 150000}
   PAIR_PRESETS[("celeb_a", _loss)] = {"model.arch": "resnet_big", "data.image_size": 160,
                                       "data.preprocessing": "binkowski", "train.steps": 150000}
-PAIR_PRESETS[("mnist", "mmd")] = {"data.preprocessing": "li"}
+# Li et al.'s run_exp.sh: nz (latent and code size) 10 on MNIST, 64 on CelebA, 128 otherwise; 1000 epochs
+# (MAX_ITER) at batch 64 for every dataset. Generator steps per epoch follow from his loop: every generator
+# step consumes 5 critic batches and its own (100 critic batches while g < 25 and every 500th g), an epoch ends
+# when the loader runs out (ceil(N / 64) batches). Over 1000 epochs that gives 149,640 steps on MNIST (60,000
+# images), 124,614 on CIFAR-10 (50,000), 500,000 on CelebA (202,599, the whole image folder) and 7,655,484 on
+# LSUN bedroom (3,033,042); CelebA is cropped as his ALICropAndScale (resize to 64x78, rows 7..70).
+PAIR_PRESETS[("mnist", "mmd")] = {"data.preprocessing": "li", "model.z_dim": 10, "model.critic_dim": 10,
+                                  "train.steps": 149640}
+PAIR_PRESETS[("cifar10", "mmd")] = {"train.steps": 124614}
+PAIR_PRESETS[("celeb_a", "mmd")] = {"data.preprocessing": "li", "model.z_dim": 64, "model.critic_dim": 64,
+                                    "train.steps": 500000}
+PAIR_PRESETS[("lsun", "mmd")] = {"train.steps": 7655484}
 
 
 def resolve_preset(dataset: str, loss: str) -> dict:

@@ -98,6 +98,11 @@ def make_evaluation(cfg: config_lib.Config, nets: steps_lib.Networks, checkpoint
   try:
     inception = training_eval.load_network(cfg.eval)
   except (RuntimeError, OSError, ValueError) as error:
+    if cfg.eval.lr_adaptation:  # part of the recipe (Arbel's smmd): no silent constant-rate run
+      raise ValueError(f"--lr_adaptation adapts the learning rates from KID and needs the FID Inception weights: "
+                       f"{str(error).split('. ')[0]}; give --inception_weights=PATH to "
+                       f"{inception_weights.INCEPTION_URL.rsplit('/', 1)[1]} (or its converted .npz), or add "
+                       "--lr_adaptation=false to train at constant rates") from None
     if not cfg.eval.optional:
       raise
     logging.warning("KID evaluation and lr adaptation are off: no FID Inception weights (given with "

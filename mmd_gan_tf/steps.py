@@ -14,6 +14,7 @@ import tensorflow as tf
 from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import distribute
 from mmd_gan_tf import losses as losses_lib
+from mmd_gan_tf import models
 from mmd_gan_tf import noise
 from mmd_gan_tf.layers import spectral_norm
 
@@ -42,21 +43,34 @@ def _frozen_critic(critic: keras.Model):
   return call
 
 
+def _critic_pass(critic: keras.Model, images: tf.Tensor, with_activations: bool):
+  """(features float32, activations float32 or None) of one training-mode critic call."""
+  activations = None
+  if with_activations:
+    features, activations = critic.features_and_activations(images, training=True)
+    activations = [tf.cast(a, tf.float32) for a in activations]  # bfloat16 under mixed precision
+  else:
+    features = critic(images, training=True)
+  return tf.cast(features, tf.float32), activations
+
+
 def critic_outputs(nets: Networks, cfg: config_lib.Config, spec: losses_lib.LossSpec, real: tf.Tensor,
                    z: tf.Tensor, penalty_seed: Optional[tf.Tensor] = None) -> losses_lib.CriticOutputs:
-  """Generates fakes and runs the critic once on [real; fake] (one power iteration per step)."""
+  """Generates fakes and runs the critic on them and on `real` as the architecture's reference code does
+  (`models.ARCHS[arch].critic_pass`): once on [real; fake], or once on each (the fake pass without a power
+  iteration, so that a step makes one)."""
   batch = tf.shape(real)[0]
   fake = nets.generator(z, training=True)
-  both = tf.concat([real, tf.cast(fake, real.dtype)], axis=0)
-  activations = None
-  if spec.needs_activations:
-    features, activations = nets.critic.features_and_activations(both, training=True)
+  fake_input = tf.cast(fake, real.dtype)
+  if models.ARCHS[cfg.model.arch].critic_pass == "separate":
+    real_local, real_acts = _critic_pass(nets.critic, real, spec.needs_activations)
+    with spectral_norm.power_iteration_updates(False):
+      fake_local, fake_acts = _critic_pass(nets.critic, fake_input, spec.needs_activations)
+    activations = None if real_acts is None else [tf.concat(pair, 0) for pair in zip(real_acts, fake_acts)]
   else:
-    features = nets.critic(both, training=True)
-  features = tf.cast(features, tf.float32)
-  if activations is not None:  # bfloat16 under mixed precision; penalties stay float32
-    activations = [tf.cast(a, tf.float32) for a in activations]
-  real_local, fake_local = features[:batch], features[batch:]
+    features, activations = _critic_pass(nets.critic, tf.concat([real, fake_input], axis=0),
+                                         spec.needs_activations)
+    real_local, fake_local = features[:batch], features[batch:]
   reconstructions = (None, None)
   if spec.needs_decoder:
     reconstructions = (nets.decoder(real_local, training=True), nets.decoder(fake_local, training=True))

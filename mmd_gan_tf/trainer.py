@@ -204,10 +204,9 @@ def loop_fn(strategy, nets, cfg, spec, step, critic_count, generator_update=None
   # body): as tf.functions they are traced once and called twice, which halves the loop's tracing time.
   @tf.function
   def critic_step(iterator):
-    metrics = _on_next_batch(strategy, critic_fn, critic_count, iterator)
     if cfg.optim.weight_clip:
       clip_weights(nets.critic.trainable_variables, cfg.optim.weight_clip)
-    return metrics
+    return _on_next_batch(strategy, critic_fn, critic_count, iterator)
 
   @tf.function
   def generator_step(iterator):
@@ -243,7 +242,9 @@ def next_boundary(cfg: config_lib.Config, current: int, first_eval: bool) -> int
 
 
 def clip_weights(variables, bound: float) -> None:
-  """Li et al.: clip critic weights to [-bound, bound] after each critic update."""
+  """Li et al.: clip critic weights to [-bound, bound] at the start of each critic iteration (as Li's loop
+  clamps them before each critic update: the first step already sees clipped weights, the generator step
+  the weights of the last critic update)."""
   for v in variables:
     v.assign(tf.clip_by_value(v, -bound, bound))
 
@@ -324,9 +325,9 @@ def iteration(cfg: config_lib.Config, nets: steps_lib.Networks, fns, iterator, g
   if cfg.train.schedule == "simultaneous":
     return simultaneous_fn(iterator)
   for _ in range(critic_steps_for(cfg.train, generator_step)):
-    critic_metrics = critic_fn(iterator)
-    if cfg.optim.weight_clip:
+    if cfg.optim.weight_clip:  # before each critic step, as Li's loop clamps: the generator sees the last update
       clip_weights(nets.critic.trainable_variables, cfg.optim.weight_clip)
+    critic_metrics = critic_fn(iterator)
   return {**critic_metrics, **generator_fn(iterator)}
 
 

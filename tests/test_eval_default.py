@@ -72,6 +72,16 @@ def test_missing_weights_one_line_and_training_goes_on_to_its_time_limit_and_exp
   assert os.path.exists(tmp_path / "run" / "export" / "saved_model.pb")
 
 
+def test_lr_adaptation_without_weights_is_one_line_naming_the_file(tmp_path):
+  """Arbel's smmd recipe adapts its rates from KID: without weights it stops instead of training at constant
+  rates (the preset's KID being best effort does not make the adaptation optional)."""
+  cfg = _cfg(tmp_path / "run", steps=2, loss="smmd", arch="li", width=0.0625)
+  assert cfg.eval.optional and cfg.eval.lr_adaptation
+  with pytest.raises(ValueError, match=r"inception-2015-12-05\.tgz.*--lr_adaptation=false") as error:
+    trainer.train(cfg, strategy=make_two_replica_strategy())
+  assert "\n" not in str(error.value)
+
+
 def test_asked_for_kid_without_weights_is_an_error(tmp_path):
   cfg = _cfg(tmp_path / "run", steps=2, eval_every=1)
   with pytest.raises(RuntimeError, match="not cached"):

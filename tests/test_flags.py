@@ -81,6 +81,16 @@ def test_dry_run_prints_resolved_config():
   assert cfg["preset"] == "cifar10/rep"
 
 
+@pytest.mark.parametrize("dataset, z_dim, preprocessing, steps", [
+    ("mnist", 10, "li", 149640), ("cifar10", 128, "default", 124614), ("celeb_a", 64, "li", 500000),
+    ("lsun", 128, "default", 7655484)])
+def test_lis_presets_follow_his_run_script(dataset, z_dim, preprocessing, steps):
+  """run_exp.sh: nz per dataset (latent = code size), 1000 epochs as generator steps of his loop."""
+  cfg = config_builder.build_config({"dataset": dataset, "loss": "mmd"}, check_library=False)
+  assert (cfg.model.z_dim, cfg.model.critic_dim, cfg.data.preprocessing, cfg.train.steps) == \
+      (z_dim, z_dim, preprocessing, steps)
+
+
 def test_rep_below_full_width_is_told_to_use_rep_b():
   assert len(presets.advice(_build(loss="rep", width=0.25))) == 1
   assert "--loss=rep_b" in presets.advice(_build(loss="rep", width=0.5))[0]

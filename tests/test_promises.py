@@ -182,7 +182,7 @@ def _train_steps(cfg, generator_steps: int, loop_length: int):
 
 def test_the_compiled_loop_does_what_the_host_iteration_does():
   """4 generator steps of Li's schedule: critic steps 3, 3, 2, 3 (warm-up while g < 2 and at g = 3), each
-  on its own batch and its own noise, weights clipped to 0.01 after each critic step."""
+  on its own batch and its own noise, weights clipped to 0.01 before each critic step."""
   cfg = _li_schedule_cfg()
   assert cfg.optim.weight_clip == 0.01
   host_weights, host_critic, host_step, host_critic_count, host_next = _train_steps(cfg, 4, loop_length=1)
@@ -191,7 +191,8 @@ def test_the_compiled_loop_does_what_the_host_iteration_does():
   np.testing.assert_array_equal(loop_next, host_next)  # both read the same number of batches (15)
   for host, loop in zip(host_weights, loop_weights):
     np.testing.assert_allclose(loop, host, rtol=2e-5, atol=1e-6)
-  assert max(float(np.abs(w).max()) for w in host_critic) <= 0.01 + 1e-7
+  # Clipped before each critic step, not after: the last update leaves the critic within one step of 0.01.
+  assert 0.01 < max(float(np.abs(w).max()) for w in host_critic) < 0.02
 
 
 def test_critic_steps_for_follows_lis_warm_up_on_the_host_and_in_graph():
@@ -212,3 +213,49 @@ def test_the_trainers_data_stream_depends_on_the_step_it_starts_at():
 
   np.testing.assert_array_equal(first_batch(500), first_batch(500))
   assert not np.array_equal(first_batch(0), first_batch(500))
+
+
+def _one_critic_step_cfg(weight_clip):
+  cfg = _tiny_cfg("mmd", optimizer="sgd", critic_lr=0.5, generator_lr=1e-9)
+  return dataclasses.replace(
+      cfg, train=dataclasses.replace(cfg.train, n_critic=1, n_critic_warmup=0),
+      optim=dataclasses.replace(cfg.optim, weight_clip=weight_clip))
+
+
+def _after_one_iteration(cfg, prepare=None):
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+  with strategy.scope():
+    nets = trainer.build_networks(cfg)
+    step, critic_count = trainer.make_counters()
+  if prepare:
+    prepare(nets)
+  real = np.random.default_rng(1).uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
+  iterator = iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices(real).batch(4)))
+  fns = trainer.distributed_fns(strategy, nets, cfg, losses_lib.LOSSES[cfg.loss.name], step, critic_count)
+  trainer.iteration(cfg, nets, fns, iterator, 0)
+  return [v.numpy() for v in nets.critic.trainable_variables]
+
+
+def test_lis_first_critic_step_already_sees_clipped_weights():
+  """Li's loop clamps the encoder before each critic update: one critic step of the clipped run equals an
+  unclipped step taken from weights clipped beforehand, and the update itself is not clipped afterwards."""
+  clipped_run = _after_one_iteration(_one_critic_step_cfg(0.01))
+  pre_clipped = _after_one_iteration(
+      _one_critic_step_cfg(None), lambda nets: trainer.clip_weights(nets.critic.trainable_variables, 0.01))
+  for a, b in zip(clipped_run, pre_clipped):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  assert max(float(np.abs(w).max()) for w in clipped_run) > 0.01
+
+
+def test_lis_critic_normalises_real_and_fake_batches_separately():
+  """Li's netD(x), netD(y): each batch norm sees one batch; Wang's one pass on [real; fake] sees both."""
+  cfg = _tiny_cfg("mmd")
+  nets = trainer.build_networks(cfg)
+  real = tf.random.stateless_uniform([4, 32, 32, 3], [0, 2], -1.0, 1.0)
+  z = noise.sample_z(cfg.model, 4, 3)
+  outputs = steps_lib.critic_outputs(nets, cfg, losses_lib.LOSSES["mmd"], real, z)
+  fake = nets.generator(z, training=True)
+  np.testing.assert_allclose(outputs.real_features, nets.critic(real, training=True), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(outputs.fake_features, nets.critic(fake, training=True), rtol=1e-5, atol=1e-6)
+  joint = nets.critic(tf.concat([real, fake], 0), training=True).numpy()
+  assert not np.allclose(outputs.real_features, joint[:4], rtol=1e-3, atol=1e-4)

@@ -29,6 +29,10 @@ class ArchSpec:
   critic: Callable[[ModelConfig], keras.Model]
   decoder: Optional[Callable[[ModelConfig], keras.Model]] = None
   description: str = ""
+  # How the reference code runs the critic on a step's real and fake images: "joint" (one pass on their
+  # concatenation, as Wang's code does; batch statistics, where a critic has batch norm, are joint) or
+  # "separate" (one pass each, as Li's netD(x), netD(y): each batch normalised with its own statistics).
+  critic_pass: str = "joint"
 
 
 ARCHS = {
@@ -43,7 +47,7 @@ ARCHS = {
     "sngan": ArchSpec(sngan.SIZES, sngan.generator, sngan.critic,
                       description="Arbel et al. 2018 DCGAN (SMMD, 32 px)"),
     "li": ArchSpec(li.SIZES, li.generator, li.critic, li.decoder,
-                   description="Li et al. 2017 DCGAN encoder / decoder"),
+                   description="Li et al. 2017 DCGAN encoder / decoder", critic_pass="separate"),
 }
 
 OUTPUT_ACTIVATIONS = images.IMAGE_RANGES  # an output activation produces the range of the same name

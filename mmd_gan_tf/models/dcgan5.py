@@ -1,9 +1,9 @@
-"""Binkowski et al. 2018's 5x5 DCGAN (the `mmd_gp` / `smmd` network).
+"""A 5x5 DCGAN: Binkowski et al. 2018's `--architecture=dcgan` network (the `mmd_gp` preset).
 
 G: dense z -> s x s x 512 (s = 2 at 32 px, 4 at 64 px), BN, ReLU; tconv 5x5/2 256, 128, 64 (BN, ReLU);
    tconv 5x5/2 -> C; output activation.
 Critic: conv 5x5/2 64, 128, 256, 512 with LeakyReLU 0.2 (no BN: it is used with gradient penalties),
-   dense -> critic_dim. SN layers follow `cfg.spectral_norm` (Arbel's SMMD uses conv_gain).
+   dense -> critic_dim. SN layers follow `cfg.spectral_norm`.
 Initialisers as Binkowski's code: convs truncated normal 0.02, transposed convs normal 0.02, dense
 layers normal 0.01, biases zero.
 """
