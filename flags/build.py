@@ -5,6 +5,7 @@ with one `ValueError` that names the flag and the value.
 """
 
 import dataclasses
+import math
 import os
 from typing import Any, Mapping
 
@@ -114,6 +115,14 @@ def validate(cfg: config_lib.Config) -> None:
     value = _get(cfg, field)
     if not isinstance(value, int) or value <= 0:
       raise ValueError(f"{_flag_name(field)}={value} must be a positive integer")
+  for section in dataclasses.fields(cfg):
+    values = getattr(cfg, section.name)
+    for field in dataclasses.fields(values) if dataclasses.is_dataclass(values) else ():
+      value = getattr(values, field.name)
+      if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{_flag_name(section.name + '.' + field.name)}={value} must be a finite number")
+  if not 0 <= cfg.train.seed < 2 ** 31:
+    raise ValueError(f"--seed={cfg.train.seed} must be in [0, 2**31)")
   for field in _POSITIVE_FLOATS:
     if _get(cfg, field) <= 0:
       raise ValueError(f"{_flag_name(field)}={_get(cfg, field)} must be positive")

@@ -4,26 +4,27 @@ A preset is a dict of `"section.field": value` overrides of `mmd_gan_tf.config.C
 They are applied in order: _KID (in-training KID when the weights are there), DATASET_PRESETS[dataset], LOSS_PRESETS[loss],
 PAIR_PRESETS[(dataset, loss)], then the flags given on the command line.
 
-Costs (one step at batch 64, 2 CPU cores): the `shapes` preset's quarter-width 32 px network
-runs the default 2000 steps in a few minutes; paper presets at full width take about
-0.2 s/step at 32 px on CPU and are meant for a GPU (100k steps).
+Costs on 2 CPU cores: the default run (`shapes`, quarter width, batch 32, 1000 steps, `rep_b`) takes about
+3 minutes on a Sapphire Rapids core pair and about 8 on an AVX2-only one (BENCHMARKS.md, "Default run"); the
+paper presets at full width take 1-30 s per step on a CPU and are meant for a GPU (100k steps and more).
 """
 
-# KID during training whenever the FID Inception weights are available (given or cached; nothing is
-# downloaded for it): 2000 generated vs 2000 held-out real images every 5000 steps (2-3 minutes of a
+# KID during training with the FID Inception weights (given, cached, or downloaded once unless
+# --inception_weights=none): 2000 generated vs 2000 held-out real images every 5000 steps (2-3 minutes of a
 # 2-core CPU, about a second on a GPU). Without the weights one line says so and training goes on.
 _KID = {"eval.eval_every": 5000, "eval.num_samples": 2000, "eval.kid_subset_size": 1000, "eval.optional": True}
 
 # Per dataset: image geometry, quick-run shrinks, and the paper's run length.
 DATASET_PRESETS = {
     # Built-in, no download: one stroke-drawn digit 0-9, white on black (`--shapes_style=digits`, like
-    # MNIST), one channel, quarter-width nets, so that the default run (with the default loss rep_b) draws
-    # recognisable digits within its 2000 steps on a CPU; KID falls to a sixth of its first evaluation
-    # (BENCHMARKS.md, "Default run"). Wang's C = 64^(1/L) in the conv spectral norm. `--shapes_style=simple`
+    # MNIST), one channel, quarter-width nets, so that the default run (with the default loss rep_b, at batch
+    # 32 and twice Wang's learning rates: PAIR_PRESETS) draws recognisable digits within its 1000 steps, minutes
+    # on a CPU; KID falls below a fifth of its first evaluation (BENCHMARKS.md, "Default run"). Wang's
+    # C = 64^(1/L) in the conv spectral norm. `--shapes_style=simple`
     # (one large bright shape) and `mixed` (1-3 shapes on colour) are harder: give `--channels=3` for colour.
     "shapes": {"data.image_size": 32, "data.channels": 1, "model.width": 0.25,
                "data.shapes_style": "digits", "eval.real_split": "test",
-               "train.steps": 2000, "eval.eval_every": 500, "eval.num_samples": 256, "eval.kid_subset_size": 128,
+               "train.steps": 1000, "eval.eval_every": 500, "eval.num_samples": 256, "eval.kid_subset_size": 128,
                "train.log_every": 100, "train.sample_every": 500, "train.checkpoint_every": 500},
     "mnist": {"data.image_size": 32, "data.channels": 1, "train.steps": 50000},
     "cifar10": {"data.image_size": 32, "data.channels": 3, "train.steps": 100000},
@@ -97,6 +98,19 @@ PAIR_PRESETS = {}
 for _dataset, (_critic_lr, _generator_lr) in _WANG_LR.items():
   for _loss in ("rep", "rep_b"):
     PAIR_PRESETS[(_dataset, _loss)] = {"optim.critic_lr": _critic_lr, "optim.generator_lr": _generator_lr}
+# The default run: rep_b at twice Wang's CIFAR-10 rates learns the digits in 1000 steps of batch 32 (KID 97.7,
+# a sixth of the untrained generator's); 1.5x his rates at batch 64 needed 600 steps of twice the cost, 3x
+# them diverged (results/default_run/README.md).
+PAIR_PRESETS[("shapes", "rep_b")] = {"optim.critic_lr": 1e-3, "optim.generator_lr": 5e-4, "train.batch_size": 32}
+# Wang's hinge baseline per dataset: the best FID of the hinge block of his result sheet
+# (richardwth/MMD-GAN, Results/Results_rep.xlsx; rows lr_D_lr_G, columns k = C^L): STL-10 1e-4/2e-4, k 256,
+# FID 46.26 (stl!K6; CIFAR-10's setting gave 48.80, stl!I14); CelebA 2e-4/2e-4, k 256, FID 8.95 (celebA!K10;
+# 12.52, celebA!I14); LSUN 1e-3/2e-4, k 128, FID 17.20 (lsun!I18; 24.21, lsun!I14). CIFAR-10: the loss preset
+# (5e-4/2e-4, k 128, FID 22.90, CIFAR-10!I14).
+_WANG_HINGE = {"stl10": (1e-4, 2e-4, 256.0), "celeb_a": (2e-4, 2e-4, 256.0), "lsun": (1e-3, 2e-4, 128.0)}
+for _dataset, (_critic_lr, _generator_lr, _total_gain) in _WANG_HINGE.items():
+  PAIR_PRESETS[(_dataset, "hinge")] = {"optim.critic_lr": _critic_lr, "optim.generator_lr": _generator_lr,
+                                       "model.sn_total_gain": _total_gain}
 # Binkowski's and Arbel's runs: 150k generator steps; CIFAR-10 train + test, LSUN random crops.
 for _loss in ("mmd_gp", "smmd"):
   PAIR_PRESETS[("cifar10", _loss)] = {"data.preprocessing": "binkowski", "train.steps": 150000}

@@ -1,6 +1,6 @@
 """The trainer's side of Binkowski et al.'s KID-driven learning-rate adaptation.
 
-Every `lr_adaptation_every` generator steps: generate `lr_adaptation_samples` images from fresh noise,
+At steps 1, every + 1, 2 every + 1, ... (`is_test_step`, as the reference codes' scorers): generate `lr_adaptation_samples` images from fresh noise,
 take their Inception codes, and run the 3-sample test (metrics/three_sample.py) of the real codes vs
 these newest codes against the real codes vs the oldest remembered code set. The decision rule, the
 memory rule (which code sets are remembered, Binkowski's scorer) and their checkpointed state are
@@ -20,6 +20,21 @@ import tensorflow as tf
 from absl import logging
 
 from mmd_gan_tf.metrics import lr_adaptation
+
+
+def is_test_step(step: int, every: int) -> bool:
+  """Whether the generator step `step` (1 after the first update) takes a code set: steps 1, every + 1,
+  2 every + 1, ... . Binkowski's and Arbel's scorers run after the generator update at their 0-based step s
+  with s % every == 0, s = 0 included; their step s is our step s + 1. With the default memory of 10 sets
+  the first test comes at step 20,001, as in Arbel's code."""
+  return step >= 1 and (step - 1) % every == 0
+
+
+def next_test_step(current: int, every: int) -> int:
+  """The first step after `current` at which `is_test_step` holds."""
+  if current < 1:
+    return 1
+  return ((current - 1) // every + 1) * every + 1
 
 
 def _codes_path(directory: str, step: int) -> str:
@@ -90,7 +105,7 @@ class KidLrAdapter:
       optimizer.learning_rate.assign(rate)
 
   def due(self, step: int) -> bool:
-    return step % self.every == 0
+    return is_test_step(step, self.every)
 
   def __call__(self, generator, step: int) -> Dict[str, float]:
     """Codes for `step`; the test against the oldest remembered set once the memory is full; what to log."""

@@ -1,5 +1,9 @@
 """One training step of the critic and/or the generator, run per replica under `strategy.run`.
 
+Each step runs inside `spectral_norm.one_sigma_per_step`: every critic call of the step (the main pass, the
+penalty's and the scale's second calls, Li's fake pass) sees the same spectral norms, as in the reference codes,
+and only the main pass stores a new power vector.
+
 The replica rule (stated once, applied everywhere below): critic features are all-gathered so
 kernel terms see the global batch; every loss is divided by `num_replicas_in_sync` before its
 gradient is taken, because MirroredStrategy sums gradients over replicas and the all-gather's
@@ -36,7 +40,8 @@ class Networks(NamedTuple):
 
 
 def _frozen_critic(critic: keras.Model):
-  """The critic for second calls in a step (penalty interpolates, Jacobians): no power iteration."""
+  """The critic for second calls in a step (penalty interpolates, Jacobians): no power-vector update; inside
+  `spectral_norm.one_sigma_per_step` (as every step runs) the main pass's sigma."""
   def call(images, training=True):
     with spectral_norm.power_iteration_updates(False):
       return tf.cast(critic(images, training=training), tf.float32)
@@ -131,7 +136,7 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
 
   def simultaneous_fn(real, step):
     # Wang et al.: one forward pass, both networks updated from it.
-    with tf.GradientTape(persistent=True) as tape:
+    with tf.GradientTape(persistent=True) as tape, spectral_norm.one_sigma_per_step():
       outputs = critic_outputs(nets, cfg, spec, real, _z(real, step, noise.GENERATOR),
                                noise.step_seed(cfg.train.seed, step, noise.PENALTY))
       critic_terms = spec.critic_loss(outputs, cfg.loss)
@@ -143,7 +148,7 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
     return {**_with_prefix("critic", critic_terms), **_with_prefix("generator", generator_terms)}
 
   def critic_fn(real, step):
-    with tf.GradientTape() as tape:
+    with tf.GradientTape() as tape, spectral_norm.one_sigma_per_step():
       outputs = critic_outputs(nets, cfg, spec, real, _z(real, step, noise.CRITIC),
                                noise.step_seed(cfg.train.seed, step, noise.PENALTY))
       terms = spec.critic_loss(outputs, cfg.loss)
@@ -152,7 +157,10 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
     return _with_prefix("critic", terms)
 
   def generator_fn(real, step):
-    z = _z(real, step, noise.GENERATOR)
+    with spectral_norm.one_sigma_per_step():
+      return _generator_step(real, _z(real, step, noise.GENERATOR))
+
+  def _generator_step(real, z):
     if generator_update is not None:
       outputs = critic_outputs(nets, cfg, spec, real, z)
       terms = spec.generator_loss(outputs, cfg.loss)

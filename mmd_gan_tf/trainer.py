@@ -233,9 +233,9 @@ def next_boundary(cfg: config_lib.Config, current: int, first_eval: bool) -> int
   learning rates, or the end. A loop of `--steps_per_loop` steps stops there, so these happen at the same
   steps whatever the loop length."""
   intervals = [cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every, cfg.eval.eval_every]
-  if cfg.eval.lr_adaptation:
-    intervals.append(cfg.eval.lr_adaptation_every)
   candidates = [cfg.train.steps] + [(current // every + 1) * every for every in intervals if every]
+  if cfg.eval.lr_adaptation:
+    candidates.append(adaptation.next_test_step(current, cfg.eval.lr_adaptation_every))
   if first_eval and current == 0:
     candidates.append(1)
   return min(candidates)

@@ -196,6 +196,12 @@ def test_sample_tool_checks_its_input(exported, tmp_path):
   with pytest.raises(ValueError, match="--batch_size=0 must be positive"):
     sample.check_args(str(exported / "export"), 4, 0)
   sample.check_args(str(exported / "export"), 10, 3)  # accepted
+  with pytest.raises(ValueError, match="--out=grid.jpg must name a .png file"):
+    sample.check_args(str(exported / "export"), 4, 4, "grid.jpg")  # it would write PNG bytes to a .jpg
+  (tmp_path / "grids.png").mkdir()
+  with pytest.raises(ValueError, match="is a directory"):
+    sample.check_args(str(exported / "export"), 4, 4, str(tmp_path / "grids.png"))
+  sample.check_args(str(exported / "export"), 4, 4, str(tmp_path / "GRID.PNG"))  # accepted
 
 
 @pytest.mark.end_to_end

@@ -37,6 +37,9 @@ def test_default_is_the_quick_builtin_preset():
   assert cfg.data.shapes_style == "digits" and cfg.data.channels == cfg.model.channels == 1
   assert cfg.model.sn_multiplier is None and cfg.model.sn_total_gain == 64.0  # Wang's C = 64^(1/L)
   assert cfg.workdir == "runs/shapes_rep_b"
+  # A first run of minutes: 1000 steps of batch 32 at twice Wang's CIFAR-10 rates (BENCHMARKS, "Default run").
+  assert (cfg.train.steps, cfg.train.batch_size, cfg.eval.eval_every) == (1000, 32, 500)
+  assert (cfg.optim.critic_lr, cfg.optim.generator_lr) == (1e-3, 5e-4)
 
 
 def test_explicit_flags_override_the_preset():
@@ -56,6 +59,15 @@ def test_wang_learning_rates_per_dataset(dataset, critic_lr, generator_lr):
   assert (resolved["optim.critic_lr"], resolved["optim.generator_lr"]) == (critic_lr, generator_lr)
 
 
+@pytest.mark.parametrize("dataset, critic_lr, generator_lr, total_gain", [
+    ("cifar10", 5e-4, 2e-4, 128.0), ("stl10", 1e-4, 2e-4, 256.0), ("celeb_a", 2e-4, 2e-4, 256.0),
+    ("lsun", 1e-3, 2e-4, 128.0)])
+def test_hinge_follows_wangs_result_sheet_per_dataset(dataset, critic_lr, generator_lr, total_gain):
+  cfg = config_builder.build_config({"dataset": dataset, "loss": "hinge"}, check_library=False)
+  assert (cfg.optim.critic_lr, cfg.optim.generator_lr, cfg.model.sn_total_gain) == (
+      critic_lr, generator_lr, total_gain)
+
+
 @pytest.mark.parametrize("flags, bad", [
     ({"batch_size": 0}, "--batch_size=0"),
     ({"steps": -3}, "--steps=-3"),
@@ -67,6 +79,11 @@ def test_wang_learning_rates_per_dataset(dataset, critic_lr, generator_lr):
     ({"lr_adaptation": True, "lr_adaptation_factor": 1.5}, "--lr_adaptation_factor=1.5"),
     ({"lr_adaptation": True, "lr_adaptation_lag": 0}, "--lr_adaptation_lag=0"),
     ({"lr_adaptation": True, "lr_adaptation_samples": 2}, "--lr_adaptation_samples=2"),
+    ({"seed": -5}, "--seed=-5"),
+    ({"seed": 2 ** 63}, "--seed=9223372036854775808"),
+    ({"max_train_minutes": float("nan")}, "--max_train_minutes=nan"),
+    ({"critic_lr": float("inf")}, "--critic_lr=inf"),
+    ({"eval_every_minutes": float("inf")}, "--eval_every_minutes=inf"),
 ])
 def test_bad_values_name_the_flag(flags, bad):
   with pytest.raises(ValueError, match=bad.replace("+", r"\+")):
@@ -106,6 +123,12 @@ def test_unknown_flag_value_fails_with_its_name():
   result = main_in_process("--loss=nonsense", "--dry_run")
   assert result.returncode != 0
   assert "nonsense" in result.stderr and "--loss" in result.stderr
+
+
+def test_a_refused_value_leaves_no_workdir(tmp_path):
+  result = main_in_process(f"--workdir={tmp_path / 'run'}", "--seed=-5", "--steps=1")
+  assert result.returncode == 2 and "--seed=-5" in result.stderr
+  assert not (tmp_path / "run").exists()
 
 
 def test_workdir_that_is_a_file_fails(tmp_path):

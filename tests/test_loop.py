@@ -107,4 +107,9 @@ def test_loops_stop_at_every_interval_the_host_acts_on():
   assert trainer.next_boundary(cfg, 0, first_eval=False) == 4
   adapting = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, lr_adaptation=True,
                                                                lr_adaptation_every=3))
-  assert trainer.next_boundary(adapting, 1, first_eval=False) == 3
+  # Code sets after steps 1, 4, 7, ... (the reference codes' scorers run after their 0-based step 0, 3, 6).
+  boundaries, current = [], 0
+  while current < cfg.train.steps:
+    current = trainer.next_boundary(adapting, current, first_eval=False)
+    boundaries.append(current)
+  assert boundaries == [1, 4, 6, 7, 8, 10, 12, 13, 16, 18, 19, 20]

@@ -287,3 +287,14 @@ def test_adapter_skips_a_corrupt_old_code_file(tmp_path):
   (tmp_path / "fake_codes_00000002.npy").write_bytes(b"not a numpy file")
   assert adapter({}, 4) == {}
   assert adapter.state.remembered() == [4]  # the unreadable set left the memory
+
+
+def test_code_sets_are_taken_when_the_reference_scorers_take_them():
+  # Binkowski's and Arbel's scorers run after the generator update of their 0-based step s, s % every == 0
+  # (s = 0 included): our steps 1, every + 1, ...; with a memory of 10 sets the first test is at 20,001.
+
+  every = 2000
+  taken = [s for s in range(0, 20002) if adaptation.is_test_step(s, every)]
+  assert taken[:3] == [1, 2001, 4001] and len(taken) == 11 and taken[10] == 20001
+  assert [adaptation.next_test_step(c, every) for c in (0, 1, 2000, 2001)] == [1, 2001, 2001, 4001]
+  assert all(adaptation.is_test_step(s, 1) for s in range(1, 5)) and not adaptation.is_test_step(0, 1)

@@ -152,6 +152,35 @@ def test_a_steps_second_critic_call_runs_no_power_iteration():
              for layer, vector in zip(layers, after_main_pass))
 
 
+def _second_call_gap(nets, cfg, spec_name, run_step):
+  """Max |critic(real) - main pass's real features| of a second call made inside the step `run_step` runs."""
+  gaps = []
+  spec = losses_lib.LOSSES[spec_name]
+
+  def recording_loss(outputs, loss_cfg):
+    gaps.append(tf.reduce_max(tf.abs(outputs.critic(outputs.real_images) - outputs.real_features)))
+    return spec.critic_loss(outputs, loss_cfg)
+
+  fns = steps_lib.make_replica_fns(nets, cfg, spec._replace(critic_loss=recording_loss))
+  run_step(fns)
+  return float(gaps[0])
+
+
+@pytest.mark.parametrize("mode", ["conv", "matrix_gain"])
+def test_a_steps_second_critic_call_sees_the_main_passs_spectral_norms(mode):
+  # Arbel's Jacobian and Binkowski's penalty go through the main pass's graph: the same sigma. Li's critic
+  # normalises the real batch alone, so a second call on the real batch must repeat the main pass exactly.
+  cfg = _tiny_cfg(spectral_norm=mode)
+  real = tf.random.stateless_uniform([4, 32, 32, 3], [0, 2], -1.0, 1.0)
+  nets = trainer.build_networks(cfg)
+  step = tf.constant(0, tf.int64)
+  assert _second_call_gap(nets, cfg, "rep", lambda fns: fns[1](real, step)) == 0.0  # the critic step
+  assert _second_call_gap(nets, cfg, "rep", lambda fns: fns[0](real, step)) == 0.0  # the simultaneous step
+  # Outside the block a second call runs one more power step from the vector the main pass stored.
+  outputs = steps_lib.critic_outputs(nets, cfg, losses_lib.LOSSES["rep"], real, noise.sample_z(cfg.model, 4, 0))
+  assert float(tf.reduce_max(tf.abs(outputs.critic(real) - outputs.real_features))) > 1e-6
+
+
 # --- the host iteration and the compiled loop --------------------------------------------------------------
 
 def _li_schedule_cfg():

@@ -30,8 +30,12 @@ def define_flags() -> None:
   flags.DEFINE_integer("batch_size", 256, "Images generated per call (bounds the memory).")
 
 
-def check_args(model: str, num: int, batch_size: int) -> None:
-  """Raises ValueError naming the flag (--model, --num, --batch_size), before TensorFlow loads anything."""
+def check_args(model: str, num: int, batch_size: int, out: str = "samples.png") -> None:
+  """Raises ValueError naming the flag (--model, --num, --batch_size, --out), before anything is loaded."""
+  if not out.lower().endswith(".png"):
+    raise ValueError(f"--out={out} must name a .png file (the grid is written as PNG)")
+  if os.path.isdir(out):
+    raise ValueError(f"--out={out} is a directory; name the PNG file to write")
   if not model or not os.path.isdir(model):
     raise ValueError(f"--model={model} is not a SavedModel directory")
   if not 0 < num <= MAX_GRID:
@@ -59,7 +63,7 @@ def load_generator(path: str):
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  check_args(FLAGS.model, FLAGS.num, FLAGS.batch_size)
+  check_args(FLAGS.model, FLAGS.num, FLAGS.batch_size, FLAGS.out)
   model = load_generator(FLAGS.model)
   # Batches with seeds seed, seed + 1, ...: bounded memory for any --num.
   images = np.concatenate([
