@@ -4,8 +4,8 @@ A preset is a dict of `"section.field": value` overrides of `mmd_gan_tf.config.C
 They are applied in order: _KID (in-training KID when the weights are there), DATASET_PRESETS[dataset], LOSS_PRESETS[loss],
 PAIR_PRESETS[(dataset, loss)], then the flags given on the command line.
 
-Costs on 2 CPU cores: the default run (`shapes`, quarter width, batch 32, 1000 steps, `rep_b`) takes about
-3 minutes on a Sapphire Rapids core pair and about 8 on an AVX2-only one (BENCHMARKS.md, "Default run"); the
+Costs on 2 CPU cores: the default run (`shapes`, quarter width, batch 32, 1000 steps, `rep_b`) takes 1 min 47 s
+on 2 Sapphire Rapids (AMX) cores and about 7-9.5 minutes on 2 AVX2-only ones (BENCHMARKS.md, "Default run"); the
 paper presets at full width take 1-30 s per step on a CPU and are meant for a GPU (100k steps and more).
 """
 

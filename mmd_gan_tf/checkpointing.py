@@ -138,6 +138,21 @@ class WorkdirLock:
       self._file.close()
 
 
+def remove_unused_workdir(workdir: str) -> bool:
+  """Removes `workdir` if it holds nothing but this run's lock file (a run refused before its first write,
+  in a directory it created). Returns whether it did."""
+  try:
+    if set(os.listdir(workdir)) - {LOCK_FILE}:
+      return False
+    lock = os.path.join(workdir, LOCK_FILE)
+    if os.path.exists(lock):
+      os.remove(lock)
+    os.rmdir(workdir)
+  except OSError:
+    return False
+  return True
+
+
 def _lookup(values: dict, dotted: str):
   for key in dotted.split("."):
     values = values.get(key) if isinstance(values, dict) else None

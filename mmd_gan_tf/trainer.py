@@ -424,6 +424,7 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
   """
   strategy = strategy or distribute.make_strategy(cfg.strategy, cfg.cpu_devices)
   lock = None
+  created = not os.path.exists(cfg.workdir)
   if distribute.is_chief(strategy):
     checkpointing.prepare_workdir(cfg.workdir)
     lock = checkpointing.WorkdirLock(cfg.workdir)
@@ -431,12 +432,18 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
     if removed:
       logging.warning("removed %d partial checkpoint folder(s) of an interrupted save: %s", len(removed),
                       ", ".join(removed))
+  refused = False
   try:
     with _StopRequests() as stop:
       return _train(cfg, strategy, stop)
+  except Exception:  # pylint: disable=broad-except
+    refused = True
+    raise
   finally:
     if lock is not None:
       lock.release()
+      if refused and created:  # stopped before its first write: leave no empty run directory behind
+        checkpointing.remove_unused_workdir(cfg.workdir)
 
 
 def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _StopRequests) -> dict:
@@ -549,13 +556,18 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
       _write_samples(nets, cfg, fixed_z, workdir, writer, current)
     first = current == 1 and start_step == 0 and cfg.eval.eval_at_start and not interrupted
     every = cfg.eval.eval_every and current % cfg.eval.eval_every == 0
-    if evaluator is not None and (every or eval_clock.due(train_seconds) or last or first):
+    # A stop request skips the evaluation: the checkpoint comes first (a scheduler's grace period is short).
+    if evaluator is not None and not interrupted and (every or eval_clock.due(train_seconds) or last or first):
       scores = evaluator(nets.generator, current)
       evaluator.log(current, train_seconds, scores)
       summaries.write_scalars(writer, scores, current)
       logging.info("step %d | %s", current, " ".join(f"{k}={v:.5g}" for k, v in scores.items()))
     if lr_adapter is not None and lr_adapter.due(current):
       _adapt_learning_rates(lr_adapter, nets, writer, current)
+    if not interrupted and not several_workers and stop.signal_name is not None:
+      # The signal came during the evaluation or the lr test: save this step now, train no further step.
+      _check_finite({k: float(v) for k, v in metrics.items()}, current, manager)
+      interrupted = should_save = True
     if should_save:
       _save(manager, current, workdir, chief, train_seconds)
     writer.flush()

@@ -80,12 +80,18 @@ def test_lr_adaptation_without_weights_is_one_line_naming_the_file(tmp_path):
   with pytest.raises(ValueError, match=r"inception-2015-12-05\.tgz.*--lr_adaptation=false") as error:
     trainer.train(cfg, strategy=make_two_replica_strategy())
   assert "\n" not in str(error.value)
+  assert not (tmp_path / "run").exists()  # refused before its first write: no empty run directory left
 
 
 def test_asked_for_kid_without_weights_is_an_error(tmp_path):
   cfg = _cfg(tmp_path / "run", steps=2, eval_every=1)
   with pytest.raises(RuntimeError, match="not cached"):
     trainer.train(cfg, strategy=make_two_replica_strategy())
+  assert not (tmp_path / "run").exists()
+  (tmp_path / "kept").mkdir()  # a directory the run did not create stays, lock file aside
+  with pytest.raises(RuntimeError, match="not cached"):
+    trainer.train(dataclasses.replace(cfg, workdir=str(tmp_path / "kept")), strategy=make_two_replica_strategy())
+  assert (tmp_path / "kept").is_dir()
 
 
 @pytest.mark.end_to_end

@@ -152,6 +152,31 @@ def test_sigterm_saves_the_interrupted_step_and_the_rerun_continues(tmp_path, mo
   assert calls == [1, 2, 3, 4]
 
 
+@pytest.mark.end_to_end
+def test_sigterm_during_an_evaluation_saves_that_step_at_once(tmp_path, monkeypatch, no_export):
+  """A signal that arrives while KID is computed: no further step, no second evaluation, the step saved."""
+  assert threading.current_thread() is threading.main_thread()
+  evaluated = []
+
+  class Evaluator:
+    def __call__(self, generator, step):
+      evaluated.append(step)
+      os.kill(os.getpid(), signal.SIGTERM)
+      return {"eval/kid": 0.5}
+
+    def log(self, *args):
+      pass
+
+  monkeypatch.setattr(trainer.evaluation, "make_evaluation", lambda *args: (Evaluator(), None))
+  cfg = config_builder.build_config(dict(TINY, arch="li", workdir=str(tmp_path / "run"), steps=100,
+                                         eval_every=2, checkpoint_every=100))
+  cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, eval_at_start=False))
+  with pytest.raises(trainer.Interrupted, match="SIGTERM at step 2: checkpoint saved"):
+    trainer.train(cfg, strategy=make_two_replica_strategy())
+  assert evaluated == [2]
+  assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-2")
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--batch_size=1"], "--batch_size=1 must be >= 2"),
     (["--batch_size=3", "--cpu_devices=2"], "divisible by --cpu_devices=2"),
