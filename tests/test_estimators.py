@@ -62,8 +62,8 @@ def np_mmd2_and_variance(k_rr, k_ff, k_rf):
   m = k_rr.shape[0]
   h = k_rr + k_ff - k_rf - k_rf.T
   pairs = [h[i, j] ** 2 for i, j in itertools.permutations(range(m), 2)]
-  triples = [h[i, j] * h[i, l] for i, j, l in itertools.permutations(range(m), 3)]
-  quadruples = [h[i, j] * h[k, l] for i, j, k, l in itertools.permutations(range(m), 4)]
+  triples = [h[i, j] * h[i, q] for i, j, q in itertools.permutations(range(m), 3)]
+  quadruples = [h[i, j] * h[k, q] for i, j, k, q in itertools.permutations(range(m), 4)]
   zeta1 = np.mean(triples) - np.mean(quadruples)
   zeta2 = np.mean(pairs) - np.mean(quadruples)
   var = 4 * (m - 2) / (m * (m - 1)) * zeta1 + 2 / (m * (m - 1)) * zeta2

@@ -41,7 +41,8 @@ def np_mmd2_unbiased(k_rr, k_ff, k_rf):
   return np_off_diagonal_mean(k_rr) + np_off_diagonal_mean(k_ff) - 2 * k_rf.mean()
 
 
-def np_rep_critic(real, fake, lam=1.0, bounded=False, cfg=LossConfig()):
+def np_rep_critic(real, fake, lam=1.0, bounded=False, cfg=None):
+  cfg = cfg or LossConfig()
   low, high = (cfg.bound_low, cfg.bound_high) if bounded else (None, None)
   k_rr, k_ff, k_rf = np_rbf(real, real, high=high), np_rbf(fake, fake, low=low), np_rbf(real, fake)
   m = np_off_diagonal_mean

@@ -1,12 +1,15 @@
 """The 3-sample (relative similarity) test and the KID-driven learning-rate adaptation."""
 
+import dataclasses
 import os
 
 import numpy as np
 import pytest
 import scipy.stats
+import keras
 import tensorflow as tf
 
+from mmd_gan_tf import adaptation
 from mmd_gan_tf.config import EvalConfig
 from mmd_gan_tf.metrics import lr_adaptation
 from mmd_gan_tf.metrics import three_sample
@@ -161,9 +164,6 @@ def test_fake_code_history_returns_the_lagged_codes(tmp_path):
 
 # --- the trainer's adapter: codes on disk, decisions applied to real optimizers, state restored ---
 
-from mmd_gan_tf import adaptation  # pylint: disable=g-import-not-at-top,wrong-import-position
-import dataclasses  # pylint: disable=g-import-not-at-top,wrong-import-position
-import keras  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _adapter(tmp_path, scripted_codes, **eval_overrides):

@@ -69,14 +69,15 @@ def test_width_scales_channels_and_modes_change_parameters():
   none = models.build_critic(ModelConfig(width=0.25, spectral_norm="none"))
   assert not sn.spectral_layers(none) and not none.non_trainable_variables
   fixed = models.build_critic(ModelConfig(width=0.25, spectral_norm="conv", sn_multiplier=1 / 0.55))
-  assert all(l.multiplier == pytest.approx(1 / 0.55) for l in sn.spectral_layers(fixed))
+  assert all(layer.multiplier == pytest.approx(1 / 0.55) for layer in sn.spectral_layers(fixed))
 
 
 def test_batch_norm_settings_come_from_config():
   cfg = ModelConfig(width=0.125, bn_momentum=0.9, bn_epsilon=2e-5)
-  bns = [l for l in models.build_generator(cfg).layers if isinstance(l, tf.keras.layers.BatchNormalization)]
+  bns = [layer for layer in models.build_generator(cfg).layers
+         if isinstance(layer, tf.keras.layers.BatchNormalization)]
   assert len(bns) == 3
-  assert all(l.momentum == 0.9 and l.epsilon == 2e-5 for l in bns)
+  assert all(layer.momentum == 0.9 and layer.epsilon == 2e-5 for layer in bns)
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -180,9 +181,9 @@ def test_model_table_counts_conv_flops():
   from tools import model_table
   cfg = ModelConfig(width=1 / 16, critic_dim=5, spectral_norm="none")
   critic, generator = models.build_critic(cfg), models.build_generator(cfg)
-  first_conv = [l for l in critic.network.layers if isinstance(l, sn.SNConv2D)][0]
+  first_conv = [layer for layer in critic.network.layers if isinstance(layer, sn.SNConv2D)][0]
   assert model_table.layer_flops(first_conv) == 2 * 32 * 32 * (3 * 3 * 3) * 4  # 3x3 conv, 64/16 filters
-  tconv = [l for l in generator.layers if isinstance(l, tf.keras.layers.Conv2DTranspose)][0]
+  tconv = [layer for layer in generator.layers if isinstance(layer, tf.keras.layers.Conv2DTranspose)][0]
   assert model_table.layer_flops(tconv) == 2 * 4 * 4 * 32 * (4 * 4 * 16)  # 4x4 input, 512/16 -> 256/16
   params, flops = model_table.model_stats(critic)
   assert params == sum(int(np.prod(v.shape)) for v in critic.trainable_variables) and flops > 0

@@ -5,7 +5,6 @@ quantised, what a step's second critic call may not touch, and that the compiled
 
 import dataclasses
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -16,7 +16,6 @@ from tensorboard.backend.event_processing import event_accumulator
 from conftest import ROOT, TINY_RUN, copy_of_trained_run, make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import noise
-from mmd_gan_tf import steps as steps_lib
 from mmd_gan_tf import trainer
 
 TINY = TINY_RUN
