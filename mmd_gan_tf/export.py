@@ -28,7 +28,8 @@ from mmd_gan_tf import noise
 
 METADATA_FILE = "mmd_gan_tf.json"
 # What a SavedModel folder written by `export_generator` holds; a folder with anything else is not ours.
-_EXPORT_ENTRIES = frozenset({"saved_model.pb", "variables", "assets", "fingerprint.pb", METADATA_FILE})
+KERAS_FILE = "generator.keras"  # the same generator as a Keras file: keras.saving.load_model(path)
+_EXPORT_ENTRIES = frozenset({"saved_model.pb", "variables", "assets", "fingerprint.pb", METADATA_FILE, KERAS_FILE})
 
 
 def is_export(path: str) -> bool:
@@ -77,7 +78,8 @@ def _plain_copy(generator: keras.Model, model_cfg: config_lib.ModelConfig) -> ke
 
 
 def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir: str) -> str:
-  """Writes the SavedModel to `export_dir` atomically (a crash leaves the old export intact)."""
+  """Writes the SavedModel (endpoints `generate(z)`, `sample(num_samples, seed)`), its config and the same
+  generator as `generator.keras` to `export_dir` atomically (a crash leaves the old export intact)."""
   model = _plain_copy(generator, cfg.model)
   image_range = cfg.data.image_range
   empty_shape = [0, cfg.model.image_size, cfg.model.image_size, cfg.model.channels]
@@ -108,6 +110,7 @@ def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir:
   tmp_dir, old_dir = export_dir + ".tmp", export_dir + ".old"
   archive.write_out(tmp_dir, verbose=False)
   files.atomic_write_text(os.path.join(tmp_dir, METADATA_FILE), cfg.to_json() + "\n")
+  model.save(os.path.join(tmp_dir, KERAS_FILE))
   if os.path.exists(export_dir):
     os.replace(export_dir, old_dir)
   os.replace(tmp_dir, export_dir)

@@ -240,6 +240,7 @@ class _SpectralNormBase(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package="mmd_gan_tf")
 class SNDense(_SpectralNormBase):
   """Dense layer y = x W_eff + b on inputs [b, in] -> [b, units]; conv mode is the matmul operator."""
 
@@ -296,6 +297,7 @@ class _SNConvBase(_SpectralNormBase):
             "strides": self.strides, "padding": self.padding.lower()}
 
 
+@keras.saving.register_keras_serializable(package="mmd_gan_tf")
 class SNConv2D(_SNConvBase):
   """2-D convolution [b, H, W, cin] -> [b, Ho, Wo, filters] with a spectrally normalised kernel.
 
@@ -323,6 +325,7 @@ class SNConv2D(_SNConvBase):
     super().build(input_shape)
 
 
+@keras.saving.register_keras_serializable(package="mmd_gan_tf")
 class SNConv2DTranspose(_SNConvBase):
   """Transposed convolution [b, H, W, cin] -> [b, Ho, Wo, filters] with a normalised kernel.
 

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmd_gan_tf.metrics import inception
+from mmd_gan_tf.metrics import inception_weights
 
 Images = Union[np.ndarray, Iterable[np.ndarray]]
 _EXTRACTORS = weakref.WeakKeyDictionary()  # model -> {with_logits: tf.function}
@@ -39,6 +40,12 @@ def _batches(images: Images, batch_size: int):
       yield images[start:start + batch_size]
   else:
     yield from images
+
+
+def load_fid_inception(path: Optional[str] = None, download: bool = True) -> inception.FidInceptionV3:
+  """The FID Inception-v3 (2015) as a Keras model, from `path` (.tgz, its .pb or the converted .npz) or from
+  the cache; with neither, downloaded once, converted, checked and cached (as `tools/evaluate.py` does)."""
+  return inception.build_fid_inception(inception_weights.load_inception_weights(path, download=download))
 
 
 def extract_features(model: inception.FidInceptionV3, images: Images, batch_size: int = 100,

@@ -69,11 +69,13 @@ def output_activation(cfg: ModelConfig, x):
   return keras.layers.Activation(cfg.output_activation, dtype="float32", name="output")(x)
 
 
+@keras.saving.register_keras_serializable(package="mmd_gan_tf")
 class Critic(keras.Model):
   """The critic psi: images [b, S, S, C] -> features [b, critic_dim] float32.
 
   Wraps a functional `network` whose outputs are [features, *hidden activations]; exposes
-  `features_and_activations` for penalties that need every layer (Binkowski's L2 penalty).
+  `features_and_activations` for penalties that need every layer (Binkowski's L2 penalty). Saves and loads
+  as a `.keras` file (the network, its weights and the SN layers' power vectors).
   """
 
   def __init__(self, network: keras.Model, multiplier: float = 1.0, **kwargs):
@@ -83,6 +85,16 @@ class Critic(keras.Model):
 
   def call(self, images, training=False):
     return self.features_and_activations(images, training=training)[0]
+
+  def get_config(self):
+    return {**super().get_config(), "network": keras.saving.serialize_keras_object(self.network),
+            "multiplier": self.sn_multiplier}
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    network = keras.saving.deserialize_keras_object(config.pop("network"))
+    return cls(network, **config)
 
   def features_and_activations(self, images, training=False):
     """Returns (features [b, critic_dim] float32, [every layer's output, features last] float32).
