@@ -13,9 +13,10 @@ Configuration: Config, ModelConfig, LossConfig, OptimConfig, TrainConfig, DataCo
     (presets per dataset and loss: `python main.py --dry_run --dataset=D --loss=L` prints one)
 Training: train(Config) -> final metrics (what `main.py` runs: checkpoints, resume, export, KID)
 Metrics on Inception features: kid(real, fake, ...), fid(real, fake), load_fid_inception(path=None),
-    extract_features(model, images) -> (features, logits)
+    extract_features(model, images) -> (features, logits), KIDCallback (KID of any Keras generator in `fit`)
 """
 
+from mmd_gan_tf.callbacks import KIDCallback
 from mmd_gan_tf.config import Config
 from mmd_gan_tf.config import DataConfig
 from mmd_gan_tf.config import EvalConfig
@@ -54,7 +55,7 @@ def train(cfg: Config) -> dict:
   return trainer.train(cfg)
 
 
-__all__ = ["ARCHS", "Config", "DataConfig", "EvalConfig", "KERNELS", "LOSSES", "LossConfig", "ModelConfig",
+__all__ = ["ARCHS", "Config", "DataConfig", "EvalConfig", "KERNELS", "KIDCallback", "LOSSES", "LossConfig", "ModelConfig",
            "OptimConfig", "SNConv2D", "SNConv2DTranspose", "SNDense", "TrainConfig", "build_critic",
            "build_decoder", "build_generator", "extract_features", "fid", "gram_blocks", "kid",
            "load_fid_inception", "mmd2", "one_sigma_per_step", "power_iteration_updates", "repulsive_critic_loss",

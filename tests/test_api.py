@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 
 import mmd_gan_tf as mg
-from conftest import ROOT, tool_env
+from conftest import ROOT, asset_path, tool_env
 from mmd_gan_tf import losses
+from mmd_gan_tf import noise
 from test_losses import np_mix_rbf, np_off_diagonal_mean, np_rbf, np_rep_critic, np_rep_generator
 
 API_DOC = ROOT / "docs" / "api.md"
@@ -85,3 +86,34 @@ def test_the_custom_loop_example_runs(tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
   assert "step 3: critic" in result.stdout
   assert tf.io.decode_png(tf.io.read_file(str(out))).shape == (256, 256, 1)
+
+
+@pytest.mark.end_to_end
+def test_the_kid_callback_gives_tools_evaluates_number_for_the_same_images(tmp_path):
+  sys.path.insert(0, str(ROOT))
+  from tools import evaluate  # pylint: disable=import-outside-toplevel
+  weights = asset_path("inception/fid_inception_v3_2015_12_05.npz")
+  inception = mg.load_fid_inception(str(weights))
+  rng = np.random.default_rng(0)
+  real = rng.integers(0, 256, (12, 32, 32, 1), dtype=np.uint8)
+  generator = mg.build_generator(mg.ModelConfig(width=0.0625, channels=1))
+  callback = mg.KIDCallback(generator, real, inception, z_dim=generator.input_shape[-1], num_samples=12,
+                            seed=3, kid_subsets=4, kid_subset_size=6, batch_size=5, log_dir=str(tmp_path / "tb"))
+  logs = {}
+  callback.on_epoch_end(0, logs)
+  assert callback.history[0]["epoch"] == 1 and logs["kid"] == callback.history[0]["kid"]
+  np.savez(tmp_path / "real.npz", x=real)
+  np.savez(tmp_path / "fake.npz", x=callback.sample_images())
+  result = evaluate.evaluate(evaluate.parse_args([
+      f"--real={tmp_path / 'real.npz'}:x", f"--fake={tmp_path / 'fake.npz'}:x", "--num=12", "--metrics=kid",
+      "--kid_subsets=4", "--kid_subset_size=6", "--seed=3", "--no_progress", "--no_cache",
+      f"--inception_weights={weights}"]))
+  np.testing.assert_allclose(logs["kid"], result["metrics"]["kid"]["mean"], rtol=1e-6)
+  # The images scored: the generator's tanh outputs as uint8 pixels, batch k drawn from export_batch_seed(3, k).
+  z = np.random.default_rng(noise.export_batch_seed(3, 1)).standard_normal((5, generator.input_shape[-1]))
+  pixels = (generator(tf.constant(z, tf.float32), training=False).numpy() + 1) * 127.5
+  np.testing.assert_allclose(callback.sample_images()[5:10], pixels, atol=0.5 + 1e-3)
+  every_second = mg.KIDCallback(generator, real, inception, z_dim=generator.input_shape[-1], num_samples=12,
+                                every=2, kid_subsets=2, kid_subset_size=6)
+  every_second.on_epoch_end(0, {})
+  assert every_second.history == []
