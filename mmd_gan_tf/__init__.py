@@ -16,47 +16,52 @@ Metrics on Inception features: kid(real, fake, ...), fid(real, fake), load_fid_i
     extract_features(model, images) -> (features, logits), KIDCallback (KID of any Keras generator in `fit`)
 """
 
-from mmd_gan_tf.callbacks import KIDCallback
-from mmd_gan_tf.config import Config
-from mmd_gan_tf.config import DataConfig
-from mmd_gan_tf.config import EvalConfig
-from mmd_gan_tf.config import LossConfig
-from mmd_gan_tf.config import ModelConfig
-from mmd_gan_tf.config import OptimConfig
-from mmd_gan_tf.config import TrainConfig
-from mmd_gan_tf.functional import gram_blocks
-from mmd_gan_tf.functional import mmd2
-from mmd_gan_tf.functional import repulsive_critic_loss
-from mmd_gan_tf.functional import repulsive_generator_loss
-from mmd_gan_tf.kernels import KERNELS
-from mmd_gan_tf.layers.spectral_norm import SNConv2D
-from mmd_gan_tf.layers.spectral_norm import SNConv2DTranspose
-from mmd_gan_tf.layers.spectral_norm import SNDense
-from mmd_gan_tf.layers.spectral_norm import one_sigma_per_step
-from mmd_gan_tf.layers.spectral_norm import power_iteration_updates
-from mmd_gan_tf.losses import LOSSES
-from mmd_gan_tf.metrics.features import extract_features
-from mmd_gan_tf.metrics.features import load_fid_inception
-from mmd_gan_tf.metrics.fid import fid
-from mmd_gan_tf.metrics.kid import kid
-from mmd_gan_tf.models import ARCHS
-from mmd_gan_tf.models import build_critic
-from mmd_gan_tf.models import build_decoder
-from mmd_gan_tf.models import build_generator
-from mmd_gan_tf.penalties import witness_gradient_penalty
+import importlib
+
+# Where each public name lives. Imported on first use (PEP 562), so that `from mmd_gan_tf import console` in
+# main.py and the tools does not import TensorFlow before `console.import_tensorflow_quietly()` can filter its
+# no-GPU noise; a fixed table, not a plugin mechanism.
+_EXPORTS = {
+    "KIDCallback": "mmd_gan_tf.callbacks",
+    "Config": "mmd_gan_tf.config", "DataConfig": "mmd_gan_tf.config", "EvalConfig": "mmd_gan_tf.config",
+    "LossConfig": "mmd_gan_tf.config", "ModelConfig": "mmd_gan_tf.config", "OptimConfig": "mmd_gan_tf.config",
+    "TrainConfig": "mmd_gan_tf.config",
+    "gram_blocks": "mmd_gan_tf.functional", "mmd2": "mmd_gan_tf.functional",
+    "repulsive_critic_loss": "mmd_gan_tf.functional", "repulsive_generator_loss": "mmd_gan_tf.functional",
+    "KERNELS": "mmd_gan_tf.kernels",
+    "SNConv2D": "mmd_gan_tf.layers.spectral_norm", "SNConv2DTranspose": "mmd_gan_tf.layers.spectral_norm",
+    "SNDense": "mmd_gan_tf.layers.spectral_norm", "one_sigma_per_step": "mmd_gan_tf.layers.spectral_norm",
+    "power_iteration_updates": "mmd_gan_tf.layers.spectral_norm",
+    "LOSSES": "mmd_gan_tf.losses",
+    "extract_features": "mmd_gan_tf.metrics.features", "load_fid_inception": "mmd_gan_tf.metrics.features",
+    "fid": "mmd_gan_tf.metrics.fid", "kid": "mmd_gan_tf.metrics.kid",
+    "ARCHS": "mmd_gan_tf.models", "build_critic": "mmd_gan_tf.models", "build_decoder": "mmd_gan_tf.models",
+    "build_generator": "mmd_gan_tf.models",
+    "witness_gradient_penalty": "mmd_gan_tf.penalties",
+}
 
 
-def train(cfg: Config) -> dict:
-  """Trains (or resumes) the run of `cfg` in `cfg.workdir` as `main.py` does; returns the last metrics.
+def __getattr__(name: str):
+  if name not in _EXPORTS:
+    raise AttributeError(f"module 'mmd_gan_tf' has no attribute {name!r}")
+  value = getattr(importlib.import_module(_EXPORTS[name]), name)
+  globals()[name] = value
+  return value
 
-  Imported on first use: the trainer pulls in the data pipeline and the dataset readers.
-  """
+
+def __dir__():
+  return sorted(set(globals()) | set(_EXPORTS))
+
+
+def train(cfg: "Config") -> dict:  # noqa: F821
+  """Trains (or resumes) the run of `cfg` in `cfg.workdir` as `main.py` does; returns the last metrics."""
   from mmd_gan_tf import trainer  # pylint: disable=import-outside-toplevel
   return trainer.train(cfg)
 
 
-__all__ = ["ARCHS", "Config", "DataConfig", "EvalConfig", "KERNELS", "KIDCallback", "LOSSES", "LossConfig", "ModelConfig",
-           "OptimConfig", "SNConv2D", "SNConv2DTranspose", "SNDense", "TrainConfig", "build_critic",
+# The names of _EXPORTS and train (tests/test_api.py checks that they agree).
+__all__ = ["ARCHS", "Config", "DataConfig", "EvalConfig", "KERNELS", "KIDCallback", "LOSSES", "LossConfig",
+           "ModelConfig", "OptimConfig", "SNConv2D", "SNConv2DTranspose", "SNDense", "TrainConfig", "build_critic",
            "build_decoder", "build_generator", "extract_features", "fid", "gram_blocks", "kid",
            "load_fid_inception", "mmd2", "one_sigma_per_step", "power_iteration_updates", "repulsive_critic_loss",
            "repulsive_generator_loss", "train", "witness_gradient_penalty"]

@@ -4,9 +4,11 @@ On a machine without a GPU, the TensorFlow CUDA build writes "Could not find cud
 to cuInit: ... CUDA error" to stderr while it loads, from C++ and before any log level applies. A newcomer
 reads the first error line as the cause of whatever follows, so the entry points import TensorFlow through
 `import_tensorflow_quietly()`: the import runs with stderr captured, and every captured line except those
-known no-GPU messages is written back, in order.
+known no-GPU messages is written back, in order. It also drops the INFO chatter of a few TensorFlow modules
+(`TF_CHATTER`: a line per checkpoint, the export's signature lines); warnings and errors always pass.
 """
 
+import logging
 import os
 import sys
 import tempfile
@@ -18,7 +20,28 @@ NO_GPU_NOISE = (
     "cuda_platform.cc",
     "cuda_diagnostics.cc",
     "All log messages before absl::InitializeLog() is called are written to STDERR",
+    "oneDNN custom operations are on",  # an INFO line of every CPU build; nothing to act on
 )
+
+# TensorFlow's Python modules whose INFO lines say what the run says itself, or nothing a user acts on: a line
+# per checkpoint ("Sharding callback duration"), three ~700-character signature lines, the SavedModel's
+# assets and fingerprint lines at export, and the strategy's device list (the trainer logs it).
+TF_CHATTER = ("functional_saver.py", "signature_serialization.py", "fingerprinting_utils.py",
+              "builder_impl.py", "mirrored_strategy.py")
+
+
+class DropChatter(logging.Filter):
+  """Drops INFO and DEBUG records of the `TF_CHATTER` modules; warnings and errors always pass."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or os.path.basename(record.pathname) not in TF_CHATTER
+
+
+def quiet_tensorflow_logging() -> None:
+  """Installs `DropChatter` on the "tensorflow" logger (where those modules log), once."""
+  logger = logging.getLogger("tensorflow")
+  if not any(isinstance(f, DropChatter) for f in logger.filters):
+    logger.addFilter(DropChatter())
 
 
 def is_no_gpu_noise(line: str) -> bool:
@@ -32,6 +55,7 @@ def import_tensorflow_quietly():
   devices can still be configured afterwards.
   """
   if "tensorflow" in sys.modules:
+    quiet_tensorflow_logging()
     return sys.modules["tensorflow"]
   sys.stderr.flush()
   saved = os.dup(2)
@@ -48,4 +72,5 @@ def import_tensorflow_quietly():
               if not is_no_gpu_noise(line)]
       sys.stderr.write("".join(kept))
       sys.stderr.flush()
+  quiet_tensorflow_logging()
   return tf

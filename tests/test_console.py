@@ -30,3 +30,23 @@ def test_only_the_no_gpu_lines_are_filtered(tmp_path):
                           timeout=120, check=True)
   assert result.stdout.strip() == "imported"
   assert result.stderr == "W0000 a real warning about something else\n"
+
+
+def test_tensorflows_chatter_is_dropped_and_its_warnings_kept(caplog, tmp_path):
+  """A checkpoint's "Sharding callback" INFO line goes; a warning of the same module and INFO lines of other
+  modules stay."""
+  import logging  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf import console  # pylint: disable=import-outside-toplevel
+  console.quiet_tensorflow_logging()
+  console.quiet_tensorflow_logging()  # twice: one filter
+  logger = logging.getLogger("tensorflow")
+  assert sum(isinstance(f, console.DropChatter) for f in logger.filters) == 1
+  with caplog.at_level(logging.INFO, logger="tensorflow"):
+    tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(tmp_path / "ckpt"))
+  assert not any("Sharding callback" in r.getMessage() for r in caplog.records)
+  record = lambda level, path: logger.makeRecord("tensorflow", level, path, 1, "m", (), None)
+  chatter = console.DropChatter()
+  assert not chatter.filter(record(logging.INFO, "/x/tensorflow/python/checkpoint/functional_saver.py"))
+  assert chatter.filter(record(logging.WARNING, "/x/tensorflow/python/checkpoint/functional_saver.py"))
+  assert chatter.filter(record(logging.INFO, "/x/mmd_gan_tf/trainer.py"))
