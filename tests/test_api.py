@@ -127,3 +127,20 @@ def test_the_kid_callback_gives_tools_evaluates_number_for_the_same_images(tmp_p
                                 every=2, kid_subsets=2, kid_subset_size=6)
   every_second.on_epoch_end(0, {})
   assert every_second.history == []
+
+
+@pytest.mark.end_to_end
+def test_the_preset_and_scoring_examples_run(tmp_path):
+  """examples/train_preset.py trains a preset through mmd_gan_tf.train and exports generator.keras;
+  examples/score_generator.py scores that file with the KID callback."""
+  run = lambda *args: subprocess.run([sys.executable, *args], capture_output=True, text=True, env=tool_env(),
+                                     cwd=tmp_path, timeout=300, check=False)
+  trained = run(str(ROOT / "examples" / "train_preset.py"), "--steps=2", "--width=0.0625",
+                f"--workdir={tmp_path / 'run'}")
+  assert trained.returncode == 0, trained.stderr[-2000:]
+  assert '"loss": "rep_b"' in trained.stdout and "'mmd2'" in trained.stdout
+  weights = asset_path("inception/fid_inception_v3_2015_12_05.npz")
+  scored = run(str(ROOT / "examples" / "score_generator.py"), f"--generator={tmp_path / 'run/export/generator.keras'}",
+               "--num=8", "--subset_size=4", f"--inception_weights={weights}")
+  assert scored.returncode == 0, scored.stderr[-2000:]
+  assert re.search(r"KID x 10\^3: [-\d.]+ \+- [\d.]+ \(8 vs 8 images\)", scored.stdout)
