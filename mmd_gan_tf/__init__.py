@@ -11,7 +11,8 @@ Networks: build_generator(ModelConfig), build_critic(ModelConfig), build_decoder
     load as `.keras` files
 Configuration: Config, ModelConfig, LossConfig, OptimConfig, TrainConfig, DataConfig, EvalConfig
     (presets per dataset and loss: `python main.py --dry_run --dataset=D --loss=L` prints one)
-Training: train(Config) -> final metrics (what `main.py` runs: checkpoints, resume, export, KID)
+Training: train(Config) -> final metrics (what `main.py` runs: checkpoints, resume, export, KID);
+    MMDGAN(Config): a keras.Model whose fit runs the same steps (same weights as the trainer)
 Metrics on Inception features: kid(real, fake, ...), fid(real, fake), load_fid_inception(path=None),
     extract_features(model, images) -> (features, logits), KIDCallback (KID of any Keras generator in `fit`)
 """
@@ -23,6 +24,7 @@ import importlib
 # no-GPU noise; a fixed table, not a plugin mechanism.
 _EXPORTS = {
     "KIDCallback": "mmd_gan_tf.callbacks",
+    "MMDGAN": "mmd_gan_tf.fit",
     "Config": "mmd_gan_tf.config", "DataConfig": "mmd_gan_tf.config", "EvalConfig": "mmd_gan_tf.config",
     "LossConfig": "mmd_gan_tf.config", "ModelConfig": "mmd_gan_tf.config", "OptimConfig": "mmd_gan_tf.config",
     "TrainConfig": "mmd_gan_tf.config",
@@ -61,7 +63,8 @@ def train(cfg: "Config") -> dict:  # noqa: F821
 
 # The names of _EXPORTS and train (tests/test_api.py checks that they agree).
 __all__ = ["ARCHS", "Config", "DataConfig", "EvalConfig", "KERNELS", "KIDCallback", "LOSSES", "LossConfig",
-           "ModelConfig", "OptimConfig", "SNConv2D", "SNConv2DTranspose", "SNDense", "TrainConfig", "build_critic",
+           "MMDGAN", "ModelConfig", "OptimConfig", "SNConv2D", "SNConv2DTranspose", "SNDense", "TrainConfig",
+           "build_critic",
            "build_decoder", "build_generator", "extract_features", "fid", "gram_blocks", "kid",
            "load_fid_inception", "mmd2", "one_sigma_per_step", "power_iteration_updates", "repulsive_critic_loss",
            "repulsive_generator_loss", "train", "witness_gradient_penalty"]
