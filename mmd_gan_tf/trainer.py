@@ -452,6 +452,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
                ", ".join(getattr(strategy.extended, "worker_devices", ())))
   if cfg.train.batch_size % replicas:
     raise ValueError(f"--batch_size={cfg.train.batch_size} must be divisible by the {replicas} replicas")
+  xla = use_xla(cfg, strategy)  # may refuse the setting: before anything is written
   chief = distribute.is_chief(strategy)
   workdir = cfg.workdir
   spec = losses_lib.LOSSES[cfg.loss.name]
@@ -491,21 +492,20 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
              source=f"--init_from={cfg.train.init_from}: ")
     logging.info("Initialised from %s (--init_from) at step %d; this run's own config from here on", prefix,
                  int(step.numpy()))
+  start_step = int(step.numpy())
+  iterator = _dataset(strategy, cfg, start_step)  # a data source that cannot serve: refused before any write
   run_config.assign(cfg.to_json())  # a restored checkpoint brought its own run's config
   if chief:
-    checkpointing.save_config(cfg, workdir)  # only now: a failed resume leaves the directory as it was
+    checkpointing.save_config(cfg, workdir)  # only now: a refused resume leaves the directory as it was
   if lr_adapter is not None:
     lr_adapter.apply_learning_rates()  # the config's rates times the (restored) adaptation factor
   else:
     _apply_config_learning_rates(nets, cfg)
-  start_step = int(step.numpy())
   train_seconds = checkpointing.read_train_seconds(workdir, start_step)
 
   writer = (tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief
             else tf.summary.create_noop_writer())
-  iterator = _dataset(strategy, cfg, start_step)
   loop_length = cfg.train.steps_per_loop
-  xla = use_xla(cfg, strategy)
   logging.info("XLA compilation of the training steps: %s (--jit_compile=%s)", "on" if xla else "off",
                cfg.train.jit_compile)
   if loop_length > 1:

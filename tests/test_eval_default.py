@@ -59,9 +59,16 @@ def test_missing_weights_one_line_and_training_goes_on_to_its_time_limit_and_exp
 
   monkeypatch.delenv(inception_weights.NO_DOWNLOAD_ENV)
   monkeypatch.setattr(inception_weights, "_download", offline)
+  # An earlier in-process main.py (the session's trained run) may have left absl's verbosity at WARNING.
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  verbosity = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.INFO)
   cfg = _cfg(tmp_path / "run", steps=1000, max_train_minutes=1e-4)
-  with caplog.at_level(logging.INFO):
-    trainer.train(cfg, strategy=make_two_replica_strategy())
+  try:
+    with caplog.at_level(logging.INFO):
+      trainer.train(cfg, strategy=make_two_replica_strategy())
+  finally:
+    absl_logging.set_verbosity(verbosity)
   assert [url for url, _ in tried] == [inception_weights.INCEPTION_URL]
   lines = [r.getMessage() for r in caplog.records if "KID evaluation" in r.getMessage()]
   assert len(lines) == 1 and "--inception_weights" in lines[0] and "\n" not in lines[0]

@@ -305,3 +305,18 @@ def test_a_full_disk_is_one_clear_error_and_keeps_the_previous_checkpoint(tmp_pa
   assert "\n" not in str(raised.value)
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-2")
   assert not (workdir / "checkpoints" / "ckpt-4_temp").exists()
+
+
+@pytest.mark.end_to_end
+def test_a_refused_resume_leaves_the_run_as_it_was(tmp_path, no_export):
+  """A setting refused at resume (XLA on 2 CPU replicas) is refused before config.json or TensorBoard change."""
+  cfg = config_builder.build_config(dict(TINY, arch="li", workdir=str(tmp_path / "run"), steps=2))
+  trainer.train(cfg, strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
+  before = {path.relative_to(tmp_path): path.read_bytes() for path in (tmp_path / "run").rglob("*")
+            if path.is_file() and path.name != ".lock"}
+  refused = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=4, jit_compile="true"))
+  with pytest.raises(ValueError, match="--jit_compile=true needs a single replica"):
+    trainer.train(refused, strategy=make_two_replica_strategy())
+  after = {path.relative_to(tmp_path): path.read_bytes() for path in (tmp_path / "run").rglob("*")
+           if path.is_file() and path.name != ".lock"}
+  assert after == before
