@@ -9,6 +9,7 @@
 Re-running with the same --workdir resumes from the latest checkpoint.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -47,21 +48,29 @@ def _flag_values() -> dict:
 
 
 def _export(cfg) -> None:
-  from mmd_gan_tf import checkpointing, export, trainer  # pylint: disable=g-import-not-at-top
+  from mmd_gan_tf import checkpointing, trainer  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  for bad, error in checkpointing.quarantine_unreadable(os.path.join(cfg.workdir, "checkpoints")):
-    print(f"warning: checkpoint {bad} is unreadable ({error}): moved to checkpoints/corrupt/, exporting the "
-          "previous one", file=sys.stderr)
-  saved = checkpointing.load_config(cfg.workdir)
-  nets = trainer.build_networks(saved)
-  step = tf.Variable(0, dtype=tf.int64)
-  checkpoint = trainer.make_checkpoint(nets, step, critic_count=tf.Variable(0, dtype=tf.int64))
-  latest = tf.train.latest_checkpoint(os.path.join(cfg.workdir, "checkpoints"))
-  if latest is None:
+  if not os.path.isdir(os.path.join(cfg.workdir, "checkpoints")):
     raise ValueError(f"--workdir={cfg.workdir} has no checkpoint to export")
-  checkpoint.restore(latest).expect_partial()
-  export_dir = cfg.export_dir or os.path.join(cfg.workdir, "export")
-  export.export_generator(nets.generator, saved, export_dir)
+  # A run that trains here exports when it ends; its checkpoint rotation would race this export.
+  lock = checkpointing.WorkdirLock(cfg.workdir, advice="that run exports its generator itself when it ends")
+  try:
+    for bad, error in checkpointing.quarantine_unreadable(os.path.join(cfg.workdir, "checkpoints")):
+      print(f"warning: checkpoint {bad} is unreadable ({error}): moved to checkpoints/corrupt/, exporting the "
+            "previous one", file=sys.stderr)
+    # Where the run is now (it may have been moved since): the export path is checked against it.
+    saved = dataclasses.replace(checkpointing.load_config(cfg.workdir), workdir=cfg.workdir)
+    nets = trainer.build_networks(saved)
+    step = tf.Variable(0, dtype=tf.int64)
+    checkpoint = trainer.make_checkpoint(nets, step, critic_count=tf.Variable(0, dtype=tf.int64))
+    latest = tf.train.latest_checkpoint(os.path.join(cfg.workdir, "checkpoints"))
+    if latest is None:
+      raise ValueError(f"--workdir={cfg.workdir} has no checkpoint to export")
+    checkpoint.restore(latest).expect_partial()
+    export_dir = cfg.export_dir or os.path.join(cfg.workdir, "export")
+    trainer.export(nets.generator, saved, export_dir)
+  finally:
+    lock.release()
   print(f"Exported the generator of {latest} (step {int(step.numpy())}) to {export_dir}")
 
 
@@ -75,10 +84,14 @@ def main(argv) -> int:
     print(cfg.to_json())
     return 0
   logging.set_verbosity(logging.INFO)
-  if FLAGS.mode == "export":
-    _export(cfg)
-    return 0
   from mmd_gan_tf import trainer  # pylint: disable=g-import-not-at-top
+  if FLAGS.mode == "export":
+    try:
+      _export(cfg)
+    except trainer.DiskFullError as e:
+      print(cli.one_line(e), file=sys.stderr)
+      return EXIT_RUN_FAILED
+    return 0
   try:
     metrics = trainer.train(cfg)
   except trainer.Interrupted as e:

@@ -6,7 +6,7 @@ import os
 import shutil
 import socket
 import time
-from typing import Optional
+from typing import Optional, Tuple
 
 from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import files
@@ -43,6 +43,11 @@ def _readable(prefix: str) -> Optional[str]:
   return None
 
 
+def readable(prefix: str) -> bool:
+  """Whether every tensor of the checkpoint `prefix` reads back."""
+  return _readable(prefix) is None
+
+
 def quarantine_unreadable(checkpoint_dir: str) -> list:
   """Moves unreadable newest checkpoints to <checkpoint_dir>/corrupt/ until the newest one reads back.
 
@@ -74,22 +79,36 @@ def quarantine_unreadable(checkpoint_dir: str) -> list:
   return moved
 
 
-def resolve_init_from(path: str) -> str:
-  """The checkpoint prefix `--init_from=path` names: a run directory's latest checkpoint, or a prefix itself.
+def resolve_init_from(path: str) -> Tuple[str, list]:
+  """The checkpoint prefix `--init_from=path` names: a run directory's newest readable checkpoint, or a
+  prefix itself; and [(skipped prefix, error)] of newer ones that do not read back (a truncated save).
+
+  Nothing in the source run is moved or written (it is another run's, perhaps still training).
 
   Raises:
-    ValueError: naming `path`, when it is neither.
+    ValueError: naming `path`, when it is neither, or no checkpoint of it reads back.
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   if os.path.isdir(path):
     for directory in (os.path.join(path, "checkpoints"), path):
-      latest = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
-      if latest:
-        return latest
+      state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
+      if state is None or not state.model_checkpoint_path:
+        continue
+      skipped = []
+      for prefix in reversed(list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]):
+        error = _readable(prefix)
+        if error is None:
+          return prefix, skipped
+        skipped.append((prefix, error))
+      raise ValueError(f"--init_from={path}: none of its checkpoints reads back (newest: {skipped[0][0]}: "
+                       f"{skipped[0][1]})")
     raise ValueError(f"--init_from={path} is a directory without a checkpoint (expected a run directory or "
                      "a checkpoint prefix such as RUN/checkpoints/ckpt-500)")
   if os.path.exists(path + ".index"):
-    return path
+    error = _readable(path)
+    if error is not None:
+      raise ValueError(f"--init_from={path} does not read back ({error})")
+    return path, []
   raise ValueError(f"--init_from={path} is neither a run directory nor a checkpoint prefix (no {path}.index)")
 
 
@@ -115,7 +134,7 @@ class WorkdirLock:
   killed run is simply taken over. The file names the holder, for the error the next run prints.
   """
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, advice: str = "wait for that run to end, or use another --workdir"):
     path = os.path.join(workdir, LOCK_FILE)
     self._file = open(path, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
     try:
@@ -124,8 +143,7 @@ class WorkdirLock:
       self._file.seek(0)
       holder = self._file.read().strip() or "another process"
       self._file.close()
-      raise ValueError(f"--workdir={workdir} is in use by {holder}; wait for that run to end, or use "
-                       "another --workdir") from None
+      raise ValueError(f"--workdir={workdir} is in use by {holder}; {advice}") from None
     self._file.seek(0)
     self._file.truncate()
     self._file.write(f"PID {os.getpid()} on {socket.gethostname()} since "

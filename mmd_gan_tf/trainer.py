@@ -8,6 +8,7 @@ import dataclasses
 import errno
 import functools
 import os
+import shutil
 import signal
 import threading
 import time
@@ -105,6 +106,31 @@ def _restore(checkpoint: tf.train.Checkpoint, prefix: str, advice: str, source: 
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise ValueError(f"{source}{prefix} does not fit the networks of this config ({first[:300]}); "
                      f"{advice}") from None
+
+
+def _initialise_from(checkpoint: tf.train.Checkpoint, step: tf.Variable, cfg: config_lib.Config) -> None:
+  """`--init_from`: restores the source's newest readable checkpoint (one deleted while read, as a source
+  that still trains rotates them, is looked up again) and refuses a source already at `--steps`."""
+  source = cfg.train.init_from
+  for attempt in range(3):
+    prefix, skipped = checkpointing.resolve_init_from(source)
+    for bad, error in skipped:
+      logging.warning("--init_from=%s: %s does not read back (%s): using the one before", source, bad, error)
+    try:
+      _restore(checkpoint, prefix, "give the architecture and widths it was trained with",
+               source=f"--init_from={source}: ")
+      break
+    except ValueError:
+      if attempt == 2 or checkpointing.readable(prefix):  # it still reads: the networks really differ
+        raise
+      logging.warning("--init_from=%s: %s went away while being read (is that run still training?): taking "
+                      "its newest checkpoint again", source, prefix)
+  if int(step.numpy()) >= cfg.train.steps:
+    raise ValueError(f"--init_from={source}: {prefix} is at step {int(step.numpy())}, not below "
+                     f"--steps={cfg.train.steps}: nothing to train (the step count carries on from the source; "
+                     "give a larger --steps)")
+  logging.info("Initialised from %s (--init_from) at step %d; this run's own config from here on", prefix,
+               int(step.numpy()))
 
 
 def make_counters():
@@ -319,6 +345,22 @@ def _save(manager: tf.train.CheckpointManager, current: int, workdir: str, chief
                         "command again to continue from it") from None
 
 
+def export(generator, cfg: config_lib.Config, export_dir: str) -> None:
+  """`export_lib.export_generator`, with a full disk as one DiskFullError (the unfinished copy removed, the
+  previous export and every checkpoint kept)."""
+  try:
+    export_lib.export_generator(generator, cfg, export_dir)
+  except (OSError, tf.errors.OpError) as error:
+    if not _disk_full(error):
+      raise
+    unfinished = os.path.abspath(export_dir) + ".tmp"
+    if export_lib.is_export(unfinished):
+      shutil.rmtree(unfinished, ignore_errors=True)
+    raise DiskFullError(f"no space left to export the generator to {export_dir}; the checkpoints and any "
+                        "earlier export are kept. Free space and run python main.py --mode=export "
+                        f"--workdir={cfg.workdir}") from None
+
+
 def iteration(cfg: config_lib.Config, nets: steps_lib.Networks, fns, iterator, generator_step: int) -> dict:
   """One generator step: simultaneous, or n_critic critic steps (with Li's clipping) then G."""
   simultaneous_fn, critic_fn, generator_fn = fns
@@ -487,11 +529,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
              f"resume with the settings it was trained with or use a new --workdir (not {workdir})")
     logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
   elif cfg.train.init_from:
-    prefix = checkpointing.resolve_init_from(cfg.train.init_from)
-    _restore(checkpoint, prefix, "give the architecture and widths it was trained with",
-             source=f"--init_from={cfg.train.init_from}: ")
-    logging.info("Initialised from %s (--init_from) at step %d; this run's own config from here on", prefix,
-                 int(step.numpy()))
+    _initialise_from(checkpoint, step, cfg)
   start_step = int(step.numpy())
   iterator = _dataset(strategy, cfg, start_step)  # a data source that cannot serve: refused before any write
   run_config.assign(cfg.to_json())  # a restored checkpoint brought its own run's config
@@ -579,6 +617,6 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   # must not leave an older export behind.
   if chief:
     export_dir = cfg.export_dir or os.path.join(workdir, "export")
-    export_lib.export_generator(nets.generator, cfg, export_dir)
+    export(nets.generator, cfg, export_dir)
     logging.info("Exported the generator to %s", export_dir)
   return {k: float(v) for k, v in metrics.items()}

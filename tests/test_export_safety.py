@@ -83,3 +83,40 @@ def test_an_export_killed_midway_is_settled_by_the_next(tmp_path, leftover):
   assert sorted(os.listdir(tmp_path / "run")) == ["export"]
   with open(os.path.join(export_dir, export.METADATA_FILE), encoding="utf-8") as f:
     assert '"loss"' in f.read()  # the new export, not a leftover
+
+
+@pytest.mark.end_to_end
+def test_an_export_refuses_a_workdir_in_training_and_a_full_disk_is_one_line(trained_run, tmp_path,
+                                                                              monkeypatch):
+  from conftest import copy_of_trained_run  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
+  workdir = copy_of_trained_run(trained_run, tmp_path / "run")
+  # A run training in the workdir: refused in one line (its own end exports), nothing touched.
+  lock = checkpointing.WorkdirLock(str(workdir))
+  try:
+    result = main_in_process("--mode=export", f"--workdir={workdir}")
+  finally:
+    lock.release()
+  assert result.returncode == 2 and "is in use by PID" in result.stderr
+  assert "exports its generator itself when it ends" in result.stderr and "Traceback" not in result.stderr
+  # No run there: one line, no directory created.
+  result = main_in_process("--mode=export", f"--workdir={tmp_path / 'missing'}")
+  assert result.returncode == 2 and "has no checkpoint to export" in result.stderr
+  assert not (tmp_path / "missing").exists()
+  # A full disk while writing: one line, exit 1, the unfinished copy removed, the earlier export kept.
+  earlier = (workdir / "export" / "saved_model.pb").read_bytes()
+  real_export = export.export_generator
+
+  def export_on_a_full_disk(generator, cfg, export_dir):
+    os.makedirs(export_dir + ".tmp/variables")
+    (tmp_path / "run" / "export.tmp" / "saved_model.pb").write_bytes(b"half")
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(export, "export_generator", export_on_a_full_disk)
+  result = main_in_process("--mode=export", f"--workdir={workdir}")
+  assert result.returncode == 1, result.stderr
+  assert "no space left to export the generator" in result.stderr and "Traceback" not in result.stderr
+  assert not (workdir / "export.tmp").exists()
+  assert (workdir / "export" / "saved_model.pb").read_bytes() == earlier
+  monkeypatch.setattr(export, "export_generator", real_export)
+  assert main_in_process("--mode=export", f"--workdir={workdir}").returncode == 0

@@ -133,6 +133,57 @@ def test_init_from_starts_a_new_run_from_another_runs_variables(trained_run, tmp
     trainer.train(_cfg(tmp_path / "wider", steps=5, width=0.25, init_from=str(source)), strategy=strategy)
 
 
+def _files(root):
+  return {os.path.relpath(os.path.join(d, f), root): os.path.getmtime(os.path.join(d, f))
+          for d, _, names in os.walk(root) for f in names}
+
+
+@pytest.mark.end_to_end
+def test_init_from_skips_what_does_not_read_back_and_refuses_a_source_at_steps(trained_run, tmp_path, caplog,
+                                                                               monkeypatch, no_export):
+  source = copy_of_trained_run(trained_run, tmp_path / "source")  # checkpoints at steps 2 and 4
+  data = [p for p in os.listdir(source / "checkpoints") if p.startswith("ckpt-4.data")][0]
+  path = source / "checkpoints" / data
+  path.write_bytes(path.read_bytes()[: os.path.getsize(path) // 2])  # cut short, as by a full disk
+  before = _files(source)
+  strategy = make_two_replica_strategy()
+  with caplog.at_level(logging.INFO, logger="absl"):
+    trainer.train(_cfg(tmp_path / "new", steps=3, init_from=str(source)), strategy=strategy)
+  messages = " ".join(r.getMessage() for r in caplog.records)
+  assert "ckpt-4 does not read back" in messages and "ckpt-2 (--init_from) at step 2" in messages
+  assert tf.train.latest_checkpoint(str(tmp_path / "new" / "checkpoints")).endswith("ckpt-3")
+  assert _files(source) == before  # another run's files: nothing moved, nothing written
+  # A checkpoint that goes away while it is read (the source still trains and rotates them) is looked up
+  # again instead of being blamed on the networks.
+  real_restore = trainer._restore  # pylint: disable=protected-access
+  calls = []
+
+  def restore_after_rotation(checkpoint, prefix, advice, source=""):
+    calls.append(prefix)
+    if len(calls) == 1:
+      for name in os.listdir(tmp_path / "source2" / "checkpoints"):
+        if name.startswith("ckpt-4."):
+          os.remove(tmp_path / "source2" / "checkpoints" / name)
+    return real_restore(checkpoint, prefix, advice, source)
+
+  copy_of_trained_run(trained_run, tmp_path / "source2")
+  monkeypatch.setattr(trainer, "_restore", restore_after_rotation)
+  caplog.clear()
+  with caplog.at_level(logging.INFO, logger="absl"):
+    trainer.train(_cfg(tmp_path / "raced", steps=3, init_from=str(tmp_path / "source2")), strategy=strategy)
+  assert [os.path.basename(p) for p in calls] == ["ckpt-4", "ckpt-2"]
+  assert "went away while being read" in " ".join(r.getMessage() for r in caplog.records)
+  monkeypatch.undo()
+  # A source already at --steps: nothing to train, refused in one line, no run directory left.
+  with pytest.raises(ValueError, match=r"ckpt-2 is at step 2, not below --steps=2: nothing to train"):
+    trainer.train(_cfg(tmp_path / "short", steps=2, init_from=str(source / "checkpoints" / "ckpt-2")),
+                  strategy=strategy)
+  assert not (tmp_path / "short").exists()
+  with pytest.raises(ValueError, match=r"ckpt-4 does not read back"):  # a truncated prefix named directly
+    trainer.train(_cfg(tmp_path / "bad", steps=6, init_from=str(source / "checkpoints" / "ckpt-4")),
+                  strategy=strategy)
+
+
 def test_init_from_names_a_bad_path(tmp_path):
   from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
   with pytest.raises(ValueError, match=f"--init_from={tmp_path} is a directory without a checkpoint"):
