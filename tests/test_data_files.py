@@ -83,6 +83,70 @@ def test_folder_mixed_formats_with_bad_files(mixed_folder, caplog):
   assert images.min() >= -1.0 and images.max() <= 1.0
 
 
+def _claims(data: bytes, fmt: str, width: int, height: int) -> bytes:
+  """`data` (an encoded image) with its header's size fields rewritten to width x height."""
+  import struct  # pylint: disable=import-outside-toplevel
+  data = bytearray(data)
+  if fmt == "PNG":
+    data[16:24] = struct.pack(">II", width, height)
+  elif fmt == "BMP":
+    data[18:26] = struct.pack("<ii", width, height)
+  elif fmt == "GIF":
+    data[6:10] = struct.pack("<HH", width, height)
+  else:  # JPEG: the first start-of-frame segment (baseline in Pillow's output)
+    pos = data.index(b"\xff\xc0")
+    data[pos + 5:pos + 9] = struct.pack(">HH", height, width)
+  return bytes(data)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "GIF"])
+def test_a_header_that_claims_too_many_pixels_is_refused_before_decoding(fmt):
+  data = encode(random_image(0), fmt)
+  assert inspect_image(data).problem is None
+  assert "claims 10000x10000 pixels" in inspect_image(_claims(data, fmt, 10000, 10000)).problem
+  assert inspect_image(_claims(data, fmt, 9000, 9000)).problem is None  # 81 M pixels: under the limit
+  assert "0x32" in inspect_image(_claims(data, fmt, 0, 32)).problem
+
+
+def test_the_folder_scan_reads_only_what_it_needs_and_skips_unusable_names(tmp_path, caplog, monkeypatch):
+  root = tmp_path / "images"
+  write(str(root / "good.png"), encode(random_image(0), "PNG"))
+  write(str(root / "bomb.png"), _claims(encode(random_image(1), "PNG"), "PNG", 10000, 10000))
+  with open(os.fsencode(str(root)) + b"/caf\xe9.png", "wb") as f:  # a Latin-1 name: not UTF-8
+    f.write(encode(random_image(2), "PNG"))
+  for name, head in (("video.mp4", b"\x00\x00\x00\x18ftypmp42"), ("huge.png", b"\x89PNG\r\n\x1a\n")):
+    with open(root / name, "wb") as f:  # sparse 3 GB files: nothing beyond the signature may be read
+      f.write(head)
+      f.truncate(3 * 2**30)
+  read = {}
+  real_open = open
+
+  class Counting:
+    def __init__(self, path, mode="r", **kwargs):
+      self.path, self.file = os.path.basename(path), real_open(path, mode, **kwargs)
+
+    def read(self, size=-1):
+      data = self.file.read(size)
+      read[self.path] = read.get(self.path, 0) + len(data)
+      return data
+
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *args):
+      self.file.close()
+
+  monkeypatch.setattr(folder, "open", Counting, raising=False)
+  with caplog.at_level(logging.WARNING):
+    paths, report = folder.scan_folder(str(root), False)
+  assert [os.path.basename(p) for p in paths] == ["good.png"]
+  reasons = {os.path.basename(name): why for name, why in report.skipped}
+  assert sorted(reasons) == ["bomb.png", "huge.png", "video.mp4"]
+  assert "claims 10000x10000" in reasons["bomb.png"] and "3072 MiB" in reasons["huge.png"]
+  assert read["video.mp4"] <= 16 and read["huge.png"] <= 16
+  assert "not valid UTF-8" in caplog.text and "caf\\xe9.png" in caplog.text
+
+
 def test_folder_corrupt_is_fatal_names_the_file(mixed_folder):
   root, _, _ = mixed_folder
   cfg = DataConfig(dataset="folder", data_dir=root, corrupt_is_fatal=True)

@@ -12,9 +12,12 @@ import logging
 import os
 from typing import List, Tuple
 
+from mmd_gan_tf.data import image_checks
 from mmd_gan_tf.data.image_checks import SourceReport
 
 _SCAN_THREADS = 8
+# Larger files are skipped unread: a PNG at the pixel limit of `image_checks` is about this size.
+MAX_FILE_BYTES = 512 * 2**20
 
 
 _PROGRESS_EVERY = 50_000
@@ -28,7 +31,7 @@ def list_files(data_dir: str) -> List[str]:
   """
   if not os.path.isdir(data_dir):
     raise ValueError(f"data_dir {data_dir!r} does not exist or is not a directory")
-  paths, visited, loops = [], set(), []
+  paths, visited, loops, undecodable = [], set(), [], []
   for root, dirs, files in os.walk(data_dir, followlinks=True):
     real = os.path.realpath(root)
     if real in visited:  # reached again through a link
@@ -38,20 +41,50 @@ def list_files(data_dir: str) -> List[str]:
     visited.add(real)
     dirs[:] = sorted(d for d in dirs if not d.startswith("."))
     before = len(paths)
-    paths.extend(os.path.join(root, f) for f in files if not f.startswith(".") and os.path.isfile(os.path.join(root, f)))
+    for name in files:
+      path = os.path.join(root, name)
+      if name.startswith(".") or not os.path.isfile(path):
+        continue
+      if not _utf8(path):
+        undecodable.append(path)
+        continue
+      paths.append(path)
     if len(paths) // _PROGRESS_EVERY > before // _PROGRESS_EVERY:
       logging.info("folder %r: %d files listed so far", data_dir, len(paths))
   if loops:
     logging.warning("folder %r: skipped %d folder(s) reached again through symbolic links (loops), e.g. %r",
                     data_dir, len(loops), loops[0])
+  if undecodable:
+    logging.warning("folder %r: skipped %d file(s) whose names are not valid UTF-8 (TensorFlow cannot open "
+                    "them; rename them), e.g. %r", data_dir, len(undecodable), os.fsencode(undecodable[0]))
   if not paths:
-    raise ValueError(f"data_dir {data_dir!r} contains no files")
+    raise ValueError(f"data_dir {data_dir!r} contains no files" + (" with UTF-8 names" if undecodable else ""))
   return sorted(paths)
 
 
-def _read(path: str) -> bytes:
-  with open(path, "rb") as f:
-    return f.read()
+def _check(report: SourceReport, path: str) -> bool:
+  """Reads `path` only as far as needed: its signature first, the rest only for a known image format of a
+  plausible size (a 3 GB video costs 16 bytes)."""
+  try:
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+      head = f.read(image_checks.SIGNATURE_BYTES)
+      if not image_checks.has_image_signature(head):
+        return report.check(path, head)
+      if size > MAX_FILE_BYTES:
+        return report.reject(path, f"{size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB an image "
+                             "file may have here")
+      return report.check(path, head + f.read())
+  except OSError as error:
+    return report.reject(path, f"unreadable ({error.strerror})")
+
+
+def _utf8(path: str) -> bool:
+  try:
+    path.encode("utf-8")
+  except UnicodeEncodeError:  # os.walk keeps undecodable bytes as surrogate escapes
+    return False
+  return True
 
 
 @functools.lru_cache(maxsize=8)
@@ -60,7 +93,7 @@ def scan_folder(data_dir: str, corrupt_is_fatal: bool = False) -> Tuple[Tuple[st
   paths = list_files(data_dir)
   report = SourceReport(f"folder {data_dir!r}", corrupt_is_fatal)
   with concurrent.futures.ThreadPoolExecutor(_SCAN_THREADS) as pool:
-    usable = [path for path, ok in zip(paths, pool.map(lambda p: report.check(p, _read(p)), paths)) if ok]
+    usable = [path for path, ok in zip(paths, pool.map(lambda p: _check(report, p), paths)) if ok]
   if not usable:
     raise ValueError(f"no usable image in data_dir {data_dir!r}: {report.summary()}")
   log = logging.warning if report.skipped else logging.info

@@ -16,6 +16,12 @@ import struct
 import threading
 from typing import List, Optional, Tuple
 
+# Pillow's decompression-bomb limit: a header that claims more pixels is refused before anything decodes it
+# (a real photograph of that size is no training image at these resolutions either).
+MAX_PIXELS = 89_478_485
+# The signatures `inspect_image` knows; a file starting otherwise is not read further.
+SIGNATURE_BYTES = 16
+
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
@@ -25,6 +31,15 @@ class ImageInfo:
   format: Optional[str]
   grayscale: bool = False
   problem: Optional[str] = None
+
+
+def _size_problem(kind: str, width: int, height: int) -> Optional[str]:
+  if width <= 0 or height <= 0:
+    return f"corrupt {kind} (header claims {width}x{height} pixels)"
+  if width * height > MAX_PIXELS:
+    return (f"{kind} header claims {width}x{height} pixels, over the {MAX_PIXELS:,} that any decoder here "
+            "accepts (a decompression bomb, or far larger than a training image)")
+  return None
 
 
 def _jpeg(data: bytes) -> ImageInfo:
@@ -46,6 +61,10 @@ def _jpeg(data: bytes) -> ImageInfo:
       if pos + 10 > len(data):
         break
       components = data[pos + 9]
+      height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
+      problem = _size_problem("JPEG", width, height)
+      if problem:
+        return ImageInfo("jpeg", problem=problem)
       if components not in (1, 3):
         return ImageInfo("jpeg", problem=f"unsupported JPEG with {components} components (CMYK?)")
       return ImageInfo("jpeg", grayscale=components == 1)
@@ -58,6 +77,9 @@ def _png(data: bytes) -> ImageInfo:
     return ImageInfo("png", problem="corrupt PNG (no IHDR header)")
   if b"IEND" not in data[-12:]:
     return ImageInfo("png", problem="truncated PNG (no IEND chunk)")
+  problem = _size_problem("PNG", *struct.unpack(">II", data[16:24]))
+  if problem:
+    return ImageInfo("png", problem=problem)
   colour_type = data[25]
   return ImageInfo("png", grayscale=colour_type in (0, 4))
 
@@ -75,6 +97,10 @@ def _bmp(data: bytes) -> ImageInfo:
   declared, bits = struct.unpack("<I", data[2:6])[0], struct.unpack("<H", data[28:30])[0]
   if declared and len(data) < declared:
     return ImageInfo("bmp", problem=f"truncated BMP ({len(data)} of {declared} bytes)")
+  width, height = struct.unpack("<ii", data[18:26])
+  problem = _size_problem("BMP", width, abs(height))  # a negative height is a top-down BMP
+  if problem:
+    return ImageInfo("bmp", problem=problem)
   if bits not in (24, 32):
     # tf.io.decode_bmp returns palette indices for 1/4/8-bit BMPs, not colours.
     return ImageInfo("bmp", problem=f"unsupported {bits}-bit (palette) BMP; convert it to 24-bit")
@@ -84,7 +110,13 @@ def _bmp(data: bytes) -> ImageInfo:
 def _gif(data: bytes) -> ImageInfo:
   if not data.rstrip(b"\x00").endswith(b"\x3b"):
     return ImageInfo("gif", problem="truncated GIF (no trailer)")
-  return ImageInfo("gif")
+  problem = _size_problem("GIF", *struct.unpack("<HH", data[6:10])) if len(data) >= 10 else "truncated GIF"
+  return ImageInfo("gif", problem=problem)
+
+
+def has_image_signature(head: bytes) -> bool:
+  """Whether the first `SIGNATURE_BYTES` of a file start like a format that `inspect_image` checks."""
+  return inspect_image(head[:SIGNATURE_BYTES]).format is not None
 
 
 def inspect_image(data: bytes) -> ImageInfo:
@@ -114,17 +146,22 @@ class SourceReport:
   def check(self, name: str, data: bytes) -> bool:
     """Records `data` (named `name`); True when usable. Raises ValueError if bad and corrupt_is_fatal."""
     info = inspect_image(data)
+    if info.problem is not None:
+      return self.reject(name, info.problem)
     with self._lock:
-      if info.problem is None:
-        self.usable += 1
-        self.grayscale += int(info.grayscale)
-        return True
-      if self.corrupt_is_fatal:
-        raise ValueError(f"{self.source}: bad image {name!r}: {info.problem} (corrupt_is_fatal is set)")
-      self.skipped.append((name, info.problem))
+      self.usable += 1
+      self.grayscale += int(info.grayscale)
+    return True
+
+  def reject(self, name: str, problem: str) -> bool:
+    """Records `name` as skipped for `problem` (False), or raises ValueError when corrupt_is_fatal."""
+    if self.corrupt_is_fatal:
+      raise ValueError(f"{self.source}: bad image {name!r}: {problem} (corrupt_is_fatal is set)")
+    with self._lock:
+      self.skipped.append((name, problem))
       if len(self.skipped) <= self.max_named:
-        logging.warning("%s: skipping %r: %s", self.source, name, info.problem)
-      return False
+        logging.warning("%s: skipping %r: %s", self.source, name, problem)
+    return False
 
   def summary(self) -> str:
     named = ", ".join(f"{name} ({why})" for name, why in self.skipped[:self.max_named])
