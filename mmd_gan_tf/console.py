@@ -38,10 +38,12 @@ class DropChatter(logging.Filter):
 
 
 def quiet_tensorflow_logging() -> None:
-  """Installs `DropChatter` on the "tensorflow" logger (where those modules log), once."""
-  logger = logging.getLogger("tensorflow")
-  if not any(isinstance(f, DropChatter) for f in logger.filters):
-    logger.addFilter(DropChatter())
+  """Installs `DropChatter` on the "tensorflow" and "absl" loggers (those modules log through one or the
+  other: the checkpoint's "Sharding callback" line through absl), once each."""
+  for name in ("tensorflow", "absl"):
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, DropChatter) for f in logger.filters):
+      logger.addFilter(DropChatter())
 
 
 def is_no_gpu_noise(line: str) -> bool:

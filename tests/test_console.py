@@ -40,11 +40,20 @@ def test_tensorflows_chatter_is_dropped_and_its_warnings_kept(caplog, tmp_path):
   from mmd_gan_tf import console  # pylint: disable=import-outside-toplevel
   console.quiet_tensorflow_logging()
   console.quiet_tensorflow_logging()  # twice: one filter
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  for name in ("tensorflow", "absl"):
+    assert sum(isinstance(f, console.DropChatter) for f in logging.getLogger(name).filters) == 1
   logger = logging.getLogger("tensorflow")
-  assert sum(isinstance(f, console.DropChatter) for f in logger.filters) == 1
-  with caplog.at_level(logging.INFO, logger="tensorflow"):
-    tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(tmp_path / "ckpt"))
+  verbosity = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.INFO)  # as main.py runs: the line is logged through absl
+  try:
+    with caplog.at_level(logging.INFO, logger="tensorflow"), caplog.at_level(logging.INFO, logger="absl"):
+      tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(tmp_path / "ckpt"))
+      absl_logging.info("a line of this project")
+  finally:
+    absl_logging.set_verbosity(verbosity)
   assert not any("Sharding callback" in r.getMessage() for r in caplog.records)
+  assert any("a line of this project" in r.getMessage() for r in caplog.records)  # the capture works
   record = lambda level, path: logger.makeRecord("tensorflow", level, path, 1, "m", (), None)
   chatter = console.DropChatter()
   assert not chatter.filter(record(logging.INFO, "/x/tensorflow/python/checkpoint/functional_saver.py"))
