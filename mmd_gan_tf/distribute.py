@@ -1,5 +1,6 @@
 """tf.distribute plumbing: strategy choice, chief detection, the cross-replica all-gather."""
 
+import json
 import os
 import tempfile
 from typing import Optional
@@ -33,12 +34,12 @@ def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
 
   Args:
     name: "mirrored" (all local GPUs, else all logical CPUs), "one_device" (first GPU, else
-      the CPU) or "multi_worker" (MultiWorkerMirroredStrategy from TF_CONFIG).
+      the CPU) or "multi_worker" (MultiWorkerMirroredStrategy over the cluster of `cluster_resolver`).
     cpu_devices: if > 0 and there is no GPU, split the CPU into this many logical devices first.
   """
   if name == "multi_worker":
     # Must come before anything initialises TF's devices (listing logical devices does).
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster_resolver())
   if cpu_devices and not tf.config.list_physical_devices("GPU"):
     split_cpu(cpu_devices)
   gpus = tf.config.list_logical_devices("GPU")
@@ -52,6 +53,59 @@ def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
   if name == "one_device":
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
   raise ValueError(f"--strategy={name!r} must be one of mirrored, one_device, multi_worker")
+
+
+# Under Slurm, the first port of the workers on each node (the next tasks of a node take the next ports).
+SLURM_PORT_ENV = "MMD_GAN_TF_SLURM_PORT"
+_SLURM_VARIABLES = ("SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_STEP_NODELIST", "SLURM_STEP_TASKS_PER_NODE")
+
+
+def _check_tf_config(text: str) -> None:
+  """ValueError naming TF_CONFIG unless it is JSON with a cluster of host:port lists and a task in it."""
+  try:
+    spec = json.loads(text)
+  except json.JSONDecodeError as error:
+    raise ValueError(f"TF_CONFIG is not valid JSON ({error.msg} at character {error.pos}); expected e.g. "
+                     '{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", '
+                     '"index": 0}}') from None
+  cluster = spec.get("cluster") if isinstance(spec, dict) else None
+  if not isinstance(cluster, dict) or not cluster or not all(
+      isinstance(tasks, list) and tasks and all(isinstance(t, str) and ":" in t for t in tasks)
+      for tasks in cluster.values()):
+    raise ValueError(f"TF_CONFIG's cluster must map job names to lists of 'host:port' strings, not {cluster!r}")
+  task = spec.get("task")
+  if not isinstance(task, dict) or task.get("type") not in cluster or not isinstance(task.get("index"), int) \
+      or not 0 <= task["index"] < len(cluster[task["type"]]):
+    raise ValueError(f"TF_CONFIG's task {task!r} is not one of its cluster's tasks "
+                     f"({ {job: len(tasks) for job, tasks in cluster.items()} })")
+
+
+def cluster_resolver() -> Optional[tf.distribute.cluster_resolver.ClusterResolver]:
+  """The cluster of `--strategy=multi_worker`: TF_CONFIG when it is set (checked: a malformed one is one
+  line); else, in a Slurm job step (`srun`), Slurm's own variables through `SlurmClusterResolver`, ports from
+  $MMD_GAN_TF_SLURM_PORT (default 8888) on; else None (TensorFlow's default: one worker).
+
+  Slurm's GPU binding (e.g. `--gpus-per-task=1`) decides which GPUs a task sees; the resolver only names
+  the workers (one per task, `worker` 0 the chief).
+  """
+  text = os.environ.get("TF_CONFIG", "").strip()
+  if text:
+    _check_tf_config(text)
+    return None  # MultiWorkerMirroredStrategy reads it itself
+  if not all(name in os.environ for name in _SLURM_VARIABLES):
+    return None
+  try:
+    tasks, port = int(os.environ["SLURM_STEP_NUM_TASKS"]), int(os.environ.get(SLURM_PORT_ENV, "8888"))
+    # GPUs are Slurm's business here: give the resolver one placeholder per task so that it only lays out
+    # the workers (its own GPU counting calls nvidia-smi, and a node without GPUs would get no worker).
+    resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+        port_base=port, gpus_per_node=tasks, gpus_per_task=1, auto_set_gpu=False)
+    resolver.cluster_spec()  # resolves this task's type and index
+  except (ValueError, RuntimeError, KeyError) as error:
+    found = {name: os.environ.get(name) for name in (*_SLURM_VARIABLES, SLURM_PORT_ENV)}
+    raise ValueError(f"--strategy=multi_worker under Slurm: the job step's variables do not describe a cluster "
+                     f"({error}; {found})") from None
+  return resolver
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -103,8 +103,13 @@ def make_evaluation(cfg: config_lib.Config, nets: steps_lib.Networks, checkpoint
                        f"{str(error).split('. ')[0]}; give --inception_weights=PATH to "
                        f"{inception_weights.INCEPTION_URL.rsplit('/', 1)[1]} (or its converted .npz), or add "
                        "--lr_adaptation=false to train at constant rates") from None
-    if not cfg.eval.optional:
-      raise
+    if not cfg.eval.optional:  # asked for on the command line: a one-line refusal, not a traceback
+      asked = (f"--eval_every={cfg.eval.eval_every}" if cfg.eval.eval_every
+               else f"--eval_every_minutes={cfg.eval.eval_every_minutes:g}")
+      raise ValueError(f"{asked} computes KID with the FID Inception weights: {str(error).split('. ')[0]}; give "
+                       f"--inception_weights=PATH to {inception_weights.INCEPTION_URL.rsplit('/', 1)[1]} (or its "
+                       "converted .npz), or train without evaluation (--eval_every=0 "
+                       "--eval_every_minutes=0)") from None
     logging.warning("KID evaluation and lr adaptation are off: no FID Inception weights (given with "
                     "--inception_weights, or cached in %s). To get them: download %s on a machine with "
                     "internet access and pass --inception_weights=PATH (or put it in that folder). [%s]",

@@ -95,20 +95,76 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+def _free_port_pair() -> int:
+  """A port p with p and p + 1 free (Slurm's layout: the tasks of a node take consecutive ports)."""
+  import socket  # pylint: disable=g-import-not-at-top
+  for _ in range(50):
+    port = _free_port()
+    try:
+      with socket.socket() as s:
+        s.bind(("localhost", port + 1))
+      return port
+    except OSError:
+      continue
+  raise RuntimeError("no two consecutive free ports")
+
+
+def _slurm_env(rank: int, port: int) -> dict:
+  """What `srun --ntasks=2` on one node sets (the variables SlurmClusterResolver reads), plus the port."""
+  return {"SLURM_PROCID": str(rank), "SLURM_STEP_NUM_TASKS": "2", "SLURM_STEP_NODELIST": "localhost",
+          "SLURM_STEP_TASKS_PER_NODE": "2", "MMD_GAN_TF_SLURM_PORT": str(port)}
+
+
+def test_the_cluster_comes_from_tf_config_or_slurm_and_a_bad_one_is_one_line(monkeypatch):
+  import os  # pylint: disable=g-import-not-at-top
+  from mmd_gan_tf import distribute  # pylint: disable=g-import-not-at-top
+  for name in ("TF_CONFIG", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_STEP_NODELIST",
+               "SLURM_STEP_TASKS_PER_NODE", "MMD_GAN_TF_SLURM_PORT"):
+    monkeypatch.delenv(name, raising=False)
+  assert distribute.cluster_resolver() is None  # neither: TensorFlow's default, one worker
+  for name, value in _slurm_env(1, 23456).items():
+    monkeypatch.setenv(name, value)
+  resolver = distribute.cluster_resolver()
+  assert resolver.cluster_spec().as_dict() == {"worker": ["localhost:23456", "localhost:23457"]}
+  assert (resolver.task_type, resolver.task_id) == ("worker", 1)
+  assert not distribute.is_chief(type("S", (), {"cluster_resolver": resolver})())
+  monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")
+  monkeypatch.setenv("SLURM_STEP_NODELIST", "node[07-08]")
+  monkeypatch.setenv("SLURM_STEP_TASKS_PER_NODE", "2(x2)")
+  monkeypatch.delenv("MMD_GAN_TF_SLURM_PORT")
+  assert distribute.cluster_resolver().cluster_spec().as_dict() == {
+      "worker": ["node07:8888", "node07:8889", "node08:8888", "node08:8889"]}
+  monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "3")  # not what the nodes hold
+  with pytest.raises(ValueError, match="under Slurm.*SLURM_STEP_NUM_TASKS"):
+    distribute.cluster_resolver()
+  # TF_CONFIG wins over Slurm, and a malformed one is named.
+  monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}')
+  assert distribute.cluster_resolver() is None
+  for text, message in (("{cluster: 1}", "TF_CONFIG is not valid JSON"),
+                        ('{"cluster": {"worker": "a:1"}, "task": {}}', "TF_CONFIG's cluster must map"),
+                        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+                         "TF_CONFIG's task .* is not one of its cluster's tasks")):
+    monkeypatch.setenv("TF_CONFIG", text)
+    with pytest.raises(ValueError, match=message):
+      distribute.make_strategy("multi_worker")
+  assert os.environ["TF_CONFIG"] == text  # read, never changed
+
+
 @pytest.mark.end_to_end
-def test_multi_worker_run_writes_from_the_chief_only(tmp_path):
-  """Two `main.py --strategy=multi_worker` processes on localhost: one global batch, one set of outputs."""
-  import json  # pylint: disable=g-import-not-at-top
+def test_multi_worker_run_under_slurm_writes_from_the_chief_only(tmp_path):
+  """Two `main.py --strategy=multi_worker` processes on localhost as `srun --ntasks=2` starts them (Slurm's
+  variables, no TF_CONFIG): one global batch, one set of outputs."""
   import os  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   from conftest import ROOT  # pylint: disable=g-import-not-at-top
-  workers = [f"localhost:{_free_port()}" for _ in range(2)]
+  port = _free_port_pair()
   workdir = tmp_path / "run"
   processes = []
   for index in range(2):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(tmp_path / f"tmp{index}"),
-               TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+               **_slurm_env(index, port))
+    env.pop("TF_CONFIG", None)
     os.makedirs(env["TMPDIR"])
     processes.append(subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "--strategy=multi_worker", f"--workdir={workdir}", "--steps=4",

@@ -92,11 +92,12 @@ def test_lr_adaptation_without_weights_is_one_line_naming_the_file(tmp_path):
 
 def test_asked_for_kid_without_weights_is_an_error(tmp_path):
   cfg = _cfg(tmp_path / "run", steps=2, eval_every=1)
-  with pytest.raises(RuntimeError, match="not cached"):
+  with pytest.raises(ValueError, match=r"^--eval_every=1 computes KID .*not cached.*--eval_every=0") as error:
     trainer.train(cfg, strategy=make_two_replica_strategy())
+  assert "\n" not in str(error.value)  # main.py prints a ValueError as its one line
   assert not (tmp_path / "run").exists()
   (tmp_path / "kept").mkdir()  # a directory the run did not create stays, lock file aside
-  with pytest.raises(RuntimeError, match="not cached"):
+  with pytest.raises(ValueError, match="not cached"):
     trainer.train(dataclasses.replace(cfg, workdir=str(tmp_path / "kept")), strategy=make_two_replica_strategy())
   assert (tmp_path / "kept").is_dir()
 
