@@ -108,6 +108,7 @@ def test_command_line_user_errors_are_one_line(image_files, tmp_path):
   bad_key = _run_tool(f"--real={image_files / 'real.npz'}:nope", fake, "--num=8", "--metrics=kid",
                       "--kid_subset_size=4", missing)
   assert bad_key.returncode == 2 and "Traceback" not in bad_key.stderr, bad_key.stderr[-2000:]
+  assert "cuda" not in bad_key.stderr.lower()  # TensorFlow's no-GPU lines are filtered, as in main.py
   [line] = _error_lines(bad_key.stderr)
   assert "real.npz:nope" in line and "file.npz:KEY" in line
 
@@ -162,6 +163,21 @@ def test_saved_model_source(tmp_path):
   # Batch i is drawn with its own seed: the batches differ, and rerunning repeats them.
   assert batches[0][0, 0, 0, 0] != batches[1][0, 0, 0, 0]
   np.testing.assert_array_equal(np.concatenate(list(source.batches())), np.concatenate(batches))
+
+
+def test_a_training_run_directory_is_evaluated_through_its_export(tmp_path):
+  run = tmp_path / "run"
+  module = _Generator()
+  (run / "checkpoints").mkdir(parents=True)
+  (run / "samples").mkdir()
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(run / "samples" / "step_0000002.png")
+  args = _args(tmp_path, "a", "b", "--batch_size=3", "--seed=0")
+  with pytest.raises(ValueError, match=r"is a training run without an export: run python main.py --mode=export"):
+    evaluate.make_source(str(run), 5, args)  # not its sample grid as a one-image folder
+  tf.saved_model.save(module, str(run / "export"), signatures={"sample": module.sample})
+  source = evaluate.make_source(str(run), 5, args)
+  assert source.kind == "saved_model" and source.spec == str(run / "export")
+  assert [b.shape for b in source.batches()] == [(3, 4, 4, 3), (2, 4, 4, 3)]
 
 
 def test_dataset_source_reads_the_data_module(tmp_path):

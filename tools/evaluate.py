@@ -24,9 +24,13 @@ from typing import Callable, Dict, Iterator, Optional
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from mmd_gan_tf import console  # noqa: E402
+
+tf = console.import_tensorflow_quietly()  # without the no-GPU lines of TensorFlow's CUDA build
 
 from mmd_gan_tf import cli  # noqa: E402
 from mmd_gan_tf import images as images_lib  # noqa: E402
@@ -213,6 +217,13 @@ def _check_count(spec, available, num):
 def make_source(spec: str, num: int, args) -> Source:
   """Dispatches SRC to the right reader (module docstring)."""
   path = pathlib.Path(spec.split(".npz:")[0] + (".npz" if ".npz:" in spec else ""))
+  if path.is_dir() and ((path / "checkpoints").is_dir() or (path / "config.json").is_file()):
+    # A training run's directory: its images are one sample grid; the generator is its export.
+    if not (path / "export" / "saved_model.pb").exists():
+      raise ValueError(f"{spec} is a training run without an export: run python main.py --mode=export "
+                       f"--workdir={spec} first, or give its export folder")
+    logging.info("%s is a training run: evaluating its export, %s", spec, path / "export")
+    return generator_source(str(path / "export"), num, args)
   if path.is_dir() and (path / "saved_model.pb").exists():
     return generator_source(spec, num, args)
   if path.is_dir():

@@ -16,6 +16,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from mmd_gan_tf import cli  # noqa: E402
+from mmd_gan_tf import console  # noqa: E402
+
+console.import_tensorflow_quietly()  # before the data modules import it: without the no-GPU lines
 from mmd_gan_tf.config import DataConfig  # noqa: E402
 from mmd_gan_tf.data.prepare import prepare  # noqa: E402
 

@@ -10,9 +10,12 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+
+from mmd_gan_tf import console  # noqa: E402
+
+tf = console.import_tensorflow_quietly()  # without the no-GPU lines of TensorFlow's CUDA build
 
 from mmd_gan_tf import cli  # noqa: E402
 from mmd_gan_tf import images as images_lib  # noqa: E402
