@@ -97,6 +97,10 @@ def main(argv) -> int:
   except trainer.Interrupted as e:
     print(f"interrupted: {e}", file=sys.stderr)
     return EXIT_INTERRUPTED
+  except KeyboardInterrupt:  # the second Ctrl-C: no checkpoint of this step
+    print(f"stopped at once by a second Ctrl-C: nothing saved since the last checkpoint in {cfg.workdir}; run "
+          "the same command again to continue from it", file=sys.stderr)
+    return cli.EXIT_CTRL_C
   except (trainer.DivergedError, trainer.DiskFullError) as e:
     print(cli.one_line(e), file=sys.stderr)
     return EXIT_RUN_FAILED

@@ -19,7 +19,8 @@ _MEANING_FIELDS = ("model", "loss.name", "loss.kernel", "data.image_size", "data
 
 
 def remove_partial_saves(workdir: str) -> list:
-  """Deletes `ckpt-N_temp*` folders that a killed save (or a full disk) left in <workdir>/checkpoints."""
+  """Deletes what a killed save (or a full disk) left in <workdir>/checkpoints: `ckpt-N_temp*` folders and
+  `checkpoint.tmp<hex>` files (the checkpoint state's atomic write, before its rename)."""
   directory = os.path.join(workdir, "checkpoints")
   removed = []
   if os.path.isdir(directory):
@@ -27,6 +28,9 @@ def remove_partial_saves(workdir: str) -> list:
       path = os.path.join(directory, name)
       if "_temp" in name and os.path.isdir(path):
         shutil.rmtree(path, ignore_errors=True)
+        removed.append(name)
+      elif name.startswith("checkpoint.tmp") and os.path.isfile(path):
+        os.remove(path)
         removed.append(name)
   return removed
 

@@ -24,6 +24,8 @@ from absl import flags
 from mmd_gan_tf import console
 
 EXIT_USER_ERROR = 2
+# The shell's code for a process ended by SIGINT.
+EXIT_CTRL_C = 130
 
 # What a user can cause and fix: bad values (ValueError, also json.JSONDecodeError), files that are
 # missing or unreadable (OSError), flags that do not parse, app.UsageError (stray arguments).
@@ -63,6 +65,11 @@ def guarded(main: Callable[[List[str]], int]) -> Callable[[List[str]], int]:
         raise
       print(one_line(error), file=sys.stderr)
       return EXIT_USER_ERROR
+    except KeyboardInterrupt:  # a Ctrl-C the program did not handle itself: one line, not a traceback
+      if flags.FLAGS["verbose"].value:
+        raise
+      print("stopped by Ctrl-C", file=sys.stderr)
+      return EXIT_CTRL_C
 
   return guarded_main
 

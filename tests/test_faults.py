@@ -202,8 +202,22 @@ def test_result_files_are_readable_by_others_and_partial_saves_are_removed(tmp_p
   partial = tmp_path / "checkpoints" / "ckpt-30_temp" / "part-0"
   os.makedirs(partial)
   os.makedirs(tmp_path / "checkpoints" / "keep")
-  assert checkpointing.remove_partial_saves(str(tmp_path)) == ["ckpt-30_temp"]
-  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["keep"]
+  (tmp_path / "checkpoints" / "checkpoint").write_text("kept")
+  stale = "checkpoint.tmp" + "0123456789abcdef" * 2  # the state file's atomic write, killed before its rename
+  (tmp_path / "checkpoints" / stale).write_text("half")
+  assert checkpointing.remove_partial_saves(str(tmp_path)) == [stale, "ckpt-30_temp"]
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["checkpoint", "keep"]
+
+
+def test_a_second_ctrl_c_is_one_line_naming_what_is_kept(tmp_path, monkeypatch):
+  def interrupted_at_once(cfg, strategy=None):
+    raise KeyboardInterrupt  # what the stop handler raises on a second Ctrl-C
+
+  monkeypatch.setattr(trainer, "train", interrupted_at_once)
+  result = main_in_process(f"--workdir={tmp_path / 'run'}", "--steps=2")
+  assert result.returncode == 130 and "Traceback" not in result.stderr
+  [line] = [line for line in result.stderr.splitlines() if "Ctrl-C" in line]
+  assert "second Ctrl-C" in line and "run the same command again" in line
 
 
 def test_sample_tool_checks_its_input(exported, tmp_path):
