@@ -1,6 +1,8 @@
 """Every (arch, image_size): shapes, ranges, critic_dim, SN layer counts, replica training, export."""
 
 import dataclasses
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -187,3 +189,46 @@ def test_model_table_counts_conv_flops():
   assert model_table.layer_flops(tconv) == 2 * 4 * 4 * 32 * (4 * 4 * 16)  # 4x4 input, 512/16 -> 256/16
   params, flops = model_table.model_stats(critic)
   assert params == sum(int(np.prod(v.shape)) for v in critic.trainable_variables) and flops > 0
+
+
+def test_leaky_relu_matches_tensorflows_to_the_second_derivative():
+  from mmd_gan_tf.models import common  # pylint: disable=import-outside-toplevel
+  x = tf.constant(np.random.default_rng(0).normal(size=(64,)), tf.float64)
+  for alpha in (0.1, 0.2):
+    with tf.GradientTape() as outer:
+      outer.watch(x)
+      with tf.GradientTape() as inner:
+        inner.watch(x)
+        y = common.leaky_relu(x, alpha)
+        loss = tf.reduce_sum(y ** 3)
+      grad = inner.gradient(loss, x)
+      penalty = tf.reduce_sum(grad ** 2)
+    second = outer.gradient(penalty, x)
+    slope = np.where(x.numpy() > 0, 1.0, float(np.float32(alpha)))  # float64 oracle (TF's alpha attr is float32)
+    np.testing.assert_allclose(y.numpy(), x.numpy() * slope, rtol=1e-12)
+    np.testing.assert_allclose(grad.numpy(), 3 * y.numpy() ** 2 * slope, rtol=1e-12)
+    np.testing.assert_allclose(second.numpy(), 2 * grad.numpy() * 6 * y.numpy() * slope ** 2, rtol=1e-12)
+
+
+def test_a_conv_leaky_relu_step_graph_gets_through_grapplers_remapper():
+  """keras.layers.LeakyReLU after a biased conv makes Grappler's remapper fail on the gradient graph (an E-line
+  on every run, and none of its fusions there); common.LeakyReLU's gradient reads the output instead."""
+  script = (
+      "import numpy as np, tensorflow as tf, keras\n"
+      "from mmd_gan_tf.models import common\n"
+      "inputs = keras.Input([8, 8, 3])\n"
+      "x = common.LeakyReLU(0.1)(keras.layers.Conv2D(4, 3, padding='same')(inputs))\n"
+      "x = common.LeakyReLU(0.1)(keras.layers.Conv2D(4, 3, padding='same')(x))\n"
+      "model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(x)))\n"
+      "@tf.function\n"
+      "def step(images):\n"
+      "  with tf.GradientTape() as tape:\n"
+      "    loss = tf.reduce_sum(model(images))\n"
+      "  return tape.gradient(loss, model.trainable_variables)\n"
+      "step(tf.constant(np.ones([2, 8, 8, 3], np.float32)))\n"
+      "print('stepped')\n")
+  from conftest import ROOT, tool_env  # pylint: disable=import-outside-toplevel
+  result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=tool_env(), capture_output=True,
+                          text=True, timeout=300, check=False)
+  assert result.stdout.strip() == "stepped", result.stderr[-2000:]
+  assert "remapper failed" not in result.stderr

@@ -64,6 +64,35 @@ def batch_norm(cfg: ModelConfig, **kwargs) -> keras.layers.BatchNormalization:
   return keras.layers.BatchNormalization(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon, **kwargs)
 
 
+def leaky_relu(x: tf.Tensor, alpha: float) -> tf.Tensor:
+  """`tf.nn.leaky_relu(x, alpha)` whose gradient reads the output y instead of x (the same values: y > 0
+  exactly where x > 0), so the op that feeds it has one consumer.
+
+  With TensorFlow's own gradient, the bias add before the activation feeds both LeakyRelu and LeakyReluGrad,
+  and Grappler's remapper fails on every training-step graph ("remapper failed: ... fanout ... LeakyReluGrad
+  exist for missing node .../BiasAdd", an E-line per run) and gives up all of its fusions in that graph.
+  Second derivatives (the gradient penalties) go through LeakyReluGrad's registered gradient as before.
+  """
+  @tf.custom_gradient
+  def forward(inputs):
+    outputs = tf.nn.leaky_relu(inputs, alpha)
+
+    def backward(upstream):
+      return tf.raw_ops.LeakyReluGrad(gradients=upstream, features=outputs, alpha=alpha)
+
+    return outputs, backward
+
+  return forward(x)
+
+
+@keras.saving.register_keras_serializable(package="mmd_gan_tf")
+class LeakyReLU(keras.layers.LeakyReLU):
+  """keras.layers.LeakyReLU through `leaky_relu` (same outputs and gradients, no remapper failure)."""
+
+  def call(self, inputs):
+    return leaky_relu(inputs, float(self.negative_slope))
+
+
 def output_activation(cfg: ModelConfig, x):
   """tanh -> [-1, 1] or sigmoid -> [0, 1], computed in float32."""
   return keras.layers.Activation(cfg.output_activation, dtype="float32", name="output")(x)

@@ -55,9 +55,9 @@ def pyramid_critic(cfg: ModelConfig, widths, slope: float, sn: common.SNLayers, 
   x = images
   for index, paper_channels in enumerate(widths):
     if index > 0:  # the 4x4/2 conv that halves the resolution, then a 3x3 conv
-      x = keras.layers.LeakyReLU(slope)(sn.conv(common.channels(cfg, paper_channels), 4, 2)(x))
+      x = common.LeakyReLU(slope)(sn.conv(common.channels(cfg, paper_channels), 4, 2)(x))
       activations.append(x)
-    x = keras.layers.LeakyReLU(slope)(sn.conv(common.channels(cfg, paper_channels), 3, 1)(x))
+    x = common.LeakyReLU(slope)(sn.conv(common.channels(cfg, paper_channels), 3, 1)(x))
     activations.append(x)
   features = sn.dense(cfg.critic_dim, kernel_initializer=dense_initializer)(common.flatten(x))
   return common.make_critic(cfg, images, features, activations, sn)

@@ -47,7 +47,7 @@ def conv_stack_critic(cfg: ModelConfig, paper_channels) -> keras.Model:
   activations = []
   x = images
   for width in paper_channels:
-    x = keras.layers.LeakyReLU(0.2)(sn.conv(common.channels(cfg, width), 5, 2)(x))
+    x = common.LeakyReLU(0.2)(sn.conv(common.channels(cfg, width), 5, 2)(x))
     activations.append(x)
   features = sn.dense(cfg.critic_dim, kernel_initializer=init.binkowski_linear())(common.flatten(x))
   return common.make_critic(cfg, images, features, activations, sn)

@@ -67,7 +67,7 @@ def critic(cfg: ModelConfig) -> keras.Model:
     x = sn.conv(common.channels(cfg, paper_channels), 4, 2)(x)
     if index > 0:
       x = _batch_norm(cfg)(x)
-    x = keras.layers.LeakyReLU(0.2)(x)
+    x = common.LeakyReLU(0.2)(x)
     activations.append(x)
   x = sn.conv(cfg.critic_dim, 4, 1, padding="valid")(x)
   features = common.flatten(x)
