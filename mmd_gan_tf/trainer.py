@@ -488,7 +488,52 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
         checkpointing.remove_unused_workdir(cfg.workdir)
 
 
+@dataclasses.dataclass
+class _Run:
+  """What a run works with once it is set up (`_setup`): networks, counters, checkpointing, evaluation."""
+  cfg: config_lib.Config
+  strategy: tf.distribute.Strategy
+  chief: bool
+  xla: bool
+  nets: steps_lib.Networks
+  step: tf.Variable
+  critic_count: tf.Variable
+  generator_update: Optional[flow_lib.FlowGeneratorUpdate]
+  run_config: tf.Variable
+  checkpoint: tf.train.Checkpoint
+  manager: tf.train.CheckpointManager
+  evaluator: Optional[evaluation.Evaluator]
+  lr_adapter: Optional[adaptation.KidLrAdapter]
+
+
 def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _StopRequests) -> dict:
+  """Set up, restore, train, export. Everything that can refuse the run comes before its first write."""
+  run = _setup(cfg, strategy)
+  start_step = _resume_or_initialise(run)
+  iterator = _dataset(strategy, cfg, start_step)  # a data source that cannot serve: refused before any write
+  writer, train_seconds = _begin(run, start_step)
+  metrics = _loop(run, iterator, writer, start_step, train_seconds, stop)
+  # Also when the run resumed at its final step: a crash between the last checkpoint and the export
+  # must not leave an older export behind.
+  if run.chief:
+    export_dir = cfg.export_dir or os.path.join(cfg.workdir, "export")
+    export(run.nets.generator, cfg, export_dir)
+    logging.info("Exported the generator to %s", export_dir)
+  return {k: float(v) for k, v in metrics.items()}
+
+
+def _generator_update(cfg: config_lib.Config) -> tuple:
+  """(the loss's generator update or None, its checkpointed objects); inside `strategy.scope()`."""
+  if losses_lib.LOSSES[cfg.loss.name].generator_update != losses_lib.FLOW:
+    return None, {}
+  feature_map = flow_features.make_feature_map(cfg.flow, cfg.model.critic_dim, seed=cfg.train.seed)
+  tracked = {"flow_features": feature_map} if isinstance(feature_map, tf.Module) else {}
+  return flow_lib.FlowGeneratorUpdate(cfg.flow, feature_map), tracked
+
+
+def _setup(cfg: config_lib.Config, strategy: tf.distribute.Strategy) -> _Run:
+  """Networks, counters, checkpoint and evaluation; refuses settings the strategy cannot run. Writes nothing
+  but moving an unreadable newest checkpoint aside."""
   replicas = strategy.num_replicas_in_sync
   logging.info("%s with %d replica(s): %s", type(strategy).__name__, replicas,
                ", ".join(getattr(strategy.extended, "worker_devices", ())))
@@ -496,78 +541,134 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
     raise ValueError(f"--batch_size={cfg.train.batch_size} must be divisible by the {replicas} replicas")
   xla = use_xla(cfg, strategy)  # may refuse the setting: before anything is written
   chief = distribute.is_chief(strategy)
-  workdir = cfg.workdir
-  spec = losses_lib.LOSSES[cfg.loss.name]
-
   with strategy.scope(), dtype_policy(cfg.train.mixed_precision):
     nets = build_networks(cfg)
     step, critic_count = make_counters()
-    extra = {"critic_count": critic_count}
-    generator_update = None
-    if spec.generator_update == losses_lib.FLOW:
-      feature_map = flow_features.make_feature_map(cfg.flow, cfg.model.critic_dim, seed=cfg.train.seed)
-      generator_update = flow_lib.FlowGeneratorUpdate(cfg.flow, feature_map)
-      if isinstance(feature_map, tf.Module):
-        extra["flow_features"] = feature_map
+    generator_update, tracked = _generator_update(cfg)
   # The checkpoint carries the resolved config, so the run's identity survives a lost config.json.
   run_config = tf.Variable(cfg.to_json(), dtype=tf.string, trainable=False, name="run_config")
-  checkpoint = make_checkpoint(nets, step, run_config=run_config, **extra)
+  checkpoint = make_checkpoint(nets, step, run_config=run_config, critic_count=critic_count, **tracked)
+  checkpoint_dir = os.path.join(cfg.workdir, "checkpoints")
   if chief:
-    for bad, error in checkpointing.quarantine_unreadable(os.path.join(workdir, "checkpoints")):
+    for bad, error in checkpointing.quarantine_unreadable(checkpoint_dir):
       logging.warning("checkpoint %s is unreadable (%s): moved to checkpoints/corrupt/, falling back to the "
                       "previous one", bad, error)
-  manager = tf.train.CheckpointManager(
-      checkpoint, distribute.write_dir(os.path.join(workdir, "checkpoints"), strategy),
-      max_to_keep=cfg.train.keep_checkpoints)
+  manager = tf.train.CheckpointManager(checkpoint, distribute.write_dir(checkpoint_dir, strategy),
+                                       max_to_keep=cfg.train.keep_checkpoints)
   if chief:
-    unchecked = checkpointing.check_resume(cfg, workdir, manager.latest_checkpoint)
+    unchecked = checkpointing.check_resume(cfg, cfg.workdir, manager.latest_checkpoint)
     if unchecked:
       logging.warning(unchecked)
   evaluator, lr_adapter = evaluation.make_evaluation(cfg, nets, checkpoint, strategy)
-  if manager.latest_checkpoint:
-    _restore(checkpoint, manager.latest_checkpoint,
-             f"resume with the settings it was trained with or use a new --workdir (not {workdir})")
-    logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
-  elif cfg.train.init_from:
-    _initialise_from(checkpoint, step, cfg)
-  start_step = int(step.numpy())
-  iterator = _dataset(strategy, cfg, start_step)  # a data source that cannot serve: refused before any write
-  run_config.assign(cfg.to_json())  # a restored checkpoint brought its own run's config
-  if chief:
-    checkpointing.save_config(cfg, workdir)  # only now: a refused resume leaves the directory as it was
-  if lr_adapter is not None:
-    lr_adapter.apply_learning_rates()  # the config's rates times the (restored) adaptation factor
-  else:
-    _apply_config_learning_rates(nets, cfg)
-  train_seconds = checkpointing.read_train_seconds(workdir, start_step)
+  return _Run(cfg, strategy, chief, xla, nets, step, critic_count, generator_update, run_config, checkpoint,
+              manager, evaluator, lr_adapter)
 
-  writer = (tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief
-            else tf.summary.create_noop_writer())
-  loop_length = cfg.train.steps_per_loop
-  logging.info("XLA compilation of the training steps: %s (--jit_compile=%s)", "on" if xla else "off",
-               cfg.train.jit_compile)
-  if loop_length > 1:
-    run_loop = loop_fn(strategy, nets, cfg, spec, step, critic_count, generator_update, xla)
+
+def _resume_or_initialise(run: _Run) -> int:
+  """Restores the workdir's latest checkpoint, else `--init_from`'s; returns the step to start from."""
+  if run.manager.latest_checkpoint:
+    _restore(run.checkpoint, run.manager.latest_checkpoint,
+             f"resume with the settings it was trained with or use a new --workdir (not {run.cfg.workdir})")
+    logging.info("Resumed from %s at step %d", run.manager.latest_checkpoint, int(run.step.numpy()))
+  elif run.cfg.train.init_from:
+    _initialise_from(run.checkpoint, run.step, run.cfg)
+  return int(run.step.numpy())
+
+
+def _begin(run: _Run, start_step: int) -> tuple:
+  """The run's first writes: its config (checkpoint and config.json), learning rates, TensorBoard writer.
+  Returns (writer, training seconds so far)."""
+  cfg = run.cfg
+  run.run_config.assign(cfg.to_json())  # a restored checkpoint brought its own run's config
+  if run.chief:
+    checkpointing.save_config(cfg, cfg.workdir)  # only now: a refused resume leaves the directory as it was
+  if run.lr_adapter is not None:
+    run.lr_adapter.apply_learning_rates()  # the config's rates times the (restored) adaptation factor
   else:
-    fns = distributed_fns(strategy, nets, cfg, spec, step, critic_count, generator_update, xla)
-  fixed_z = _fixed_noise(cfg)
-  if chief and start_step == 0:
+    _apply_config_learning_rates(run.nets, cfg)
+  writer = (tf.summary.create_file_writer(os.path.join(cfg.workdir, "tensorboard")) if run.chief
+            else tf.summary.create_noop_writer())
+  if run.chief and start_step == 0:
     summaries.write_config(writer, cfg)
+  return writer, checkpointing.read_train_seconds(cfg.workdir, start_step)
+
+
+def _step_function(run: _Run, iterator):
+  """current step -> (metrics, steps taken): one host-scheduled generator step (`iteration`), or with
+  `--steps_per_loop` > 1 a compiled loop up to the next step where the host has something to do."""
+  cfg = run.cfg
+  spec = losses_lib.LOSSES[cfg.loss.name]
+  logging.info("XLA compilation of the training steps: %s (--jit_compile=%s)", "on" if run.xla else "off",
+               cfg.train.jit_compile)
+  args = (run.strategy, run.nets, cfg, spec, run.step, run.critic_count, run.generator_update, run.xla)
+  if cfg.train.steps_per_loop == 1:
+    fns = distributed_fns(*args)
+    return lambda current: (iteration(cfg, run.nets, fns, iterator, current), 1)
+  run_loop = loop_fn(*args)
+  first_eval = run.evaluator is not None and cfg.eval.eval_at_start
+
+  def advance(current: int):
+    count = min(cfg.train.steps_per_loop, next_boundary(cfg, current, first_eval) - current)
+    return run_loop(iterator, tf.constant(count, tf.int64)), count
+
+  return advance
+
+
+@dataclasses.dataclass(frozen=True)
+class _Due:
+  """What the host does after a step: log, checkpoint, write samples."""
+  log: bool
+  save: bool
+  samples: bool
+
+
+def due_at(cfg: config_lib.Config, current: int, last: bool, interrupted: bool) -> _Due:
+  """The periodic actions due after generator step `current` (the last step and a stop request log and save;
+  the last step writes samples)."""
+  return _Due(log=current % cfg.train.log_every == 0 or last or interrupted,
+              save=current % cfg.train.checkpoint_every == 0 or last or interrupted,
+              samples=current % cfg.train.sample_every == 0 or last)
+
+
+def _evaluation_due(cfg: config_lib.Config, current: int, start_step: int, last: bool, eval_clock: _EvalClock,
+                    train_seconds: float) -> bool:
+  """Every `--eval_every` steps, every `--eval_every_minutes` of training (the clock advances when asked),
+  at the end, and after the first step of a fresh run (the untrained baseline)."""
+  every = bool(cfg.eval.eval_every) and current % cfg.eval.eval_every == 0
+  first = current == 1 and start_step == 0 and cfg.eval.eval_at_start
+  return every or eval_clock.due(train_seconds) or last or first
+
+
+def _log_step(run: _Run, writer, progress: summaries.Progress, values: dict, current: int,
+              seconds_left: Optional[float]) -> None:
+  rate = progress.rate(current)
+  values = {**values, **_learning_rates(run.nets), "perf/steps_per_sec": rate}
+  summaries.write_scalars(writer, values, current)
+  shown = {k: values[k] for k in ("loss/critic", "loss/generator") if k in values}
+  logging.info(progress.line(current, rate, shown, seconds_left))
+
+
+def _evaluate(run: _Run, writer, current: int, train_seconds: float) -> None:
+  scores = run.evaluator(run.nets.generator, current)
+  run.evaluator.log(current, train_seconds, scores)
+  summaries.write_scalars(writer, scores, current)
+  logging.info("step %d | %s", current, " ".join(f"{k}={v:.5g}" for k, v in scores.items()))
+
+
+def _loop(run: _Run, iterator, writer, start_step: int, train_seconds: float, stop: _StopRequests) -> dict:
+  """Trains from `start_step` to `--steps` (or the time limit), doing what is due after each step; a stop
+  request saves the step it came at and raises Interrupted. Returns the last step's metrics."""
+  cfg, nets, manager = run.cfg, run.nets, run.manager
+  advance = _step_function(run, iterator)
+  fixed_z = _fixed_noise(cfg)
   progress = summaries.Progress(start_step, cfg.train.steps)
-  metrics = {}
-  current = start_step
-  clock = time.monotonic()
+  metrics, current = {}, start_step
   time_limit = cfg.train.max_train_minutes * 60.0
   eval_clock = _EvalClock(cfg.eval.eval_every_minutes * 60.0, train_seconds)
-  several_workers = distribute.num_workers(strategy) > 1
+  several_workers = distribute.num_workers(run.strategy) > 1
+  clock = time.monotonic()
   while current < cfg.train.steps and not (time_limit and train_seconds >= time_limit):
-    if loop_length > 1:
-      count = min(loop_length, next_boundary(cfg, current, evaluator is not None and cfg.eval.eval_at_start)
-                  - current)
-      metrics = run_loop(iterator, tf.constant(count, tf.int64))
-    else:
-      count = 1
-      metrics = iteration(cfg, nets, fns, iterator, current)
+    metrics, count = advance(current)
     current += count
     train_seconds += time.monotonic() - clock
     last = current == cfg.train.steps or bool(time_limit and train_seconds >= time_limit)
@@ -577,46 +678,30 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
     # in a collective): with several workers, whether any received a signal is agreed on every step.
     interrupted = stop.signal_name is not None
     if several_workers:
-      interrupted = distribute.any_worker(strategy, interrupted)
-    should_log = current % cfg.train.log_every == 0 or last or interrupted
-    should_save = current % cfg.train.checkpoint_every == 0 or last or interrupted
-    if should_log or should_save:
-      # Never checkpoint a diverged model: check the losses before saving.
+      interrupted = distribute.any_worker(run.strategy, interrupted)
+    due = due_at(cfg, current, last, interrupted)
+    if due.log or due.save:  # never checkpoint a diverged model: check the losses before saving
       values = {k: float(v) for k, v in metrics.items()}
       _check_finite(values, current, manager)
-    if should_log:
-      rate = progress.rate(current)
-      values.update({**_learning_rates(nets), "perf/steps_per_sec": rate})
-      summaries.write_scalars(writer, values, current)
-      shown = {k: values[k] for k in ("loss/critic", "loss/generator") if k in values}
-      logging.info(progress.line(current, rate, shown, time_limit - train_seconds if time_limit else None))
-    if chief and (current % cfg.train.sample_every == 0 or last):
-      _write_samples(nets, cfg, fixed_z, workdir, writer, current)
-    first = current == 1 and start_step == 0 and cfg.eval.eval_at_start and not interrupted
-    every = cfg.eval.eval_every and current % cfg.eval.eval_every == 0
+    if due.log:
+      _log_step(run, writer, progress, values, current, time_limit - train_seconds if time_limit else None)
+    if run.chief and due.samples:
+      _write_samples(nets, cfg, fixed_z, cfg.workdir, writer, current)
     # A stop request skips the evaluation: the checkpoint comes first (a scheduler's grace period is short).
-    if evaluator is not None and not interrupted and (every or eval_clock.due(train_seconds) or last or first):
-      scores = evaluator(nets.generator, current)
-      evaluator.log(current, train_seconds, scores)
-      summaries.write_scalars(writer, scores, current)
-      logging.info("step %d | %s", current, " ".join(f"{k}={v:.5g}" for k, v in scores.items()))
-    if lr_adapter is not None and lr_adapter.due(current):
-      _adapt_learning_rates(lr_adapter, nets, writer, current)
+    if run.evaluator is not None and not interrupted and _evaluation_due(cfg, current, start_step, last,
+                                                                         eval_clock, train_seconds):
+      _evaluate(run, writer, current, train_seconds)
+    if run.lr_adapter is not None and run.lr_adapter.due(current):
+      _adapt_learning_rates(run.lr_adapter, nets, writer, current)
+    save = due.save
     if not interrupted and not several_workers and stop.signal_name is not None:
       # The signal came during the evaluation or the lr test: save this step now, train no further step.
       _check_finite({k: float(v) for k, v in metrics.items()}, current, manager)
-      interrupted = should_save = True
-    if should_save:
-      _save(manager, current, workdir, chief, train_seconds)
+      interrupted = save = True
+    if save:
+      _save(manager, current, cfg.workdir, run.chief, train_seconds)
     writer.flush()
     if interrupted:
       raise Interrupted(current, stop.signal_name or "a signal to another worker")
     clock = time.monotonic()  # evaluation, samples and checkpoints are not training time
-
-  # Also when the run resumed at its final step: a crash between the last checkpoint and the export
-  # must not leave an older export behind.
-  if chief:
-    export_dir = cfg.export_dir or os.path.join(workdir, "export")
-    export(nets.generator, cfg, export_dir)
-    logging.info("Exported the generator to %s", export_dir)
-  return {k: float(v) for k, v in metrics.items()}
+  return metrics

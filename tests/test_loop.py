@@ -113,3 +113,16 @@ def test_loops_stop_at_every_interval_the_host_acts_on():
     current = trainer.next_boundary(adapting, current, first_eval=False)
     boundaries.append(current)
   assert boundaries == [1, 4, 6, 7, 8, 10, 12, 13, 16, 18, 19, 20]
+
+
+def test_the_periodic_actions_due_after_a_step():
+  cfg = config_builder.build_config(dict(dataset="shapes", loss="rep", log_every=2, checkpoint_every=4,
+                                         sample_every=3, steps=12), check_library=False)
+  due = {step: trainer.due_at(cfg, step, last=False, interrupted=False) for step in range(1, 13)}
+  assert [s for s, d in due.items() if d.log] == [2, 4, 6, 8, 10, 12]
+  assert [s for s, d in due.items() if d.save] == [4, 8, 12]
+  assert [s for s, d in due.items() if d.samples] == [3, 6, 9, 12]
+  stopped = trainer.due_at(cfg, 5, last=False, interrupted=True)  # a stop request logs and saves, no samples
+  assert (stopped.log, stopped.save, stopped.samples) == (True, True, False)
+  end = trainer.due_at(cfg, 5, last=True, interrupted=False)  # e.g. the time limit: everything
+  assert (end.log, end.save, end.samples) == (True, True, True)
