@@ -18,6 +18,7 @@ from mmd_gan_tf import kernels
 from mmd_gan_tf import losses
 from mmd_gan_tf import models
 from mmd_gan_tf.flow import update as flow
+from mmd_gan_tf.metrics import registry as metric_registry
 
 _POSITIVE_INTS = ("train.steps", "train.batch_size", "train.n_critic", "train.log_every",
                   "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
@@ -38,6 +39,8 @@ def _flag_name(field: str) -> str:
 
 
 def _convert(field: str, value: Any) -> Any:
+  if field == "eval.metrics":
+    return tuple(dict.fromkeys(name.strip() for name in value if name.strip()))
   if field in ("loss.sigmas", "loss.alphas"):
     try:
       return tuple(float(v) for v in value)
@@ -62,6 +65,10 @@ def _overrides(flag_values: Mapping[str, Any]) -> dict:
       continue
     for field in fields:
       resolved[field] = _convert(field, value)
+  if flag_values.get("fid") is not None:  # --fid / --nofid: fid in or out of --eval_metrics
+    metrics = resolved.get("eval.metrics", config_lib.EvalConfig.metrics)
+    resolved["eval.metrics"] = tuple(name for name in metrics if name != "fid") + (
+        ("fid",) if flag_values["fid"] else ())
   # KID by default is best effort; asking for it (or for given weights) makes missing weights an error.
   if flag_values.get("inception_weights") == "none":
     _no_kid(resolved, flag_values)
@@ -139,6 +146,7 @@ def validate(cfg: config_lib.Config) -> None:
       cfg.eval.num_real or cfg.eval.num_samples):
     raise ValueError(f"--kid_subset_size={cfg.eval.kid_subset_size} exceeds --eval_num_samples="
                      f"{cfg.eval.num_samples} or --eval_num_real={cfg.eval.num_real or cfg.eval.num_samples}")
+  _check_eval_metrics(cfg.eval)
   if cfg.eval.eval_every < 0:
     raise ValueError(f"--eval_every={cfg.eval.eval_every} must be >= 0")
   if cfg.eval.eval_every_minutes < 0:
@@ -181,6 +189,22 @@ def check_combination(cfg: config_lib.Config) -> None:
   losses.check_config(cfg)
   models.validate_model_config(cfg.model)
   _check_decoder(cfg)
+
+
+def _check_eval_metrics(eval_cfg: config_lib.EvalConfig) -> None:
+  """--eval_metrics: names of the metric registry that need no softmax logits, KID among them (the run keeps
+  its best KID and adapts its rates from it), FID only with enough samples for its covariances."""
+  usable = [name for name in metric_registry.METRICS if name not in metric_registry.NEEDS_LOGITS]
+  shown = ",".join(eval_cfg.metrics)
+  for name in eval_cfg.metrics:
+    if name not in usable:
+      raise ValueError(f"--eval_metrics={shown}: {name!r} is not an in-training metric; choose from {usable}")
+  if "kid" not in eval_cfg.metrics:
+    raise ValueError(f"--eval_metrics={shown} must include kid (the run keeps its best KID)")
+  if "fid" in eval_cfg.metrics and min(eval_cfg.num_samples, eval_cfg.num_real or eval_cfg.num_samples) < (
+      eval_cfg.fid_min_samples):
+    raise ValueError(f"--eval_metrics={shown}: FID needs at least {eval_cfg.fid_min_samples} generated and real "
+                     f"images per evaluation; raise --eval_num_samples (now {eval_cfg.num_samples})")
 
 
 def check_given_flags_used(cfg: config_lib.Config, flag_values: Mapping[str, Any]) -> None:

@@ -20,6 +20,7 @@ from mmd_gan_tf import models
 from mmd_gan_tf import noise
 from mmd_gan_tf import optimizers
 from mmd_gan_tf.data import shapes
+from mmd_gan_tf.metrics import registry as metric_registry
 
 # flag name -> the config fields it sets ("section.field").
 FLAG_FIELDS = {
@@ -89,7 +90,8 @@ FLAG_FIELDS = {
     "kid_subset_size": ("eval.kid_subset_size",),
     "eval_num_samples": ("eval.num_samples",),
     "eval_num_real": ("eval.num_real",),
-    "fid": ("eval.fid",),
+    "eval_metrics": ("eval.metrics",),
+    "fid": (),  # an alias: adds (or with --nofid removes) "fid" in --eval_metrics (flags/build.py)
     "lr_adaptation": ("eval.lr_adaptation",),
     "lr_adaptation_every": ("eval.lr_adaptation_every",),
     "lr_adaptation_samples": ("eval.lr_adaptation_samples",),
@@ -235,7 +237,10 @@ def define_flags(flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> None:
   f.DEFINE_integer("kid_subset_size", None, "KID subset size.")
   f.DEFINE_integer("eval_num_samples", None, "Generated (and, unless --eval_num_real, real) images per evaluation.")
   f.DEFINE_integer("eval_num_real", None, "Held-out real images per evaluation (default: --eval_num_samples).")
-  f.DEFINE_bool("fid", None, "Also compute FID during training.")
+  f.DEFINE_list("eval_metrics", None, "Metrics of the in-training evaluation, from "
+                f"{[name for name in metric_registry.METRICS if name not in metric_registry.NEEDS_LOGITS]} "
+                "(kid always among them; default: kid).")
+  f.DEFINE_bool("fid", None, "Also compute FID during training (the same as adding fid to --eval_metrics).")
   f.DEFINE_bool("lr_adaptation", None, "KID-driven learning-rate adaptation (Binkowski).")
   f.DEFINE_integer("lr_adaptation_every", None, "Steps between 3-sample tests (2000).")
   f.DEFINE_integer("lr_adaptation_samples", None, "Real and generated codes per test (2048).")

@@ -143,7 +143,7 @@ class EvalConfig:
   kid_subset_size: int = 1000
   num_samples: int = 2000          # generated images per evaluation
   num_real: int = 0                # held-out real images per evaluation (0 = num_samples)
-  fid: bool = False
+  metrics: Tuple[str, ...] = ("kid",)  # names in mmd_gan_tf.metrics.registry.METRICS; "kid" always among them
   lr_adaptation: bool = False
   lr_adaptation_every: int = 2000
   lr_adaptation_samples: int = 2048
@@ -208,6 +208,8 @@ def config_from_dict(values: dict) -> Config:
       cls = _SECTIONS[key]
       fields = {f.name: f for f in dataclasses.fields(cls)}
       section = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items() if k in fields}
+      if key == "eval" and "metrics" not in value and value.get("fid"):  # a config of before `metrics`
+        section["metrics"] = ("kid", "fid")
       kwargs[key] = cls(**section)
     else:
       kwargs[key] = value

@@ -201,7 +201,7 @@ def test_training_eval_helpers(tmp_path):
   from mmd_gan_tf.config import Config, DataConfig, EvalConfig  # pylint: disable=import-outside-toplevel
   from mmd_gan_tf.metrics import features, training_eval  # pylint: disable=import-outside-toplevel
   eval_cfg = EvalConfig(inception_weights=str(asset_path(WEIGHTS)), num_samples=4, eval_batch_size=2,
-                        kid_subsets=2, kid_subset_size=2, fid=True, fid_min_samples=0,
+                        kid_subsets=2, kid_subset_size=2, metrics=("kid", "fid"), fid_min_samples=0,
                         feature_cache_dir=str(tmp_path))
   cfg = Config(data=DataConfig(dataset="shapes", image_size=16), eval=eval_cfg)
   weights, network = training_eval.load_network(eval_cfg)

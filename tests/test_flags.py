@@ -243,3 +243,23 @@ def test_dry_run_of_an_incompatible_combination_exits_2_with_one_line():
   # TensorFlow's C++ start-up lines may precede it; main.py's own output is one line.
   errors = [line for line in result.stderr.splitlines() if "critic_dim" in line or line.startswith("error")]
   assert errors == ["error: --critic_dim=16: loss 'wgan_gp' needs critic_dim 1"]
+
+
+def test_eval_metrics_come_from_the_metric_registry_and_fid_is_an_alias():
+  assert _build().eval.metrics == ("kid",)
+  assert _build(eval_metrics=["kid", "fid"], eval_num_samples=2048).eval.metrics == ("kid", "fid")
+  assert _build(fid=True, eval_num_samples=2048).eval.metrics == ("kid", "fid")
+  assert _build(eval_metrics=["kid", "fid"], fid=False).eval.metrics == ("kid",)
+  for metrics, message in ((["kid", "is"], "'is' is not an in-training metric"),
+                           (["kid", "nope"], "'nope' is not an in-training metric"),
+                           (["fid"], "must include kid"),
+                           (["kid", "fid"], "FID needs at least 2048")):
+    with pytest.raises(ValueError, match=f"--eval_metrics={','.join(metrics)}: {message}|--eval_metrics="
+                                         f"{','.join(metrics)} {message}"):
+      _build(eval_metrics=metrics)
+  # A config written before --eval_metrics existed keeps its FID.
+  from mmd_gan_tf import config as config_lib  # pylint: disable=import-outside-toplevel
+  old = _build().to_dict()
+  del old["eval"]["metrics"]
+  old["eval"]["fid"] = True
+  assert config_lib.config_from_dict(old).eval.metrics == ("kid", "fid")

@@ -91,11 +91,12 @@ def generated_features(generator, sample_z: Callable[[int, int], tf.Tensor], net
 
 
 def generator_scores(real, fake, eval_cfg, seed) -> Dict[str, tf.Tensor]:
-  """{"kid", "kid_std"} (and "fid" when eval_cfg.fid) of feature sets, float64 scalars, in-graph usable.
+  """The scores of `eval_cfg.metrics` (e.g. {"kid", "kid_std", "fid"}) of feature sets, float64 scalars,
+  in-graph usable.
 
   Args:
     real: [M, 2048] real features; fake: [N, 2048] generated features.
-    eval_cfg: `EvalConfig` (subset sizes, FID on or off and its minimum count).
+    eval_cfg: `EvalConfig` (the metrics, KID's subset sizes, FID's minimum count).
     seed: int or scalar int tensor (the step) seeding the KID subsets.
 
   Raises:
@@ -105,6 +106,6 @@ def generator_scores(real, fake, eval_cfg, seed) -> Dict[str, tf.Tensor]:
                                      kid_subset_size=eval_cfg.kid_subset_size,
                                      fid_min_samples=eval_cfg.fid_min_samples, seed=seed, in_graph=True)
   scores = {}
-  for name in ["kid", "fid"] if eval_cfg.fid else ["kid"]:
+  for name in eval_cfg.metrics:
     scores.update(registry.METRICS[name](real, fake, None, settings))
   return scores
