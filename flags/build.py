@@ -17,7 +17,6 @@ from mmd_gan_tf import export
 from mmd_gan_tf import kernels
 from mmd_gan_tf import losses
 from mmd_gan_tf import models
-from mmd_gan_tf.flow import update as flow
 from mmd_gan_tf.metrics import registry as metric_registry
 
 _POSITIVE_INTS = ("train.steps", "train.batch_size", "train.n_critic", "train.log_every",
@@ -225,10 +224,11 @@ def check_given_flags_used(cfg: config_lib.Config, flag_values: Mapping[str, Any
 
 
 def _validate_library(cfg: config_lib.Config) -> None:
-  """Checks the library can build what the config asks for (data sources, flow settings)."""
+  """Checks the library can build what the config asks for (data sources, the loss's generator update)."""
   data.validate_data_config(cfg.data)
-  if losses.get_loss(cfg.loss.name).generator_update == losses.FLOW:
-    flow.validate_flow_config(cfg.flow)
+  update = losses.get_loss(cfg.loss.name).generator_update
+  if update is not None:
+    update.validate(cfg)
   # Before anything is written: an export may only replace an earlier export.
   export.check_export_dir(cfg.export_dir or os.path.join(cfg.workdir, "export"), cfg.workdir)
 

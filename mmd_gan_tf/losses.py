@@ -12,6 +12,7 @@ Every MMD-based loss reports the metrics "kernel/real_real", "kernel/fake_fake",
 """
 
 import dataclasses
+import importlib
 from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import tensorflow as tf
@@ -61,8 +62,31 @@ LossFn = Callable[[CriticOutputs, LossConfig], LossTerms]
 
 Check = Callable[[Config], None]
 
-# How the generator moves: by the gradient of its loss, or by the gradient flow of mmd_gan_tf/flow/update.py.
-GRADIENT, FLOW = "gradient", "flow"
+@dataclasses.dataclass(frozen=True)
+class GeneratorUpdateKind:
+  """A generator update other than the gradient of the generator loss, owned by its own module.
+
+  `module` defines `build_generator_update(cfg: Config) -> update` (everything the update needs, e.g. the
+  flow's feature map) and `validate_generator_update(cfg: Config)` (raises ValueError naming the bad value;
+  run when the config is built). The built update is called in the generator step as
+  `update(nets, outputs, z) -> (grads, metrics)`; its gradients are applied as given, then
+  `update.metrics_after(nets, outputs, z) -> dict` adds what it measures after the step, and
+  `update.checkpointed` (a dict of trackables) joins the run's checkpoint. The module is imported when used
+  (it may import this one).
+  """
+  name: str
+  module: str
+
+  def build(self, cfg: Config):
+    return importlib.import_module(self.module).build_generator_update(cfg)
+
+  def validate(self, cfg: Config) -> None:
+    importlib.import_module(self.module).validate_generator_update(cfg)
+
+
+# How the generator moves: by the gradient of its loss (None), or by the gradient flow of flow/update.py.
+GRADIENT = None
+FLOW = GeneratorUpdateKind("flow", "mmd_gan_tf.flow.update")
 
 
 class LossSpec(NamedTuple):
@@ -75,7 +99,7 @@ class LossSpec(NamedTuple):
     needs_decoder: the critic loss reads reconstructions (an arch with a decoder).
     uses_kernel: the loss applies `cfg.kernel` to critic features (the MMD family), so the kernel's
       own check applies and its parameters matter.
-    generator_update: GRADIENT or FLOW.
+    generator_update: GRADIENT (None: the gradient of generator_loss) or a GeneratorUpdateKind (FLOW).
     second_order: the critic loss differentiates the critic with respect to its input (a gradient penalty,
       the SMMD scale), so the critic's update takes gradients of gradients. XLA on a CPU compiles these
       into much slower code (`trainer.use_xla`).
@@ -89,7 +113,7 @@ class LossSpec(NamedTuple):
   needs_activations: bool = False
   needs_decoder: bool = False
   uses_kernel: bool = False
-  generator_update: str = GRADIENT
+  generator_update: Optional[GeneratorUpdateKind] = GRADIENT
   second_order: bool = False
   generator_optimizer: Optional[str] = None
   checks: Tuple[Check, ...] = ()

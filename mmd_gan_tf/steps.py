@@ -122,8 +122,9 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
   """Returns (simultaneous_fn, critic_fn, generator_fn), each `fn(real, step) -> metrics`.
 
   Args:
-    generator_update: optional replacement of the generator's gradient (the gradient flow):
-      `fn(nets, outputs, z) -> (grads, metrics)`.
+    generator_update: optional replacement of the generator's gradient, built by the loss's
+      `LossSpec.generator_update` (e.g. the gradient flow): `update(nets, outputs, z) -> (grads, metrics)`,
+      the gradients applied as given, then `update.metrics_after(nets, outputs, z)` logged too.
   """
   clipnorm = cfg.optim.clipnorm
 
@@ -166,8 +167,7 @@ def make_replica_fns(nets: Networks, cfg: config_lib.Config, spec: losses_lib.Lo
       terms = spec.generator_loss(outputs, cfg.loss)
       grads, metrics = generator_update(nets, outputs, z)
       nets.generator_optimizer.apply_gradients(zip(grads, nets.generator.trainable_variables))
-      metrics = dict(metrics)
-      metrics["flow/mmd2_after"] = generator_update.mmd2_after(nets, outputs, z)
+      metrics = {**metrics, **generator_update.metrics_after(nets, outputs, z)}
       return {**_with_prefix("generator", terms), **metrics}
     with tf.GradientTape() as tape:
       outputs = critic_outputs(nets, cfg, spec, real, z)

@@ -12,7 +12,7 @@ import shutil
 import signal
 import threading
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import keras
 import numpy as np
@@ -26,8 +26,6 @@ from mmd_gan_tf import data as data_lib
 from mmd_gan_tf import distribute
 from mmd_gan_tf import evaluation
 from mmd_gan_tf import export as export_lib
-from mmd_gan_tf.flow import update as flow_lib
-from mmd_gan_tf.flow import features as flow_features
 from mmd_gan_tf import images as images_lib
 from mmd_gan_tf import losses as losses_lib
 from mmd_gan_tf import models
@@ -498,7 +496,7 @@ class _Run:
   nets: steps_lib.Networks
   step: tf.Variable
   critic_count: tf.Variable
-  generator_update: Optional[flow_lib.FlowGeneratorUpdate]
+  generator_update: Optional[Callable]
   run_config: tf.Variable
   checkpoint: tf.train.Checkpoint
   manager: tf.train.CheckpointManager
@@ -523,12 +521,12 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
 
 
 def _generator_update(cfg: config_lib.Config) -> tuple:
-  """(the loss's generator update or None, its checkpointed objects); inside `strategy.scope()`."""
-  if losses_lib.LOSSES[cfg.loss.name].generator_update != losses_lib.FLOW:
+  """(the loss's own generator update or None, its checkpointed objects); inside `strategy.scope()`."""
+  kind = losses_lib.LOSSES[cfg.loss.name].generator_update
+  if kind is None:
     return None, {}
-  feature_map = flow_features.make_feature_map(cfg.flow, cfg.model.critic_dim, seed=cfg.train.seed)
-  tracked = {"flow_features": feature_map} if isinstance(feature_map, tf.Module) else {}
-  return flow_lib.FlowGeneratorUpdate(cfg.flow, feature_map), tracked
+  update = kind.build(cfg)
+  return update, dict(update.checkpointed)
 
 
 def _setup(cfg: config_lib.Config, strategy: tf.distribute.Strategy) -> _Run:

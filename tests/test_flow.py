@@ -376,3 +376,21 @@ def test_validate_flow_config_names_the_bad_value(field, value, match):
     validate_flow_config(dataclasses.replace(FlowConfig(), **{field: value}))
   with pytest.raises(ValueError, match="per_sample"):
     validate_flow_config(FlowConfig(metric="per_sample", solver="cg"))
+
+
+def test_the_flow_loss_owns_its_generator_update():
+  """The loss's registry entry builds the update (feature map seeded by the run) and names what joins the
+  checkpoint; the trainer asks it, naming no update kind."""
+  from flags import build as config_builder  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf import losses, trainer  # pylint: disable=import-outside-toplevel
+  assert trainer._generator_update(config_builder.build_config({"loss": "rep_b"})) == (None, {})  # pylint: disable=protected-access
+  cfg = config_builder.build_config({"loss": "flow", "flow_features": "rff", "flow_rff_dim": 8, "seed": 3})
+  update, tracked = trainer._generator_update(cfg)  # pylint: disable=protected-access
+  assert isinstance(update, FlowGeneratorUpdate) and list(tracked) == ["flow_features"]
+  assert isinstance(tracked["flow_features"], RandomFourierFeatures)
+  np.testing.assert_array_equal(tracked["flow_features"].frequencies.numpy(),
+                                make_feature_map(cfg.flow, cfg.model.critic_dim, seed=3).frequencies.numpy())
+  critic_cfg = config_builder.build_config({"loss": "flow", "flow_features": "critic"})
+  assert trainer._generator_update(critic_cfg)[1] == {}  # pylint: disable=protected-access
+  with pytest.raises(ValueError, match="flow"):
+    losses.FLOW.validate(dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, cg_iterations=0)))

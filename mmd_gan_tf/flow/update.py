@@ -291,3 +291,24 @@ class FlowGeneratorUpdate:
   def mmd2_after(self, nets, outputs, z):
     feature_fn, real_phi_mean = self._inputs(outputs)
     return flow_mmd2(nets.generator, feature_fn, z, real_phi_mean, tf.distribute.get_replica_context())
+
+  def metrics_after(self, nets, outputs, z) -> Dict[str, tf.Tensor]:
+    """What the step logs after the update was applied: {"flow/mmd2_after"}."""
+    return {"flow/mmd2_after": self.mmd2_after(nets, outputs, z)}
+
+  @property
+  def checkpointed(self) -> Dict[str, tf.Module]:
+    """The trackables of the update that a checkpoint must hold (the random features' frequencies)."""
+    return {"flow_features": self.feature_map} if isinstance(self.feature_map, tf.Module) else {}
+
+
+def build_generator_update(cfg) -> FlowGeneratorUpdate:
+  """The update of `--loss=flow` for a run's `Config` (its feature map seeded by the run's seed);
+  `losses.FLOW.build` calls it."""
+  from mmd_gan_tf.flow.features import make_feature_map  # pylint: disable=import-outside-toplevel
+  return FlowGeneratorUpdate(cfg.flow, make_feature_map(cfg.flow, cfg.model.critic_dim, seed=cfg.train.seed))
+
+
+def validate_generator_update(cfg) -> None:
+  """`losses.FLOW.validate`: the flow settings of a run's `Config`."""
+  validate_flow_config(cfg.flow)
