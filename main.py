@@ -48,29 +48,43 @@ def _flag_values() -> dict:
 
 
 def _export(cfg) -> None:
-  from mmd_gan_tf import checkpointing, trainer  # pylint: disable=g-import-not-at-top
+  from mmd_gan_tf import checkpointing, export, trainer  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if not os.path.isdir(os.path.join(cfg.workdir, "checkpoints")):
+  checkpoint_dir = os.path.join(cfg.workdir, "checkpoints")
+  if not os.path.isdir(checkpoint_dir):
     raise ValueError(f"--workdir={cfg.workdir} has no checkpoint to export")
-  # A run that trains here exports when it ends; its checkpoint rotation would race this export.
-  lock = checkpointing.WorkdirLock(cfg.workdir, advice="that run exports its generator itself when it ends")
+  # A run that trains here exports when it ends; its checkpoint rotation would race this export. A read-only
+  # run directory has no run training in it: it is read as it is (nothing repaired or moved).
+  writable = os.access(cfg.workdir, os.W_OK) and os.access(checkpoint_dir, os.W_OK)
+  lock = (checkpointing.WorkdirLock(cfg.workdir, advice="that run exports its generator itself when it ends")
+          if writable else None)
   try:
-    for bad, error in checkpointing.quarantine_unreadable(os.path.join(cfg.workdir, "checkpoints")):
-      print(f"warning: checkpoint {bad} is unreadable ({error}): moved to checkpoints/corrupt/, exporting the "
-            "previous one", file=sys.stderr)
+    if writable:
+      for line in filter(None, [checkpointing.repair_checkpoint_state(checkpoint_dir)]):
+        print(f"warning: {line}", file=sys.stderr)
+      for bad, error in checkpointing.quarantine_unreadable(checkpoint_dir):
+        print(f"warning: checkpoint {bad} is unreadable ({error}): moved to checkpoints/corrupt/, exporting the "
+              "previous one", file=sys.stderr)
+    latest = next((p for p in reversed(checkpointing.checkpoint_list(checkpoint_dir))
+                   if checkpointing.readable(p)), None)
+    if latest is None:
+      raise ValueError(f"--workdir={cfg.workdir} has no checkpoint to export")
     # Where the run is now (it may have been moved since): the export path is checked against it.
     saved = dataclasses.replace(checkpointing.load_config(cfg.workdir), workdir=cfg.workdir)
     nets = trainer.build_networks(saved)
     step = tf.Variable(0, dtype=tf.int64)
     checkpoint = trainer.make_checkpoint(nets, step, critic_count=tf.Variable(0, dtype=tf.int64))
-    latest = tf.train.latest_checkpoint(os.path.join(cfg.workdir, "checkpoints"))
-    if latest is None:
-      raise ValueError(f"--workdir={cfg.workdir} has no checkpoint to export")
     checkpoint.restore(latest).expect_partial()
     export_dir = cfg.export_dir or os.path.join(cfg.workdir, "export")
-    trainer.export(nets.generator, saved, export_dir)
+    newer = export.exported_step(export_dir)
+    if newer is not None and newer > int(step.numpy()):
+      raise ValueError(f"{export_dir} holds the generator of step {newer}, newer than the newest readable "
+                       f"checkpoint ({os.path.basename(latest)}, step {int(step.numpy())}): it is kept; give "
+                       "another --export_dir to export that checkpoint")
+    trainer.export(nets.generator, saved, export_dir, int(step.numpy()))
   finally:
-    lock.release()
+    if lock is not None:
+      lock.release()
   print(f"Exported the generator of {latest} (step {int(step.numpy())}) to {export_dir}")
 
 
@@ -98,12 +112,20 @@ def main(argv) -> int:
     print(f"interrupted: {e}", file=sys.stderr)
     return EXIT_INTERRUPTED
   except KeyboardInterrupt:  # the second Ctrl-C: no checkpoint of this step
-    print(f"stopped at once by a second Ctrl-C: nothing saved since the last checkpoint in {cfg.workdir}; run "
-          "the same command again to continue from it", file=sys.stderr)
+    from mmd_gan_tf import checkpointing  # pylint: disable=g-import-not-at-top
+    if checkpointing.checkpoints_on_disk(os.path.join(cfg.workdir, "checkpoints")):
+      print(f"stopped at once by a second Ctrl-C: nothing saved since the last checkpoint in {cfg.workdir}; "
+            "run the same command again to continue from it", file=sys.stderr)
+    else:
+      print(f"stopped at once by a second Ctrl-C before the first checkpoint of {cfg.workdir}: run the same "
+            "command again to start it", file=sys.stderr)
     return cli.EXIT_CTRL_C
   except (trainer.DivergedError, trainer.DiskFullError) as e:
     print(cli.one_line(e), file=sys.stderr)
     return EXIT_RUN_FAILED
+  if not metrics:
+    print("final: nothing trained (the run was already at --steps)")
+    return 0
   print("final: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
   return 0
 

@@ -223,8 +223,20 @@ def check_given_flags_used(cfg: config_lib.Config, flag_values: Mapping[str, Any
                        f" (it reads {', '.join('--' + p for p in parameters) or 'no kernel parameter'})")
 
 
+def _check_workdir_outside_data(cfg: config_lib.Config) -> None:
+  """A workdir inside the image folder would add the run's own sample grids to its training data."""
+  workdir = os.path.realpath(cfg.workdir)
+  for flag, folder in (("--data_dir", cfg.data.data_dir), ("--eval_data_dir", cfg.eval.real_data_dir)):
+    if folder and os.path.isdir(folder):
+      root = os.path.realpath(folder)
+      if workdir == root or workdir.startswith(root.rstrip(os.sep) + os.sep):
+        raise ValueError(f"--workdir={cfg.workdir} is inside {flag}={folder}: the run would read its own "
+                         "samples and checkpoints as data; put the run elsewhere")
+
+
 def _validate_library(cfg: config_lib.Config) -> None:
   """Checks the library can build what the config asks for (data sources, the loss's generator update)."""
+  _check_workdir_outside_data(cfg)
   data.validate_data_config(cfg.data)
   update = losses.get_loss(cfg.loss.name).generator_update
   if update is not None:

@@ -3,10 +3,13 @@
 import fcntl
 import json
 import os
+import re
 import shutil
 import socket
 import time
 from typing import Optional, Tuple
+
+from absl import logging as absl_logging
 
 from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import files
@@ -15,7 +18,7 @@ CONFIG_FILE = "config.json"
 
 # Fields that change what a checkpoint means: a resumed run may not change them.
 _MEANING_FIELDS = ("model", "loss.name", "loss.kernel", "data.image_size", "data.channels",
-                   "data.image_range")
+                   "data.image_range", "optim.optimizer")  # another optimizer would drop the moments silently
 
 
 def remove_partial_saves(workdir: str) -> list:
@@ -52,20 +55,71 @@ def readable(prefix: str) -> bool:
   return _readable(prefix) is None
 
 
+_CHECKPOINT_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
+
+
+def checkpoints_on_disk(checkpoint_dir: str) -> list:
+  """Prefixes of the `ckpt-N` checkpoints whose index file is in `checkpoint_dir`, oldest first."""
+  if not os.path.isdir(checkpoint_dir):
+    return []
+  numbers = sorted(int(m.group(1)) for m in map(_CHECKPOINT_INDEX.match, os.listdir(checkpoint_dir)) if m)
+  return [os.path.join(checkpoint_dir, f"ckpt-{n}") for n in numbers]
+
+
+def _state_paths(checkpoint_dir: str) -> list:
+  """The checkpoints the state file (`checkpoint`) lists, oldest first; [] when it is missing, unreadable
+  or names a checkpoint that is not there."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  try:
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+  except ValueError:  # a state file without a latest checkpoint
+    return []
+  if state is None or not os.path.exists(state.model_checkpoint_path + ".index"):
+    return []
+  return list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+
+
+def checkpoint_list(checkpoint_dir: str) -> list:
+  """The run's checkpoints, oldest first: as the state file lists them, or, when that file is missing or
+  damaged, every `ckpt-N` on disk (read-only: for another run's directory, e.g. --init_from)."""
+  return _state_paths(checkpoint_dir) or checkpoints_on_disk(checkpoint_dir)
+
+
+def repair_checkpoint_state(checkpoint_dir: str) -> Optional[str]:
+  """Rewrites the state file from the `ckpt-N` checkpoints on disk when it is missing, damaged or names no
+  existing checkpoint (else TensorFlow sees no checkpoint, and a run would start again over them). Returns
+  a warning line when it did."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  on_disk = checkpoints_on_disk(checkpoint_dir)
+  if not on_disk or _state_paths(checkpoint_dir):
+    return None
+  tf.compat.v1.train.update_checkpoint_state(checkpoint_dir, on_disk[-1], all_model_checkpoint_paths=on_disk)
+  return (f"{os.path.join(checkpoint_dir, 'checkpoint')} was missing or damaged: rebuilt from the checkpoints on "
+          f"disk ({', '.join(os.path.basename(p) for p in on_disk)})")
+
+
 def quarantine_unreadable(checkpoint_dir: str) -> list:
   """Moves unreadable newest checkpoints to <checkpoint_dir>/corrupt/ until the newest one reads back.
 
   Returns [(checkpoint prefix, error)] of the moved ones; the checkpoint state then names the newest
   readable checkpoint, so a resume (or an export) falls back to it. The bad files are kept, not deleted.
+
+  Raises:
+    ValueError: not one checkpoint reads back (nothing is moved: a rerun would otherwise start again from
+      step 0 over a directory whose checkpoints were all set aside).
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  state = tf.train.get_checkpoint_state(checkpoint_dir)
-  if state is None:
+  paths = _state_paths(checkpoint_dir)
+  if not paths:
     return []
-  paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+  errors = {path: _readable(path) for path in paths}
+  if all(errors.values()):
+    raise ValueError(f"no checkpoint in {checkpoint_dir} reads back (newest: {os.path.basename(paths[-1])}: "
+                     f"{errors[paths[-1]]}); to train this run again from step 0, move that folder away, or "
+                     "use another --workdir")
   moved = []
   while paths:
-    error = _readable(paths[-1])
+    error = errors[paths[-1]]
     if error is None:
       break
     bad = paths.pop()
@@ -92,14 +146,13 @@ def resolve_init_from(path: str) -> Tuple[str, list]:
   Raises:
     ValueError: naming `path`, when it is neither, or no checkpoint of it reads back.
   """
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   if os.path.isdir(path):
     for directory in (os.path.join(path, "checkpoints"), path):
-      state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
-      if state is None or not state.model_checkpoint_path:
+      candidates = checkpoint_list(directory)
+      if not candidates:
         continue
       skipped = []
-      for prefix in reversed(list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]):
+      for prefix in reversed(candidates):
         error = _readable(prefix)
         if error is None:
           return prefix, skipped
@@ -266,13 +319,22 @@ def write_train_seconds(workdir: str, step: int, train_seconds: float) -> None:
 
 
 def read_train_seconds(workdir: str, step: int) -> float:
-  """Training seconds recorded with the checkpoint of `step`; 0 for a fresh run or an unknown record."""
-  try:
-    with open(os.path.join(workdir, PROGRESS_FILE)) as f:
-      record = json.load(f)
-    return float(record["train_seconds"]) if step and record.get("step") == step else 0.0
-  except (OSError, ValueError, KeyError, TypeError):
+  """Training seconds recorded with the checkpoint of `step`; 0 for a fresh run or an unknown record (a
+  resumed run whose record is damaged or of another step says so: --max_train_minutes counts from 0)."""
+  if not step:
     return 0.0
+  path = os.path.join(workdir, PROGRESS_FILE)
+  try:
+    with open(path, encoding="utf-8") as f:
+      record = json.load(f)
+    if record.get("step") == step:
+      return float(record["train_seconds"])
+    problem = f"it is of step {record.get('step')}"
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+    problem = f"{type(error).__name__}: {error}"
+  absl_logging.warning("%s has no training time for step %d (%s): the training time counts from 0 again "
+                       "(--max_train_minutes, eval/ time axes)", path, step, problem)
+  return 0.0
 
 
 def load_config(workdir: str) -> config_lib.Config:

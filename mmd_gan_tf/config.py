@@ -200,6 +200,9 @@ _SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "opti
              "train": TrainConfig, "eval": EvalConfig, "flow": FlowConfig}
 
 
+_TOP_FIELDS = frozenset(f.name for f in dataclasses.fields(Config))
+
+
 def config_from_dict(values: dict) -> Config:
   """Inverse of `Config.to_dict` (tuples restored from JSON lists)."""
   kwargs = {}
@@ -211,6 +214,6 @@ def config_from_dict(values: dict) -> Config:
       if key == "eval" and "metrics" not in value and value.get("fid"):  # a config of before `metrics`
         section["metrics"] = ("kid", "fid")
       kwargs[key] = cls(**section)
-    else:
+    elif key in _TOP_FIELDS:  # other keys (an export's exported_step) are not config fields
       kwargs[key] = value
   return Config(**kwargs)

@@ -14,8 +14,10 @@ the new one into place and the old one removed; a process killed between those s
 next export recognises and settles first (`recover_interrupted_export`).
 """
 
+import json
 import os
 import shutil
+from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -27,6 +29,7 @@ from mmd_gan_tf import models
 from mmd_gan_tf import noise
 
 METADATA_FILE = "mmd_gan_tf.json"
+STEP_KEY = "exported_step"  # in METADATA_FILE beside the config: the training step of the exported generator
 # What a SavedModel folder written by `export_generator` holds; a folder with anything else is not ours.
 KERAS_FILE = "generator.keras"  # the same generator as a Keras file: keras.saving.load_model(path)
 _EXPORT_ENTRIES = frozenset({"saved_model.pb", "variables", "assets", "fingerprint.pb", METADATA_FILE, KERAS_FILE})
@@ -49,9 +52,16 @@ def check_export_dir(export_dir: str, workdir: str) -> None:
                      "replaces its folder: give a path of its own, e.g. the default <workdir>/export")
   for path in (export_dir, export_dir + ".tmp", export_dir + ".old"):
     if os.path.lexists(path) and not is_export(path):
-      kind = "a folder with other contents" if os.path.isdir(path) and not os.path.islink(path) else "a file"
+      kind = ("a symbolic link" if os.path.islink(path) else
+              "a folder with other contents" if os.path.isdir(path) else "a file")
       raise ValueError(f"--export_dir={export_dir}: {path} exists and is {kind}, not an earlier export; an "
                        "export would replace it: give a new path or move it away")
+  existing = export_dir
+  while not os.path.lexists(existing):  # the folder the export will be created in
+    existing = os.path.dirname(existing)
+  if os.path.isdir(existing) and not os.access(existing, os.W_OK | os.X_OK):  # (a file: named elsewhere)
+    raise ValueError(f"--export_dir={export_dir}: {existing} is not writable, so the run could not export at "
+                     "its end: give a writable path")
 
 
 def recover_interrupted_export(export_dir: str) -> None:
@@ -77,9 +87,21 @@ def _plain_copy(generator: keras.Model, model_cfg: config_lib.ModelConfig) -> ke
   return copy
 
 
-def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir: str) -> str:
-  """Writes the SavedModel (endpoints `generate(z)`, `sample(num_samples, seed)`), its config and the same
-  generator as `generator.keras` to `export_dir` atomically (a crash leaves the old export intact)."""
+def exported_step(export_dir: str) -> Optional[int]:
+  """The training step of the generator in an export (from its metadata); None when unknown."""
+  try:
+    with open(os.path.join(export_dir, METADATA_FILE), encoding="utf-8") as f:
+      step = json.load(f).get(STEP_KEY)
+  except (OSError, ValueError, AttributeError):
+    return None
+  return step if isinstance(step, int) else None
+
+
+def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir: str,
+                     step: Optional[int] = None) -> str:
+  """Writes the SavedModel (endpoints `generate(z)`, `sample(num_samples, seed)`), its config (and `step`, the
+  training step of `generator`) and the same generator as `generator.keras` to `export_dir` atomically (a
+  crash, or an error while writing, leaves the old export intact and no unfinished copy)."""
   model = _plain_copy(generator, cfg.model)
   image_range = cfg.data.image_range
   empty_shape = [0, cfg.model.image_size, cfg.model.image_size, cfg.model.channels]
@@ -108,9 +130,16 @@ def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir:
   check_export_dir(export_dir, cfg.workdir)
   recover_interrupted_export(export_dir)
   tmp_dir, old_dir = export_dir + ".tmp", export_dir + ".old"
-  archive.write_out(tmp_dir, verbose=False)
-  files.atomic_write_text(os.path.join(tmp_dir, METADATA_FILE), cfg.to_json() + "\n")
-  model.save(os.path.join(tmp_dir, KERAS_FILE))
+  metadata = dict(cfg.to_dict(), **({STEP_KEY: int(step)} if step is not None else {}))
+  try:
+    archive.write_out(tmp_dir, verbose=False)
+    files.atomic_write_text(os.path.join(tmp_dir, METADATA_FILE),
+                            json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    model.save(os.path.join(tmp_dir, KERAS_FILE))
+  except BaseException:  # a full disk, a signal: no unfinished copy left behind
+    if is_export(tmp_dir):
+      shutil.rmtree(tmp_dir, ignore_errors=True)
+    raise
   if os.path.exists(export_dir):
     os.replace(export_dir, old_dir)
   os.replace(tmp_dir, export_dir)

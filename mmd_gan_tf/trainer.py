@@ -343,11 +343,11 @@ def _save(manager: tf.train.CheckpointManager, current: int, workdir: str, chief
                         "command again to continue from it") from None
 
 
-def export(generator, cfg: config_lib.Config, export_dir: str) -> None:
+def export(generator, cfg: config_lib.Config, export_dir: str, step: Optional[int] = None) -> None:
   """`export_lib.export_generator`, with a full disk as one DiskFullError (the unfinished copy removed, the
   previous export and every checkpoint kept)."""
   try:
-    export_lib.export_generator(generator, cfg, export_dir)
+    export_lib.export_generator(generator, cfg, export_dir, step)
   except (OSError, tf.errors.OpError) as error:
     if not _disk_full(error):
       raise
@@ -515,7 +515,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   # must not leave an older export behind.
   if run.chief:
     export_dir = cfg.export_dir or os.path.join(cfg.workdir, "export")
-    export(run.nets.generator, cfg, export_dir)
+    export(run.nets.generator, cfg, export_dir, int(run.step.numpy()))
     logging.info("Exported the generator to %s", export_dir)
   return {k: float(v) for k, v in metrics.items()}
 
@@ -548,6 +548,9 @@ def _setup(cfg: config_lib.Config, strategy: tf.distribute.Strategy) -> _Run:
   checkpoint = make_checkpoint(nets, step, run_config=run_config, critic_count=critic_count, **tracked)
   checkpoint_dir = os.path.join(cfg.workdir, "checkpoints")
   if chief:
+    repaired = checkpointing.repair_checkpoint_state(checkpoint_dir)
+    if repaired:
+      logging.warning(repaired)
     for bad, error in checkpointing.quarantine_unreadable(checkpoint_dir):
       logging.warning("checkpoint %s is unreadable (%s): moved to checkpoints/corrupt/, falling back to the "
                       "previous one", bad, error)
@@ -568,6 +571,9 @@ def _resume_or_initialise(run: _Run) -> int:
     _restore(run.checkpoint, run.manager.latest_checkpoint,
              f"resume with the settings it was trained with or use a new --workdir (not {run.cfg.workdir})")
     logging.info("Resumed from %s at step %d", run.manager.latest_checkpoint, int(run.step.numpy()))
+    if run.cfg.train.init_from:
+      logging.warning("--init_from=%s is ignored: --workdir=%s has checkpoints of its own, resumed instead",
+                      run.cfg.train.init_from, run.cfg.workdir)
   elif run.cfg.train.init_from:
     _initialise_from(run.checkpoint, run.step, run.cfg)
   return int(run.step.numpy())
@@ -664,6 +670,9 @@ def _loop(run: _Run, iterator, writer, start_step: int, train_seconds: float, st
   time_limit = cfg.train.max_train_minutes * 60.0
   eval_clock = _EvalClock(cfg.eval.eval_every_minutes * 60.0, train_seconds)
   several_workers = distribute.num_workers(run.strategy) > 1
+  if start_step >= cfg.train.steps:
+    logging.warning("the run is at step %d, not below --steps=%d: nothing to train (give a larger --steps to "
+                    "train on)", start_step, cfg.train.steps)
   clock = time.monotonic()
   while current < cfg.train.steps and not (time_limit and train_seconds >= time_limit):
     metrics, count = advance(current)

@@ -148,4 +148,4 @@ def no_export(monkeypatch):
   """`trainer.train` without its final SavedModel export (1-2 s a run on one core), for tests that never read
   it; the export has tests of its own (test_train.py, test_faults.py, test_eval_default.py)."""
   from mmd_gan_tf import trainer  # pylint: disable=import-outside-toplevel
-  monkeypatch.setattr(trainer.export_lib, "export_generator", lambda generator, cfg, export_dir: None)
+  monkeypatch.setattr(trainer.export_lib, "export_generator", lambda generator, cfg, export_dir, step=None: None)

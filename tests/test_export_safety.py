@@ -107,7 +107,7 @@ def test_an_export_refuses_a_workdir_in_training_and_a_full_disk_is_one_line(tra
   earlier = (workdir / "export" / "saved_model.pb").read_bytes()
   real_export = export.export_generator
 
-  def export_on_a_full_disk(generator, cfg, export_dir):
+  def export_on_a_full_disk(generator, cfg, export_dir, step=None):
     os.makedirs(export_dir + ".tmp/variables")
     (tmp_path / "run" / "export.tmp" / "saved_model.pb").write_bytes(b"half")
     raise OSError(28, "No space left on device")
@@ -120,3 +120,39 @@ def test_an_export_refuses_a_workdir_in_training_and_a_full_disk_is_one_line(tra
   assert (workdir / "export" / "saved_model.pb").read_bytes() == earlier
   monkeypatch.setattr(export, "export_generator", real_export)
   assert main_in_process("--mode=export", f"--workdir={workdir}").returncode == 0
+
+
+@pytest.mark.end_to_end
+def test_an_export_from_an_older_checkpoint_never_replaces_a_newer_export(trained_run, tmp_path):
+  from conftest import copy_of_trained_run  # pylint: disable=import-outside-toplevel
+  workdir = copy_of_trained_run(trained_run, tmp_path / "run")  # export of step 4
+  assert export.exported_step(str(workdir / "export")) == 4
+  data = [p for p in os.listdir(workdir / "checkpoints") if p.startswith("ckpt-4.data")][0]
+  path = workdir / "checkpoints" / data
+  path.write_bytes(path.read_bytes()[: os.path.getsize(path) // 2])  # the newest checkpoint is damaged
+  earlier = (workdir / "export" / "saved_model.pb").read_bytes()
+  result = main_in_process("--mode=export", f"--workdir={workdir}")
+  assert result.returncode == 2, result.stderr[-1000:]
+  assert "holds the generator of step 4, newer than the newest readable checkpoint (ckpt-2, step 2)" in result.stderr
+  assert (workdir / "export" / "saved_model.pb").read_bytes() == earlier
+  result = main_in_process("--mode=export", f"--workdir={workdir}", f"--export_dir={tmp_path / 'step2'}")
+  assert result.returncode == 0 and export.exported_step(str(tmp_path / "step2")) == 2
+
+
+def test_the_export_dir_must_be_writable_and_the_workdir_outside_the_data(tmp_path, monkeypatch):
+  runs, workdir = _run(tmp_path)
+  os.makedirs(tmp_path / "locked")
+  real_access = os.access
+  monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(tmp_path / "locked")
+                      else real_access(path, mode))
+  with pytest.raises(ValueError, match=r"locked is not writable, so the run could not export at its end"):
+    export.check_export_dir(str(tmp_path / "locked" / "new" / "export"), str(workdir))
+  monkeypatch.undo()
+  os.symlink(tmp_path / "locked", tmp_path / "link")
+  with pytest.raises(ValueError, match="link exists and is a symbolic link"):
+    export.check_export_dir(str(tmp_path / "link"), str(workdir))
+  images = tmp_path / "images"
+  os.makedirs(images)
+  for workdir_flag in (images, images / "runs" / "a"):
+    with pytest.raises(ValueError, match=f"--workdir={workdir_flag} is inside --data_dir={images}: the run"):
+      config_builder.build_config({"dataset": "folder", "data_dir": str(images), "workdir": str(workdir_flag)})

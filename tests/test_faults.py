@@ -217,7 +217,7 @@ def test_a_second_ctrl_c_is_one_line_naming_what_is_kept(tmp_path, monkeypatch):
   result = main_in_process(f"--workdir={tmp_path / 'run'}", "--steps=2")
   assert result.returncode == 130 and "Traceback" not in result.stderr
   [line] = [line for line in result.stderr.splitlines() if "Ctrl-C" in line]
-  assert "second Ctrl-C" in line and "run the same command again" in line
+  assert "second Ctrl-C before the first checkpoint" in line and "run the same command again" in line
 
 
 def test_sample_tool_checks_its_input(exported, tmp_path):
@@ -249,8 +249,9 @@ def test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one(trained_ru
   data = [p for p in os.listdir(workdir / "checkpoints") if p.startswith("ckpt-4.data")][0]
   path = workdir / "checkpoints" / data
   path.write_bytes(path.read_bytes()[: os.path.getsize(path) // 2])  # cut short, as by a full disk
-  # Export (`main.py --mode=export`) falls back (and says so) ...
-  export = main_in_process("--mode=export", f"--workdir={workdir}")
+  # Export (`main.py --mode=export`) falls back (and says so; to a folder of its own, since the run's export
+  # holds the newer step 4, which it does not replace: test_export_safety.py) ...
+  export = main_in_process("--mode=export", f"--workdir={workdir}", f"--export_dir={tmp_path / 'step2'}")
   assert export.returncode == 0, export.stderr[-2000:]
   assert "ckpt-4 is unreadable" in export.stderr and "(step 2)" in export.stdout
   assert (workdir / "checkpoints" / "corrupt" / data).exists()  # kept for inspection
@@ -334,3 +335,61 @@ def test_a_refused_resume_leaves_the_run_as_it_was(tmp_path, no_export):
   after = {path.relative_to(tmp_path): path.read_bytes() for path in (tmp_path / "run").rglob("*")
            if path.is_file() and path.name != ".lock"}
   assert after == before
+
+
+@pytest.mark.end_to_end
+@pytest.mark.parametrize("damage", ["missing", "garbled"])
+def test_a_lost_checkpoint_state_file_is_rebuilt_from_the_checkpoints_on_disk(trained_run, tmp_path, caplog,
+                                                                            damage, no_export):
+  """Without its `checkpoint` file TensorFlow sees no checkpoint: a run would start again at step 0 over
+  them. The state is rebuilt from ckpt-N on disk first, so the resume is checked and continues."""
+  workdir = copy_of_trained_run(trained_run, tmp_path / "run")  # TINY (rep), checkpoints at steps 2 and 4
+  state = workdir / "checkpoints" / "checkpoint"
+  if damage == "missing":
+    os.remove(state)
+  else:
+    state.write_text("model_checkpoint_path: \x00\x01 not a state {{")
+  before = _snapshot(workdir / "checkpoints")
+  with pytest.raises(ValueError, match="loss.name: checkpoint has 'rep', this run asks for 'hinge'"):
+    trainer.train(config_builder.build_config(dict(TINY, loss="hinge", workdir=str(workdir), steps=6)),
+                  strategy=make_two_replica_strategy())
+  assert {k: v for k, v in _snapshot(workdir / "checkpoints").items() if k != "checkpoint"} == {
+      k: v for k, v in before.items() if k != "checkpoint"}  # the checkpoints themselves untouched
+  with caplog.at_level(logging.INFO, logger="absl"):
+    trainer.train(config_builder.build_config(dict(TINY, workdir=str(workdir), steps=6)),
+                  strategy=make_two_replica_strategy())
+  messages = " ".join(r.getMessage() for r in caplog.records)
+  assert "was missing or damaged: rebuilt from the checkpoints on disk (ckpt-2, ckpt-4)" in messages
+  assert "at step 4" in messages
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-6")
+
+
+@pytest.mark.end_to_end
+def test_when_no_checkpoint_reads_back_the_run_is_refused_and_nothing_is_moved(trained_run, tmp_path, no_export):
+  workdir = copy_of_trained_run(trained_run, tmp_path / "run")
+  for name in os.listdir(workdir / "checkpoints"):
+    if ".data" in name:
+      path = workdir / "checkpoints" / name
+      path.write_bytes(path.read_bytes()[: os.path.getsize(path) // 2])
+  before = _snapshot(workdir)
+  with pytest.raises(ValueError, match="no checkpoint in .* reads back .*to train this run again from step 0"):
+    trainer.train(config_builder.build_config(dict(TINY, workdir=str(workdir), steps=6)),
+                  strategy=make_two_replica_strategy())
+  assert _snapshot(workdir) == before
+  result = main_in_process("--mode=export", f"--workdir={workdir}")
+  assert result.returncode == 2 and "reads back" in result.stderr and _snapshot(workdir) == before
+
+
+@pytest.mark.end_to_end
+def test_a_rerun_past_its_steps_and_an_ignored_init_from_say_so(trained_run, tmp_path, caplog, monkeypatch):
+  workdir = copy_of_trained_run(trained_run, tmp_path / "run")  # at step 4
+  monkeypatch.setattr(trainer.export_lib, "export_generator", lambda generator, cfg, export_dir, step=None: None)
+  with caplog.at_level(logging.INFO, logger="absl"):
+    metrics = trainer.train(config_builder.build_config(dict(TINY, workdir=str(workdir), steps=2,
+                                                             init_from=str(tmp_path / "elsewhere"))),
+                            strategy=make_two_replica_strategy())
+  messages = " ".join(r.getMessage() for r in caplog.records)
+  assert metrics == {} and "at step 4, not below --steps=2: nothing to train" in messages
+  assert "--init_from=" in messages and "is ignored: --workdir=" in messages
+  monkeypatch.setattr(trainer, "train", lambda cfg, strategy=None: {})
+  assert "final: nothing trained" in main_in_process(f"--workdir={workdir}", "--steps=2").stdout

@@ -104,6 +104,9 @@ def test_resume_refuses_a_changed_architecture(trained_run):
     trainer.train(_cfg(workdir, steps=6, width=0.25), strategy=strategy)
   with pytest.raises(ValueError, match="loss.name"):
     trainer.train(_cfg(workdir, steps=6, loss="hinge", width=0.125), strategy=strategy)
+  # Another optimizer would drop Adam's moments without a word.
+  with pytest.raises(ValueError, match="optim.optimizer: checkpoint has 'adam', this run asks for 'rmsprop'"):
+    trainer.train(_cfg(workdir, steps=6, optimizer="rmsprop"), strategy=strategy)
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")
 
 

@@ -178,7 +178,11 @@ def dataset_source(spec: str, num: int, args) -> Source:
 
 
 def generator_source(spec: str, num: int, args) -> Source:
-  loaded = tf.saved_model.load(spec)
+  try:
+    loaded = tf.saved_model.load(spec)
+  except (tf.errors.OpError, OSError, ValueError, IndexError) as error:  # IndexError: truncated variables
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    raise ValueError(f"{spec} is not a readable SavedModel ({first_line})") from None
   signatures = loaded.signatures
 
   def sample(count, index):

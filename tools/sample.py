@@ -53,7 +53,7 @@ def load_generator(path: str):
   """The SavedModel at `path`, which must have main.py's `sample(num_samples, seed)` endpoint."""
   try:
     model = tf.saved_model.load(path)
-  except (tf.errors.OpError, OSError, ValueError) as error:
+  except (tf.errors.OpError, OSError, ValueError, IndexError) as error:  # IndexError: truncated variables
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     raise ValueError(f"--model={path} is not a readable SavedModel ({first_line}); point it at the "
                      "export/ folder written by main.py") from error
