@@ -139,6 +139,19 @@ def test_folder_source_batches_by_size(tmp_path):
   assert source.identity["kind"] == "folder" and source.image_range == "pixels"
 
 
+def test_folder_source_names_a_bad_file_and_an_empty_folder(tmp_path):
+  folder = tmp_path / "folder"
+  folder.mkdir()
+  args = _args(tmp_path, "a", "b", "--batch_size=2")
+  with pytest.raises(ValueError, match="no image files"):
+    evaluate.make_source(str(folder), 1, args)
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "0.png")
+  (folder / "1.png").write_bytes((folder / "0.png").read_bytes()[:40])  # truncated
+  source = evaluate.make_source(str(folder), 2, args)
+  with pytest.raises(ValueError, match=r"1\.png: not a readable image"):
+    list(source.batches())
+
+
 class _Generator(tf.Module):
   """A stand-in export: pixel values encode the seed and the row, like a seeded generator."""
 

@@ -137,14 +137,23 @@ def npz_source(spec: str, num: int, args) -> Source:
 def folder_source(spec: str, num: int, args) -> Source:
   from PIL import Image  # pylint: disable=import-outside-toplevel
   files = sorted(p for p in pathlib.Path(spec).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+  if not files:
+    raise ValueError(f"{spec}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
   _check_count(spec, len(files), num)
   files = files[:num]
+
+  def read(file):
+    try:
+      with Image.open(file) as image:
+        return np.asarray(image.convert("RGB"), np.uint8)
+    except (OSError, ValueError) as error:  # truncated, not an image, a dangling link
+      raise ValueError(f"{file}: not a readable image ({error}); the first --num images of a folder are "
+                       "scored, so move it away") from None
 
   def batches():
     batch = []
     for file in files:
-      with Image.open(file) as image:
-        array = np.asarray(image.convert("RGB"), np.uint8)
+      array = read(file)
       if batch and (len(batch) == args.batch_size or batch[0].shape != array.shape):
         yield np.stack(batch)
         batch = []
