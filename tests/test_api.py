@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import mmd_gan_tf as mg
-from conftest import ROOT, asset_path, tool_env
+from helpers import ROOT, asset_path, tool_env
 from mmd_gan_tf import losses
 from mmd_gan_tf import noise
 from test_losses import np_mix_rbf, np_off_diagonal_mean, np_rbf, np_rep_critic, np_rep_generator

@@ -7,7 +7,7 @@ import pytest
 from absl import app
 from absl import flags
 
-from conftest import ROOT, tool_env
+from helpers import ROOT, tool_env
 from mmd_gan_tf import cli
 from mmd_gan_tf.data import tfrecord
 from mmd_gan_tf.metrics import inception_weights

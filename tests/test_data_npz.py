@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import asset_path
+from helpers import asset_path
 from mmd_gan_tf.config import DataConfig
 from mmd_gan_tf.data import make_dataset, npz, validate_data_config
 

@@ -157,7 +157,7 @@ def test_multi_worker_run_under_slurm_writes_from_the_chief_only(tmp_path):
   import os  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
-  from conftest import ROOT  # pylint: disable=g-import-not-at-top
+  from helpers import ROOT  # pylint: disable=g-import-not-at-top
   port = _free_port_pair()
   workdir = tmp_path / "run"
   processes = []
@@ -201,7 +201,7 @@ def test_a_signal_to_one_worker_stops_every_worker_at_the_same_step(tmp_path):
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
-  from conftest import ROOT  # pylint: disable=g-import-not-at-top
+  from helpers import ROOT  # pylint: disable=g-import-not-at-top
   workers = [f"localhost:{_free_port()}" for _ in range(2)]
   workdir = tmp_path / "run"
   processes, logs = [], []

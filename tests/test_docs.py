@@ -26,7 +26,7 @@ from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional,
 
 import pytest
 
-from conftest import ROOT, tool_env
+from helpers import ROOT, tool_env
 
 # ----------------------------------------------------------------------------------------------------------
 # Which files.

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from conftest import asset_path, make_two_replica_strategy
+from helpers import asset_path, make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import trainer
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 from absl import flags
 from PIL import Image
 
-from conftest import ROOT, asset_path, tool_env
+from helpers import ROOT, asset_path, tool_env
 from mmd_gan_tf.metrics import kid, registry
 from tools import evaluate
 
@@ -244,7 +244,7 @@ def test_training_eval_helpers(tmp_path):
 def test_cached_real_features_are_keyed_by_the_shapes_style(tmp_path):
   """Two styles of the built-in data are different images: their cached features must not be shared."""
   import dataclasses  # pylint: disable=g-import-not-at-top
-  from conftest import FakeInception, _FakeInceptionWeights  # pylint: disable=g-import-not-at-top
+  from helpers import FakeInception, _FakeInceptionWeights  # pylint: disable=g-import-not-at-top
   from flags import build as config_builder  # pylint: disable=g-import-not-at-top
   from mmd_gan_tf.data import image_identity  # pylint: disable=g-import-not-at-top
   from mmd_gan_tf.metrics import training_eval  # pylint: disable=g-import-not-at-top

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import main_in_process
+from helpers import main_in_process
 from flags import build as config_builder
 from mmd_gan_tf import export
 from mmd_gan_tf import trainer
@@ -88,7 +88,7 @@ def test_an_export_killed_midway_is_settled_by_the_next(tmp_path, leftover):
 @pytest.mark.end_to_end
 def test_an_export_refuses_a_workdir_in_training_and_a_full_disk_is_one_line(trained_run, tmp_path,
                                                                               monkeypatch):
-  from conftest import copy_of_trained_run  # pylint: disable=import-outside-toplevel
+  from helpers import copy_of_trained_run  # pylint: disable=import-outside-toplevel
   from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
   workdir = copy_of_trained_run(trained_run, tmp_path / "run")
   # A run training in the workdir: refused in one line (its own end exports), nothing touched.
@@ -124,7 +124,7 @@ def test_an_export_refuses_a_workdir_in_training_and_a_full_disk_is_one_line(tra
 
 @pytest.mark.end_to_end
 def test_an_export_from_an_older_checkpoint_never_replaces_a_newer_export(trained_run, tmp_path):
-  from conftest import copy_of_trained_run  # pylint: disable=import-outside-toplevel
+  from helpers import copy_of_trained_run  # pylint: disable=import-outside-toplevel
   workdir = copy_of_trained_run(trained_run, tmp_path / "run")  # export of step 4
   assert export.exported_step(str(workdir / "export")) == 4
   data = [p for p in os.listdir(workdir / "checkpoints") if p.startswith("ckpt-4.data")][0]

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import ROOT, TINY_RUN, copy_of_trained_run, main_in_process, make_two_replica_strategy
+from helpers import ROOT, TINY_RUN, copy_of_trained_run, main_in_process, make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import files
 from mmd_gan_tf import trainer
@@ -46,7 +46,7 @@ def test_symlink_loops_are_listed_once_without_hanging(tmp_path, links, caplog):
 
 @pytest.fixture
 def exported(trained_run):
-  """The run directory of the session's tiny trained run (conftest.TINY_RUN: one channel, 32 px)."""
+  """The run directory of the session's tiny trained run (helpers.TINY_RUN: one channel, 32 px)."""
   return trained_run[0]
 
 

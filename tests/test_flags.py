@@ -11,7 +11,7 @@ from absl import flags as absl_flags
 from flags import build as config_builder
 from flags import definitions
 from flags import presets
-from conftest import ROOT, main_in_process
+from helpers import ROOT, main_in_process
 from mmd_gan_tf import data, kernels, losses, models, optimizers
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import asset_path
+from helpers import asset_path
 from mmd_gan_tf.metrics import features
 from mmd_gan_tf.metrics import inception
 from mmd_gan_tf.metrics import inception_weights

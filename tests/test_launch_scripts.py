@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_the_slurm_script_runs_main_py_as_a_multi_worker_job(tmp_path):

@@ -227,7 +227,7 @@ def test_a_conv_leaky_relu_step_graph_gets_through_grapplers_remapper():
       "  return tape.gradient(loss, model.trainable_variables)\n"
       "step(tf.constant(np.ones([2, 8, 8, 3], np.float32)))\n"
       "print('stepped')\n")
-  from conftest import ROOT, tool_env  # pylint: disable=import-outside-toplevel
+  from helpers import ROOT, tool_env  # pylint: disable=import-outside-toplevel
   result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=tool_env(), capture_output=True,
                           text=True, timeout=300, check=False)
   assert result.stdout.strip() == "stepped", result.stderr[-2000:]

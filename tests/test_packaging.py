@@ -2,7 +2,7 @@
 
 import tomllib
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def _requirement_lines(name: str) -> list:

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import ROOT, tool_env
+from helpers import ROOT, tool_env
 from mmd_gan_tf.config import DataConfig
 from mmd_gan_tf.data import make_dataset, tfrecord
 from mmd_gan_tf.data.prepare import prepare

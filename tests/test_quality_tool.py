@@ -8,7 +8,7 @@ import sys
 import pytest
 from PIL import Image
 
-from conftest import ROOT, asset_path, tool_env
+from helpers import ROOT, asset_path, tool_env
 
 sys.path.insert(0, str(ROOT))
 from tools import quality  # noqa: E402  pylint: disable=wrong-import-position

@@ -16,7 +16,7 @@ from typing import List, Optional
 import pytest
 
 import test_docs
-from conftest import ROOT
+from helpers import ROOT
 
 
 def readme_install_line(readme: str) -> Optional[str]:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import make_two_replica_strategy
+from helpers import make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import distribute
 from mmd_gan_tf import noise

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from conftest import ROOT, TINY_RUN, copy_of_trained_run, make_two_replica_strategy
+from helpers import ROOT, TINY_RUN, copy_of_trained_run, make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import noise
 from mmd_gan_tf import trainer
