@@ -295,3 +295,17 @@ def test_input_pipelines_shard_the_examples(tmp_path, two_replica_strategy):
       seen[replica] += _ids(images.numpy())
   assert sorted(contexts) == [(0, 2), (1, 2)]
   assert sorted(seen[0]) == list(range(0, 16, 2)) and sorted(seen[1]) == list(range(1, 16, 2))
+
+
+def test_every_source_is_one_registry_entry():
+  from mmd_gan_tf.data import DATASETS, image_identity, pipeline  # pylint: disable=import-outside-toplevel
+  for name, source in DATASETS.items():
+    assert isinstance(source, pipeline.DataSource) and source.description, name
+    if source.needs_data_dir:
+      with pytest.raises(ValueError, match=f"dataset '{name}' needs data_dir"):
+        validate_data_config(DataConfig(dataset=name, image_size=32))
+  assert sorted(n for n, s in DATASETS.items() if s.needs_data_dir) == ["folder", "lsun", "npz", "tfrecord"]
+  # The feature-cache key holds a source's own fields only where that source reads them.
+  assert image_identity(DataConfig(dataset="shapes"))["shapes_style"] == DataConfig().shapes_style
+  assert "shapes_style" not in image_identity(DataConfig(dataset="cifar10"))
+  assert image_identity(DataConfig(dataset="lsun", data_dir="x"))["lsun_category"] == "bedroom"

@@ -10,14 +10,15 @@ Real images go: light element (path / LMDB index / TFDS image) -> shard -> shuff
 decode (in-graph, parallel) -> channels -> preset (per-example stateless seed) -> 8-bit levels -> batch.
 """
 
-from typing import Iterator, Optional
+import dataclasses
+from typing import Callable, Iterator, Optional, Tuple
 
 import tensorflow as tf
 
 from mmd_gan_tf import images as images_lib
 from mmd_gan_tf.config import DataConfig
 from mmd_gan_tf.data import folder, lsun, npz, preprocessing, shapes, tfrecord
-from mmd_gan_tf.data.tfds_source import TFDS_DATASETS, tfds_images
+from mmd_gan_tf.data.tfds_source import tfds_images
 
 MIN_IMAGE_SIZE = 4
 MAX_IMAGE_SIZE = 1024
@@ -66,28 +67,40 @@ def _preprocess(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig) -> tf.Tensor
   return tf.ensure_shape(preprocessing.quantise(image), [cfg.image_size, cfg.image_size, cfg.channels])
 
 
+_PARALLEL = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _tfds_images(cfg, order):
+  return _order(tfds_images(cfg, _split(cfg), order["seed"], shuffle_files=order["shuffle"]),
+                buffer=cfg.shuffle_buffer, **order)
+
+
+def _folder_images(cfg, order):
+  paths, _ = folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)
+  elements = _order(tf.data.Dataset.from_tensor_slices(list(paths)), buffer=len(paths), **order)
+  return elements.map(lambda path: _decode(tf.io.read_file(path)), **_PARALLEL)
+
+
+def _npz_images(cfg, order):
+  array = npz.load_images(cfg.data_dir, cfg.split)
+  images = tf.constant(array)
+  indices = _order(tf.data.Dataset.range(len(array)), buffer=len(array), **order)
+  return indices.map(lambda index: tf.gather(images, index), **_PARALLEL)
+
+
+def _lsun_images(cfg, order):
+  reader = lsun.lsun_reader(cfg.data_dir, cfg.lsun_category, cfg.split, cfg.corrupt_is_fatal)
+  indices = _order(tf.data.Dataset.range(len(reader)), buffer=min(len(reader), _INDEX_SHUFFLE_BUFFER), **order)
+  return reader.dataset(indices).map(_decode, **_PARALLEL)
+
+
 def _source_images(cfg, seed, pipeline_id, num_pipelines, repeat, shuffle) -> tf.data.Dataset:
   """Ordered (sharded, shuffled, repeated) raw images of a real dataset: uint8 [H, W, c]."""
-  order = dict(cfg=cfg, seed=seed, pipeline_id=pipeline_id, num_pipelines=num_pipelines, repeat=repeat,
-               shuffle=shuffle)
-  parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  if cfg.dataset in TFDS_DATASETS:
-    images = tfds_images(cfg, _split(cfg), seed, shuffle_files=shuffle)
-    return _order(images, buffer=cfg.shuffle_buffer, **order)
-  if cfg.dataset == "folder":
-    paths, _ = folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)
-    elements = _order(tf.data.Dataset.from_tensor_slices(list(paths)), buffer=len(paths), **order)
-    return elements.map(lambda path: _decode(tf.io.read_file(path)), **parallel)
-  if cfg.dataset == "npz":
-    array = npz.load_images(cfg.data_dir, cfg.split)
-    images = tf.constant(array)
-    indices = _order(tf.data.Dataset.range(len(array)), buffer=len(array), **order)
-    return indices.map(lambda index: tf.gather(images, index), **parallel)
-  if cfg.dataset == "lsun":
-    reader = lsun.lsun_reader(cfg.data_dir, cfg.lsun_category, cfg.split, cfg.corrupt_is_fatal)
-    indices = _order(tf.data.Dataset.range(len(reader)), buffer=min(len(reader), _INDEX_SHUFFLE_BUFFER), **order)
-    return reader.dataset(indices).map(_decode, **parallel)
-  raise ValueError(f"dataset {cfg.dataset!r} has no raw-image source")
+  read = DATASETS[cfg.dataset].raw_images
+  if read is None:
+    raise ValueError(f"dataset {cfg.dataset!r} has no raw-image source")
+  return read(cfg, dict(cfg=cfg, seed=seed, pipeline_id=pipeline_id, num_pipelines=num_pipelines,
+                        repeat=repeat, shuffle=shuffle))
 
 
 def make_examples(cfg: DataConfig, seed: int, pipeline_id: int = 0, num_pipelines: int = 1,
@@ -119,17 +132,82 @@ def _shapes(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
                                style=cfg.shapes_style)
 
 
-# dataset name -> fn(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle) -> batches in [0, 1]
+def _validate_shapes(cfg: DataConfig) -> None:
+  shapes.split_id(cfg.split)
+  if cfg.shapes_style not in shapes.STYLES:
+    raise ValueError(f"shapes_style must be one of {shapes.STYLES}, got {cfg.shapes_style!r}")
+
+
+def _no_check(cfg: DataConfig) -> None:
+  del cfg
+
+
+def _validate_folder(cfg: DataConfig) -> None:
+  folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)
+
+
+def _validate_npz(cfg: DataConfig) -> None:
+  npz.load_images(cfg.data_dir, cfg.split)
+
+
+def _validate_lsun(cfg: DataConfig) -> None:
+  lsun.check_lsun_layout(lsun.resolve_lmdb_dir(cfg.data_dir, cfg.lsun_category, cfg.split))
+
+
+def _validate_tfrecord(cfg: DataConfig) -> None:
+  tfrecord.check_matches(cfg, tfrecord.read_info(cfg.data_dir))
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+  """One entry of `DATASETS`: everything the pipeline, the checks and the feature cache know of a source.
+
+  Attributes:
+    batches: fn(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle) -> batches of float
+      images in [0, 1] (`_real` for every source of decoded images).
+    raw_images: fn(cfg, order) -> ordered uint8 [H, W, c] images (`order`: the keyword arguments of
+      `_order`), for `_real` and tools/prepare_dataset.py; None where `batches` does not go through it.
+    validate: fn(cfg) raising ValueError when the data is not there or not usable (run before training).
+    needs_data_dir: the source reads `--data_dir`.
+    identity_fields: the DataConfig fields besides the common ones that decide its pixels (the key of cached
+      real features, `image_identity`).
+    description: one line for `--help`.
+  """
+  batches: Callable[..., tf.data.Dataset]
+  raw_images: Optional[Callable[[DataConfig, dict], tf.data.Dataset]] = None
+  validate: Callable[[DataConfig], None] = _no_check
+  needs_data_dir: bool = False
+  identity_fields: Tuple[str, ...] = ()
+  description: str = ""
+
+  def __call__(self, *args):
+    return self.batches(*args)
+
+
+def _tfds(name: str) -> DataSource:
+  return DataSource(_real, _tfds_images, description=f"TFDS {name}")
+
+
+# The sources by name: --dataset's choices and every dispatch on the dataset go through this dict.
 DATASETS = {
-    "shapes": _shapes,
-    "mnist": _real,
-    "cifar10": _real,
-    "stl10": _real,
-    "celeb_a": _real,
-    "lsun": _real,
-    "folder": _real,
-    "npz": _npz,
-    "tfrecord": tfrecord.tfrecord_batches,
+    "shapes": DataSource(_shapes, validate=_validate_shapes, identity_fields=("shapes_style",),
+                         description="built in, no download"),
+    "mnist": _tfds("mnist"),
+    "cifar10": _tfds("cifar10"),
+    "stl10": _tfds("stl10"),
+    "celeb_a": _tfds("celeb_a"),
+    "lsun": DataSource(_real, _lsun_images, needs_data_dir=True, identity_fields=("lsun_category",),
+                       validate=_validate_lsun,
+                       description="LSUN LMDB"),
+    "folder": DataSource(_real, _folder_images, needs_data_dir=True,
+                         validate=_validate_folder,
+                         description="a folder of images"),
+    "npz": DataSource(_npz, _npz_images, needs_data_dir=True,
+                      validate=_validate_npz,
+                      description="FILE.npz[:KEY]"),
+    "tfrecord": DataSource(tfrecord.tfrecord_batches, needs_data_dir=True,
+                           validate=_validate_tfrecord,
+                           description="tools/prepare_dataset.py output"),
 }
 
 
@@ -163,21 +241,11 @@ def make_dataset(cfg: DataConfig, batch_size: int, seed: int,
 
 
 def _validate_source(cfg: DataConfig) -> None:
-  """Checks that the data of a folder / lsun / tfrecord dataset is there and usable."""
-  if cfg.dataset in ("folder", "lsun", "tfrecord", "npz") and not cfg.data_dir:
+  """Checks that the data of the source is there and usable."""
+  source = DATASETS[cfg.dataset]
+  if source.needs_data_dir and not cfg.data_dir:
     raise ValueError(f"dataset {cfg.dataset!r} needs data_dir (got {cfg.data_dir!r})")
-  if cfg.dataset == "folder":
-    folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)
-  elif cfg.dataset == "npz":
-    npz.load_images(cfg.data_dir, cfg.split)
-  elif cfg.dataset == "lsun":
-    lsun.check_lsun_layout(lsun.resolve_lmdb_dir(cfg.data_dir, cfg.lsun_category, cfg.split))
-  elif cfg.dataset == "tfrecord":
-    tfrecord.check_matches(cfg, tfrecord.read_info(cfg.data_dir))
-  elif cfg.dataset == "shapes":
-    shapes.split_id(cfg.split)
-    if cfg.shapes_style not in shapes.STYLES:
-      raise ValueError(f"shapes_style must be one of {shapes.STYLES}, got {cfg.shapes_style!r}")
+  source.validate(cfg)
 
 
 def validate_data_config(cfg: DataConfig) -> None:
@@ -200,10 +268,8 @@ def image_identity(cfg) -> dict:
   features. Style and category count only where the source reads them."""
   identity = {"dataset": cfg.dataset, "split": cfg.split, "image_size": cfg.image_size,
               "channels": cfg.channels, "preprocessing": cfg.preprocessing, "data_dir": cfg.data_dir}
-  if cfg.dataset == "shapes":
-    identity["shapes_style"] = cfg.shapes_style
-  if cfg.dataset == "lsun":
-    identity["lsun_category"] = cfg.lsun_category
+  source = DATASETS.get(cfg.dataset)
+  identity.update({name: getattr(cfg, name) for name in (source.identity_fields if source else ())})
   return identity
 
 
