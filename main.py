@@ -94,6 +94,11 @@ def main(argv) -> int:
   cfg = config_builder.build_config(_flag_values())  # ValueError: one line via mmd_gan_tf.cli
   for line in presets.advice(cfg):
     print(line, file=sys.stderr)
+  if cfg.train.mixed_precision == "auto":
+    from mmd_gan_tf import trainer  # pylint: disable=g-import-not-at-top
+    on, why = trainer.bfloat16_pays()
+    print(f"mixed precision (bfloat16 compute): {'on' if on else 'off'}, --mixed_precision=auto on a {why}",
+          file=sys.stderr)
   if FLAGS.dry_run:
     print(cfg.to_json())
     return 0

@@ -206,8 +206,14 @@ def define_flags(flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> None:
   f.DEFINE_integer("sample_every", None, "Sample-grid interval (steps).")
   f.DEFINE_integer("checkpoint_every", None, "Checkpoint interval (steps).")
   f.DEFINE_integer("keep_checkpoints", None, "Checkpoints kept.")
-  f.DEFINE_bool("mixed_precision", None, "Networks compute in bfloat16 with float32 variables (Keras "
-                "mixed_bfloat16; no loss scaling needed); kernels, MMD^2 and losses stay float32.")
+  # auto | true | false, and as a boolean flag: --mixed_precision means true, --nomixed_precision false.
+  f.DEFINE_flag(absl_flags.Flag(
+      absl_flags.EnumParser(["auto", "true", "false"]), absl_flags.ArgumentSerializer(), "mixed_precision",
+      None, "Networks compute in bfloat16 with float32 variables (Keras mixed_bfloat16; no loss scaling "
+      "needed); kernels, MMD^2 and losses stay float32. auto: on where bfloat16 units make it faster (CPUs "
+      "with AMX or AVX-512 BF16, GPUs of compute capability 8.0+), off elsewhere (an AVX2-only CPU runs it "
+      "several times slower); the log says which. --mixed_precision alone means true. Default: false.",
+      boolean=True))
   f.DEFINE_integer("steps_per_loop", None, "Generator steps run inside one call of the compiled training "
                    "function (fewer host round trips, as Keras' steps_per_execution). Logging, samples, "
                    "checkpoints, evaluation and stop signals happen between calls, at the same steps as with "

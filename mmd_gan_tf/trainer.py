@@ -71,15 +71,54 @@ def build_networks(cfg: config_lib.Config) -> steps_lib.Networks:
   return nets
 
 
+def cpu_flags(cpuinfo_path: str = "/proc/cpuinfo") -> frozenset:
+  """The feature flags of this CPU (the first `flags` line of `cpuinfo_path`); empty where unreadable."""
+  try:
+    with open(cpuinfo_path, encoding="utf-8", errors="replace") as f:
+      for line in f:
+        if line.startswith("flags"):
+          return frozenset(line.split(":", 1)[1].split())
+  except OSError:
+    pass
+  return frozenset()
+
+
+def bfloat16_pays() -> tuple:
+  """(whether bfloat16 compute is faster than float32 here, why): GPUs of compute capability 8.0 or newer
+  (bfloat16 tensor cores; the usual choice there, not yet measured by this project); CPUs with AMX or
+  AVX-512 BF16 units (measured: Wang's step 1.9-2.0x on AMX, 1.5x on AVX-512 BF16); not on other CPUs
+  (AVX2 only: 5-7x slower). BENCHMARKS.md, "Step benchmark"."""
+  gpus = tf.config.list_physical_devices("GPU")
+  if gpus:
+    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") or (0, 0)
+    if tuple(capability) >= (8, 0):
+      return True, f"GPU with compute capability {capability[0]}.{capability[1]} (bfloat16 units)"
+    return False, f"GPU with compute capability {capability[0]}.{capability[1]} (no bfloat16 units)"
+  units = sorted(cpu_flags() & {"amx_bf16", "avx512_bf16"})
+  if units:
+    return True, f"CPU with {' and '.join(units)}"
+  return False, "CPU without bfloat16 units (no amx_bf16 or avx512_bf16: bfloat16 is several times slower)"
+
+
+def use_mixed_precision(setting) -> bool:
+  """`--mixed_precision`: true/false (or a bool, for library callers), or auto (`bfloat16_pays`)."""
+  if isinstance(setting, bool):
+    return setting
+  if setting == "auto":
+    return bfloat16_pays()[0]
+  return setting == "true"
+
+
 @contextlib.contextmanager
-def dtype_policy(mixed_precision: bool):
-  """Layers built inside compute in bfloat16 with float32 variables when `mixed_precision`.
+def dtype_policy(mixed_precision):
+  """Layers built inside compute in bfloat16 with float32 variables when `mixed_precision` (a bool, or
+  `--mixed_precision`'s auto / true / false, `use_mixed_precision`).
 
   bfloat16 has float32's exponent range, so no loss scaling is needed. Generator outputs and critic
   features are float32 (models/common.py, steps.py): kernels, MMD^2 and losses stay float32.
   """
   previous = keras.config.dtype_policy()
-  keras.config.set_dtype_policy("mixed_bfloat16" if mixed_precision else "float32")
+  keras.config.set_dtype_policy("mixed_bfloat16" if use_mixed_precision(mixed_precision) else "float32")
   try:
     yield
   finally:
@@ -539,6 +578,10 @@ def _setup(cfg: config_lib.Config, strategy: tf.distribute.Strategy) -> _Run:
     raise ValueError(f"--batch_size={cfg.train.batch_size} must be divisible by the {replicas} replicas")
   xla = use_xla(cfg, strategy)  # may refuse the setting: before anything is written
   chief = distribute.is_chief(strategy)
+  if cfg.train.mixed_precision == "auto":
+    on, why = bfloat16_pays()
+    logging.info("Mixed precision (bfloat16 compute): %s, --mixed_precision=auto on a %s", "on" if on else "off",
+                 why)
   with strategy.scope(), dtype_policy(cfg.train.mixed_precision):
     nets = build_networks(cfg)
     step, critic_count = make_counters()

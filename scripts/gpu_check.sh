@@ -9,7 +9,7 @@
 #              TensorFlow, or with $PYTHON); on a machine with nvidia-smi also TensorFlow's CUDA wheels,
 #              at the version requirements.txt pins.
 #   gpu        nvidia-smi, and the GPUs TensorFlow sees.
-#   bench_step tools/bench_step.py: every arch x size at its preset's width and batch, float32 and bfloat16,
+#   bench_step tools/bench_step.py: every arch x size at its preset's width and batch, float32, bfloat16 and auto,
 #              plus the float32 matmul rate (its files are rewritten after each row: a timeout keeps the rows
 #              it finished).
 #   wang_rep   Wang et al.'s CIFAR-10 settings (rep loss, full width, 32 px, batch 64) on the built-in shapes
@@ -63,7 +63,7 @@ stage gpu 60 bash -c "nvidia-smi; $py -c \"import tensorflow as tf; print('Tenso
 gpu_name=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1)
 record gpu "${gpu_name:-no GPU found by nvidia-smi}; TensorFlow: $(grep -o "GPUs:.*" "$results/gpu.log" | tail -1)"
 
-stage bench_step "$bench_seconds" "$py" -m tools.bench_step --precisions=float32,bfloat16 --warmup_steps=3 \
+stage bench_step "$bench_seconds" "$py" -m tools.bench_step --precisions=float32,bfloat16,auto --warmup_steps=3 \
   --steps=20 --inception --matmul_size=8192 \
   --output_json="$results/bench_step.json" --output_md="$results/bench_step.md"
 rows=$(grep -c '^| [a-z0-9_]* | [0-9]' "$results/bench_step.md" 2>/dev/null)

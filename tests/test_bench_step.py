@@ -56,10 +56,10 @@ def test_every_arch_has_a_paper_preset_that_resolves(arch):
   for size in models.ARCHS[arch].sizes:
     cfg = bench_step.resolve_config(arch, size, "bfloat16", None, None, 0)
     assert (cfg.model.arch, cfg.model.image_size, cfg.data.image_size) == (arch, size, size)
-    assert cfg.preset == f"{dataset}/{loss}" and cfg.train.mixed_precision
+    assert cfg.preset == f"{dataset}/{loss}" and cfg.train.mixed_precision == "true"
   small = bench_step.resolve_config(arch, models.ARCHS[arch].sizes[0], "float32", 8, 0.25, 2)
   assert (small.train.batch_size, small.model.width, small.cpu_devices) == (8, 0.25, 2)
-  assert not small.train.mixed_precision
+  assert small.train.mixed_precision == "false"
 
 
 def test_outputs_append_runs(tmp_path):

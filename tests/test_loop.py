@@ -126,3 +126,37 @@ def test_the_periodic_actions_due_after_a_step():
   assert (stopped.log, stopped.save, stopped.samples) == (True, True, False)
   end = trainer.due_at(cfg, 5, last=True, interrupted=False)  # e.g. the time limit: everything
   assert (end.log, end.save, end.samples) == (True, True, True)
+
+
+@pytest.mark.parametrize("flags, gpu_capability, expected", [
+    ("flags : fpu avx2 amx_bf16 avx512_bf16", None, True), ("flags : fpu avx2 avx512f avx512_bf16", None, True),
+    ("flags : fpu avx2 avx512f", None, False), ("flags : fpu avx2", None, False),
+    ("flags : fpu avx2", (8, 0), True), ("flags : fpu avx2 amx_bf16", (7, 5), False)])
+def test_mixed_precision_auto_follows_the_bfloat16_units(monkeypatch, tmp_path, flags, gpu_capability, expected):
+  (tmp_path / "cpuinfo").write_text(f"processor : 0\n{flags}\n")
+  real_cpu_flags = trainer.cpu_flags
+  monkeypatch.setattr(trainer, "cpu_flags", lambda: real_cpu_flags(str(tmp_path / "cpuinfo")))
+  gpus = ["GPU:0"] if gpu_capability else []
+  monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+  monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                      lambda device: {"compute_capability": gpu_capability})
+  on, why = trainer.bfloat16_pays()
+  assert on is expected and why
+  assert trainer.use_mixed_precision("auto") is expected
+  assert trainer.use_mixed_precision("true") and not trainer.use_mixed_precision("false")
+  assert trainer.use_mixed_precision(True) and not trainer.use_mixed_precision(False)
+
+
+def test_mixed_precision_is_a_boolean_flag_with_auto(tmp_path):
+  from helpers import main_in_process  # pylint: disable=import-outside-toplevel
+  import json  # pylint: disable=import-outside-toplevel
+  for argv, value in ((["--mixed_precision"], "true"), (["--nomixed_precision"], "false"),
+                      (["--mixed_precision=auto"], "auto"), ([], "false")):
+    result = main_in_process("--dry_run", *argv)
+    assert result.returncode == 0 and json.loads(result.stdout)["train"]["mixed_precision"] == value
+    assert ("--mixed_precision=auto on a" in result.stderr) == (value == "auto")
+  assert "should be one of <auto|true|false>" in main_in_process("--dry_run", "--mixed_precision=maybe").stderr
+  from mmd_gan_tf import config as config_lib  # pylint: disable=import-outside-toplevel
+  old = config_builder.build_config({}).to_dict()
+  old["train"]["mixed_precision"] = True  # a config.json of before auto existed
+  assert config_lib.config_from_dict(old).train.mixed_precision == "true"

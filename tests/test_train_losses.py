@@ -31,7 +31,8 @@ def test_loss_trains_on_two_replicas(loss, strategy, tmp_path):
   mixed = loss in MIXED_PRECISION
   cfg = config_builder.build_config(dict(dataset="shapes", loss=loss, width=0.0625, batch_size=8, steps=2,
                                          log_every=1, sample_every=100, checkpoint_every=100,
-                                         mixed_precision=mixed, lr_adaptation=False, workdir=str(tmp_path)))
+                                         mixed_precision="true" if mixed else "false", lr_adaptation=False,
+                                         workdir=str(tmp_path)))
   # Arbel's lr adaptation needs the Inception weights (tests/test_eval_default.py); here only the step runs.
   # Li's warm-up (100 critic steps) is exercised by its own unit test; keep this run short.
   cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, n_critic=2, n_critic_warmup=0))

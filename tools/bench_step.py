@@ -63,7 +63,7 @@ PAPER_PRESETS = {
     "sngan": ("cifar10", "smmd"),         # Arbel et al. 2018
     "li": ("cifar10", "mmd"),             # Li et al. 2017
 }
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "bfloat16", "auto")  # auto: main.py's --mixed_precision=auto on this machine
 GPU = "GPU:0"
 
 
@@ -71,7 +71,8 @@ def define_flags() -> None:
   flags.DEFINE_list("archs", list(models.ARCHS), f"Architectures, of {list(models.ARCHS)} ('' = none, e.g. "
                     "with --inception only).")
   flags.DEFINE_list("sizes", [], "Only these image sizes (default: every size of each arch).")
-  flags.DEFINE_list("precisions", list(PRECISIONS), "float32 and/or bfloat16 (Keras mixed_bfloat16).")
+  flags.DEFINE_list("precisions", ["float32", "bfloat16"], "float32, bfloat16 (Keras mixed_bfloat16) and/or auto "
+                    "(what --mixed_precision=auto picks here; the row says which).")
   flags.DEFINE_list("xla", ["off"], "off and/or on: XLA-compiled per-replica steps (main.py --jit_compile).")
   flags.DEFINE_list("steps_per_loop", ["1"], "Generator steps per call of the compiled function (main.py "
                     "--steps_per_loop); each value is a row, its time divided by the steps.")
@@ -135,7 +136,9 @@ def resolve_config(arch: str, size: int, precision: str, batch_size: Optional[in
   `xla` is `--jit_compile=true` (else false)."""
   dataset, loss = PAPER_PRESETS[arch]
   values = {"dataset": dataset, "loss": loss, "arch": arch, "image_size": size, "batch_size": batch_size,
-            "width": width, "mixed_precision": precision == "bfloat16", "cpu_devices": cpu_devices or None,
+            "width": width,
+            "mixed_precision": {"bfloat16": "true", "float32": "false"}.get(precision, precision),
+            "cpu_devices": cpu_devices or None,
             "jit_compile": "true" if xla else "false"}
   # check_library=False: no data is read, so the data source need not exist here.
   return config_builder.build_config(values, check_library=False)
@@ -220,7 +223,9 @@ def bench_row(strategy: tf.distribute.Strategy, cfg: config_lib.Config, warmup_s
     seconds = time_steps(lambda: trainer.iteration(cfg, nets, fns, iterator, generator_step), warmup_steps,
                          steps)
   return {"arch": cfg.model.arch, "image_size": cfg.model.image_size, "preset": cfg.preset,
-          "precision": "bfloat16" if cfg.train.mixed_precision else "float32", "xla": xla,
+          "precision": (("auto: " if cfg.train.mixed_precision == "auto" else "")
+                        + ("bfloat16" if trainer.use_mixed_precision(cfg.train.mixed_precision) else "float32")),
+          "xla": xla,
           "steps_per_loop": steps_per_loop, "batch_size": cfg.train.batch_size,
           "width": cfg.model.width, "schedule": cfg.train.schedule,
           "critic_steps": trainer.critic_steps_for(cfg.train, generator_step),
