@@ -1,8 +1,11 @@
 """The one frozen configuration object the library receives.
 
 Only `main.py`, `flags/` and `tools/` read command-line flags; they build a `Config`
-(see `flags/build.py`) and hand it to the library. Every field has the default of the
-built-in quick run; the paper presets in `flags/presets.py` override them.
+(see `flags/build.py`) and hand it to the library. The field defaults are the library's: what a Python
+caller gets from `DataConfig()` or `ModelConfig()` (colour 32 px images, full-width networks, Adam at
+Wang's CIFAR-10 rates). `main.py` never relies on them alone: it resolves the presets of
+`flags/presets.py` over them, and with no flags that is the built-in quick run (`shapes` / `rep_b`: one
+channel, quarter width, batch 32, 1000 steps; `python main.py --dry_run` prints it).
 """
 
 import dataclasses
