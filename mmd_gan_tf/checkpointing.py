@@ -301,7 +301,29 @@ def check_resume(cfg: config_lib.Config, workdir: str, checkpoint_prefix: Option
     raise ValueError(f"--workdir={workdir} holds a checkpoint of a different run; resuming it with this "
                      "config would change what the checkpoint means. Use a new --workdir or the old "
                      "settings. Differences: " + "; ".join(problems))
+  changed = changed_settings(saved, cfg)
+  if changed:
+    absl_logging.warning("resuming with changed settings (this run's own from here on): %s", "; ".join(changed))
   return None
+
+
+# Settings whose change on resume is expected and logged elsewhere (or not a setting of the training).
+_UNLOGGED = ("workdir", "export_dir", "train.steps", "train.init_from", "optim.critic_lr", "optim.generator_lr",
+             "preset")
+
+
+def changed_settings(saved: dict, new: config_lib.Config) -> list:
+  """["section.field: old -> new", ...] for the settings a resume changes (learning rates are logged when
+  applied; the step budget and paths are not listed)."""
+  def flat(values, prefix=""):
+    for key, value in values.items():
+      if isinstance(value, dict):
+        yield from flat(value, f"{prefix}{key}.")
+      else:
+        yield f"{prefix}{key}", (list(value) if isinstance(value, tuple) else value)
+  old = dict(flat(saved))
+  return [f"{key}: {old[key]!r} -> {value!r}" for key, value in flat(new.to_dict())
+          if key in old and old[key] != value and key not in _UNLOGGED]
 
 
 def save_config(cfg: config_lib.Config, workdir: str) -> None:
@@ -324,6 +346,8 @@ def read_train_seconds(workdir: str, step: int) -> float:
   if not step:
     return 0.0
   path = os.path.join(workdir, PROGRESS_FILE)
+  if not os.path.exists(path):  # a run started with --init_from, or from before the record existed
+    return 0.0
   try:
     with open(path, encoding="utf-8") as f:
       record = json.load(f)

@@ -25,9 +25,10 @@ NO_GPU_NOISE = (
 
 # TensorFlow's Python modules whose INFO lines say what the run says itself, or nothing a user acts on: a line
 # per checkpoint ("Sharding callback duration"), three ~700-character signature lines, the SavedModel's
-# assets and fingerprint lines at export, and the strategy's device list (the trainer logs it).
+# assets and fingerprint lines at export, the strategy's device list (the trainer logs it) and its "Reduce to" /
+# "Gather to" lines with several logical CPU devices.
 TF_CHATTER = ("functional_saver.py", "signature_serialization.py", "fingerprinting_utils.py",
-              "builder_impl.py", "mirrored_strategy.py")
+              "builder_impl.py", "mirrored_strategy.py", "cross_device_ops.py")
 
 
 class DropChatter(logging.Filter):

@@ -56,12 +56,30 @@ def check_export_dir(export_dir: str, workdir: str) -> None:
               "a folder with other contents" if os.path.isdir(path) else "a file")
       raise ValueError(f"--export_dir={export_dir}: {path} exists and is {kind}, not an earlier export; an "
                        "export would replace it: give a new path or move it away")
+  if os.path.ismount(export_dir):
+    raise ValueError(f"--export_dir={export_dir} is a mount point, which an export cannot replace (it writes "
+                     "beside the folder and renames): give a folder inside it")
+  other = _run_of(export_dir)
+  if other and export_dir != os.path.join(workdir, "export") and os.path.realpath(other) != os.path.realpath(
+      workdir):
+    raise ValueError(f"--export_dir={export_dir} holds the export of another run ({other}); give this run an "
+                     "export folder of its own")
   existing = export_dir
   while not os.path.lexists(existing):  # the folder the export will be created in
     existing = os.path.dirname(existing)
   if os.path.isdir(existing) and not os.access(existing, os.W_OK | os.X_OK):  # (a file: named elsewhere)
     raise ValueError(f"--export_dir={export_dir}: {existing} is not writable, so the run could not export at "
                      "its end: give a writable path")
+
+
+def _run_of(export_dir: str) -> Optional[str]:
+  """The workdir of the run an existing export came from (its metadata), or None."""
+  try:
+    with open(os.path.join(export_dir, METADATA_FILE), encoding="utf-8") as f:
+      workdir = json.load(f).get("workdir")
+  except (OSError, ValueError, AttributeError):
+    return None
+  return workdir if isinstance(workdir, str) else None
 
 
 def recover_interrupted_export(export_dir: str) -> None:
@@ -129,6 +147,10 @@ def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir:
   export_dir = os.path.abspath(export_dir)
   check_export_dir(export_dir, cfg.workdir)
   recover_interrupted_export(export_dir)
+  newer = exported_step(export_dir)
+  if step is not None and newer is not None and newer > step:
+    raise ValueError(f"{export_dir} holds the generator of step {newer}, newer than this one (step {step}): it "
+                     "is kept; give another --export_dir")
   tmp_dir, old_dir = export_dir + ".tmp", export_dir + ".old"
   metadata = dict(cfg.to_dict(), **({STEP_KEY: int(step)} if step is not None else {}))
   try:

@@ -465,12 +465,13 @@ class Interrupted(Exception):
 
 
 class _StopRequests:
-  """While active (main thread only), SIGTERM and SIGINT ask the loop to stop at the next step boundary.
+  """While active (main thread only), SIGTERM, SIGINT and SIGHUP ask the loop to stop at the next step boundary.
 
   A second Ctrl-C while the first is pending stops at once (KeyboardInterrupt).
   """
 
-  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+  # SIGHUP: the terminal closed or the ssh connection dropped under a foreground run.
+  SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
   def __init__(self):
     self.signal_name = None

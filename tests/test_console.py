@@ -57,5 +57,6 @@ def test_tensorflows_chatter_is_dropped_and_its_warnings_kept(caplog, tmp_path):
   record = lambda level, path: logger.makeRecord("tensorflow", level, path, 1, "m", (), None)
   chatter = console.DropChatter()
   assert not chatter.filter(record(logging.INFO, "/x/tensorflow/python/checkpoint/functional_saver.py"))
+  assert not chatter.filter(record(logging.INFO, "/x/tensorflow/python/distribute/cross_device_ops.py"))
   assert chatter.filter(record(logging.WARNING, "/x/tensorflow/python/checkpoint/functional_saver.py"))
   assert chatter.filter(record(logging.INFO, "/x/mmd_gan_tf/trainer.py"))

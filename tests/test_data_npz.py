@@ -73,6 +73,8 @@ def test_other_sizes_are_resized_by_the_presets(tmp_path):
     (lambda tmp: _write(tmp, x_train=_images(4).astype(np.float32)), "dtype float32"),
     (lambda tmp: _write(tmp, x_train=_images(4, channels=4)), r"shape \(4, 32, 32, 4\)"),
     (lambda tmp: _write(tmp, x_train=np.zeros((0, 32, 32, 3), np.uint8)), "has no images"),
+    (lambda tmp: _write(tmp, x_train=np.array([_images(1), "text"], dtype=object)),
+     "holds object arrays, which cannot be read as images"),
 ])
 def test_bad_files_are_one_clear_error(tmp_path, make_spec, message):
   (tmp_path / "x.npy").write_bytes(b"")

@@ -156,3 +156,30 @@ def test_the_export_dir_must_be_writable_and_the_workdir_outside_the_data(tmp_pa
   for workdir_flag in (images, images / "runs" / "a"):
     with pytest.raises(ValueError, match=f"--workdir={workdir_flag} is inside --data_dir={images}: the run"):
       config_builder.build_config({"dataset": "folder", "data_dir": str(images), "workdir": str(workdir_flag)})
+
+
+def test_an_export_of_another_run_or_a_newer_step_is_never_replaced(tmp_path, monkeypatch):
+  import json  # pylint: disable=import-outside-toplevel
+  runs, workdir = _run(tmp_path)
+  other = tmp_path / "elsewhere"
+  _fake_export(other)
+  (other / export.METADATA_FILE).write_text(json.dumps({"workdir": str(runs / "b"), "exported_step": 4}))
+  with pytest.raises(ValueError, match=r"holds the export of another run \(.*runs/b\)"):
+    export.check_export_dir(str(other), str(workdir))
+  with pytest.raises(ValueError, match="holds the export of another run"):  # at the start of a run, too
+    config_builder.build_config({"workdir": str(workdir), "export_dir": str(other), "steps": 2})
+  # The run's own export of a newer step is kept, whoever asks (the end of a run, --mode=export).
+  cfg = config_builder.build_config(dict(dataset="shapes", loss="rep", arch="li", width=0.0625, batch_size=4,
+                                         workdir=str(workdir)))
+  _fake_export(workdir / "export")
+  (workdir / "export" / export.METADATA_FILE).write_text(json.dumps({"workdir": str(workdir), "exported_step": 4}))
+  generator = trainer.build_networks(cfg).generator
+  with pytest.raises(ValueError, match="holds the generator of step 4, newer than this one \\(step 2\\)"):
+    export.export_generator(generator, cfg, str(workdir / "export"), step=2)
+  assert export.exported_step(str(workdir / "export")) == 4
+  export.export_generator(generator, cfg, str(workdir / "export"), step=6)
+  assert export.exported_step(str(workdir / "export")) == 6
+  # A mount point cannot be replaced by a rename: refused before the run.
+  monkeypatch.setattr(os.path, "ismount", lambda path: str(path) == str(tmp_path / "mnt"))
+  with pytest.raises(ValueError, match="is a mount point"):
+    export.check_export_dir(str(tmp_path / "mnt"), str(workdir))

@@ -393,3 +393,29 @@ def test_a_rerun_past_its_steps_and_an_ignored_init_from_say_so(trained_run, tmp
   assert "--init_from=" in messages and "is ignored: --workdir=" in messages
   monkeypatch.setattr(trainer, "train", lambda cfg, strategy=None: {})
   assert "final: nothing trained" in main_in_process(f"--workdir={workdir}", "--steps=2").stdout
+
+
+def test_sighup_asks_the_run_to_stop_like_sigterm():
+  """A closed terminal or a dropped ssh connection: the run saves and stops instead of dying unsaved."""
+  with trainer._StopRequests() as stop:  # pylint: disable=protected-access
+    os.kill(os.getpid(), signal.SIGHUP)
+    time.sleep(0.1)
+    assert stop.signal_name == "SIGHUP"
+
+
+@pytest.mark.end_to_end
+def test_a_resume_names_the_settings_it_changes(trained_run, tmp_path, caplog):
+  from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
+  workdir = copy_of_trained_run(trained_run, tmp_path / "run")
+  latest = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
+  changed = config_builder.build_config(dict(TINY, workdir=str(workdir), steps=6, sigmas=["2.0"], rep_lambda=-1.0))
+  with caplog.at_level(logging.WARNING, logger="absl"):
+    checkpointing.check_resume(changed, str(workdir), latest)
+  [line] = [r.getMessage() for r in caplog.records if "resuming with changed settings" in r.getMessage()]
+  assert "loss.sigmas: [1.0] -> [2.0]" in line and "loss.rep_lambda: 1.0 -> -1.0" in line
+  assert "train.steps" not in line and "workdir" not in line
+  caplog.clear()
+  with caplog.at_level(logging.WARNING, logger="absl"):
+    checkpointing.check_resume(config_builder.build_config(dict(TINY, workdir=str(workdir), steps=6)),
+                               str(workdir), latest)
+  assert not any("changed settings" in r.getMessage() for r in caplog.records)

@@ -42,16 +42,26 @@ def load_images(spec: str, split: str = "train") -> np.ndarray:
   except (OSError, ValueError, zipfile.BadZipFile) as e:
     raise ValueError(f"data_dir {spec!r}: {path!r} is not a readable .npz file ({e})") from None
   with data:
+    try:
+      return _checked(spec, *_pick(spec, path, data, key, split))
+    except ValueError as e:
+      if "allow_pickle" not in str(e):
+        raise
+      raise ValueError(f"data_dir {spec!r}: {path!r} holds object arrays, which cannot be read as images "
+                       "(expected uint8 arrays)") from None
+
+
+def _pick(spec: str, path: str, data, key: str, split: str):
+  """(key, array) of the image array of an opened .npz."""
+  if not key:
+    images = _image_keys(data)
+    key = f"x_{split}" if f"x_{split}" in data.files else (images[0] if len(images) == 1 else "")
     if not key:
-      images = _image_keys(data)
-      key = f"x_{split}" if f"x_{split}" in data.files else (images[0] if len(images) == 1 else "")
-      if not key:
-        raise ValueError(f"data_dir {spec!r}: name the image array as {path}:KEY; image arrays in the "
-                         f"file: {images}")
-    if key not in data.files:
-      raise ValueError(f"data_dir {spec!r}: no array {key!r} in {path!r}; arrays: {sorted(data.files)}")
-    array = data[key]
-  return _checked(spec, key, array)
+      raise ValueError(f"data_dir {spec!r}: name the image array as {path}:KEY; image arrays in the "
+                       f"file: {images}")
+  if key not in data.files:
+    raise ValueError(f"data_dir {spec!r}: no array {key!r} in {path!r}; arrays: {sorted(data.files)}")
+  return key, data[key]
 
 
 def _checked(spec: str, key: str, array: np.ndarray) -> np.ndarray:
