@@ -169,10 +169,37 @@ def resolve_init_from(path: str) -> Tuple[str, list]:
   raise ValueError(f"--init_from={path} is neither a run directory nor a checkpoint prefix (no {path}.index)")
 
 
+# Room the run's own files need below the workdir (checkpoints/ckpt-N_temp/part-...data-00000-of-00001).
+_LONGEST_RUN_PATH = 96
+
+
+def _check_path_length(workdir: str) -> None:
+  """A workdir whose files would exceed the file system's path limits fails at the start, not at the first
+  checkpoint (after training)."""
+  path = os.path.abspath(workdir)
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  try:
+    path_max, name_max = os.pathconf(existing, "PC_PATH_MAX"), os.pathconf(existing, "PC_NAME_MAX")
+  except (OSError, ValueError):
+    return
+  longest = max((len(part.encode()) for part in path.split(os.sep)), default=0)
+  if len(path.encode()) + _LONGEST_RUN_PATH >= path_max or longest > name_max:
+    raise ValueError(f"--workdir is too long for this file system ({len(path.encode())} bytes, a name of "
+                     f"{longest}; limits {path_max} and {name_max}): the run's checkpoint files could not be "
+                     "written; give a shorter path")
+
+
 def prepare_workdir(workdir: str) -> None:
-  """Creates `workdir` or fails with one clear message (a file in the way, no permission)."""
+  """Creates `workdir` or fails with one clear message (a file in the way, a dangling link, a path too long,
+  no permission)."""
+  if os.path.islink(workdir) and not os.path.exists(workdir):
+    raise ValueError(f"--workdir={workdir} is a symbolic link to nothing ({os.path.realpath(workdir)} does not "
+                     "exist)")
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise ValueError(f"--workdir={workdir} exists and is not a directory")
+  _check_path_length(workdir)
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:

@@ -419,3 +419,17 @@ def test_a_resume_names_the_settings_it_changes(trained_run, tmp_path, caplog):
     checkpointing.check_resume(config_builder.build_config(dict(TINY, workdir=str(workdir), steps=6)),
                                str(workdir), latest)
   assert not any("changed settings" in r.getMessage() for r in caplog.records)
+
+
+def test_a_workdir_that_cannot_hold_a_run_is_refused_before_anything_is_created(tmp_path):
+  from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
+  too_long = tmp_path.joinpath(*["d" * 200] * 22)  # ~4.4 KB: over PATH_MAX with the run's own files
+  with pytest.raises(ValueError, match="--workdir is too long for this file system"):
+    checkpointing.prepare_workdir(str(too_long))
+  with pytest.raises(ValueError, match="too long"):
+    checkpointing.prepare_workdir(str(tmp_path / ("n" * 300)))  # one name over NAME_MAX
+  assert os.listdir(tmp_path) == []  # no parent folders left behind
+  os.symlink(tmp_path / "s3", tmp_path / "s4")
+  os.symlink(tmp_path / "nowhere", tmp_path / "s3")
+  with pytest.raises(ValueError, match="is a symbolic link to nothing"):
+    checkpointing.prepare_workdir(str(tmp_path / "s4"))
