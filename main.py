@@ -65,8 +65,11 @@ def _export(cfg) -> None:
       for bad, error in checkpointing.quarantine_unreadable(checkpoint_dir):
         print(f"warning: checkpoint {bad} is unreadable ({error}): moved to checkpoints/corrupt/, exporting the "
               "previous one", file=sys.stderr)
-    latest = next((p for p in reversed(checkpointing.checkpoint_list(checkpoint_dir))
-                   if checkpointing.readable(p)), None)
+    listed = checkpointing.checkpoint_list(checkpoint_dir)
+    if writable:  # the quarantine above left the newest listed one readable
+      latest = listed[-1] if listed else None
+    else:
+      latest = next((p for p in reversed(listed) if checkpointing.readable(p)), None)
     if latest is None:
       raise ValueError(f"--workdir={cfg.workdir} has no checkpoint to export")
     # Where the run is now (it may have been moved since): the export path is checked against it.

@@ -112,8 +112,12 @@ def quarantine_unreadable(checkpoint_dir: str) -> list:
   paths = _state_paths(checkpoint_dir)
   if not paths:
     return []
-  errors = {path: _readable(path) for path in paths}
-  if all(errors.values()):
+  errors = {}  # read newest first, and only until one reads back
+  for path in reversed(paths):
+    errors[path] = _readable(path)
+    if errors[path] is None:
+      break
+  else:
     raise ValueError(f"no checkpoint in {checkpoint_dir} reads back (newest: {os.path.basename(paths[-1])}: "
                      f"{errors[paths[-1]]}); to train this run again from step 0, move that folder away, or "
                      "use another --workdir")
