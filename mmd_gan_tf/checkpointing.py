@@ -223,7 +223,7 @@ class WorkdirLock:
   """
 
   def __init__(self, workdir: str, advice: str = "wait for that run to end, or use another --workdir"):
-    path = os.path.join(workdir, LOCK_FILE)
+    path = self._path = os.path.join(workdir, LOCK_FILE)
     self._file = open(path, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
     try:
       fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -237,6 +237,14 @@ class WorkdirLock:
     self._file.write(f"PID {os.getpid()} on {socket.gethostname()} since "
                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     self._file.flush()
+
+  def held(self) -> bool:
+    """Whether `<workdir>/.lock` is still this lock's file: False once the workdir was deleted, moved or
+    replaced while the run trained (a run must not recreate, or write into, a directory it no longer owns)."""
+    try:
+      return os.stat(self._path).st_ino == os.fstat(self._file.fileno()).st_ino
+    except (OSError, ValueError):
+      return False
 
   def release(self) -> None:
     if not self._file.closed:

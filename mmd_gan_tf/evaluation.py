@@ -13,6 +13,7 @@ import tensorflow as tf
 from absl import logging
 
 from mmd_gan_tf import adaptation
+from mmd_gan_tf import checkpointing
 from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import distribute
 from mmd_gan_tf import noise
@@ -36,7 +37,33 @@ class Evaluator:
     self._num_real = cfg.eval.num_real or cfg.eval.num_samples
     self._real = training_eval.real_features(cfg, self._weights, self._network, self._num_real)
     self.best_kid = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_kid")
+    self._best_dir = best_dir
+    if log_path:  # the chief
+      self._set_aside_unreadable_best(best_dir)
     self._best = tf.train.CheckpointManager(checkpoint, best_dir, max_to_keep=1)
+
+  @staticmethod
+  def _set_aside_unreadable_best(best_dir: str) -> None:
+    """Moves a best-KID checkpoint that does not read back to best_kid/corrupt/ (kept, not deleted)."""
+    for prefix in checkpointing.checkpoints_on_disk(best_dir):
+      if not checkpointing.readable(prefix):
+        corrupt = os.path.join(best_dir, "corrupt")
+        os.makedirs(corrupt, exist_ok=True)
+        for name in os.listdir(best_dir):
+          if name.startswith(os.path.basename(prefix) + "."):
+            os.replace(os.path.join(best_dir, name), os.path.join(corrupt, name))
+        logging.warning("the best-KID checkpoint %s is unreadable: moved to best_kid/corrupt/", prefix)
+    if not checkpointing.checkpoints_on_disk(best_dir) and os.path.exists(os.path.join(best_dir, "checkpoint")):
+      os.remove(os.path.join(best_dir, "checkpoint"))
+
+  def after_restore(self) -> None:
+    """A resumed run whose best_kid/ holds no checkpoint (deleted or unreadable) tracks the best KID anew, so
+    that the next evaluation saves one instead of comparing against a checkpoint that is gone."""
+    if np.isfinite(float(self.best_kid.numpy())) and not checkpointing.checkpoints_on_disk(self._best_dir):
+      if self._log_path:
+        logging.warning("best_kid/ holds no readable checkpoint (best KID %.5g recorded): the best KID is "
+                        "tracked again from the next evaluation", float(self.best_kid.numpy()))
+      self.best_kid.assign(np.inf)
 
   def __call__(self, generator, step: int) -> dict:
     cfg = self._cfg
@@ -59,8 +86,13 @@ class Evaluator:
     record = {"step": step, "train_seconds": round(train_seconds, 3), "num_samples": self._cfg.eval.num_samples,
               "num_real": self._num_real,
               **{k.split("/", 1)[1]: v for k, v in scores.items()}}
-    with open(self._log_path, "a", encoding="utf-8") as f:
-      f.write(json.dumps(record) + "\n")
+    with open(self._log_path, "ab+") as f:
+      line = (json.dumps(record) + "\n").encode("utf-8")
+      if f.seek(0, os.SEEK_END):  # a line cut by a crash is ended first, so that this record stays a line
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) != b"\n":
+          line = b"\n" + line
+      f.write(line)
 
 
 def make_lr_adapter(cfg: config_lib.Config, nets: steps_lib.Networks, inception, codes_dir: str):

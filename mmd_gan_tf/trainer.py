@@ -515,7 +515,7 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
   refused = False
   try:
     with _StopRequests() as stop:
-      return _train(cfg, strategy, stop)
+      return _train(cfg, strategy, stop, lock)
   except Exception:  # pylint: disable=broad-except
     refused = True
     raise
@@ -542,12 +542,22 @@ class _Run:
   manager: tf.train.CheckpointManager
   evaluator: Optional[evaluation.Evaluator]
   lr_adapter: Optional[adaptation.KidLrAdapter]
+  workdir_held: Callable[[], bool] = lambda: True  # the chief's workdir lock is still its own
 
 
-def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _StopRequests) -> dict:
+class WorkdirLost(ValueError):
+  """The workdir was deleted, moved or replaced while the run trained; nothing more is written."""
+
+
+def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _StopRequests,
+           lock: Optional[checkpointing.WorkdirLock] = None) -> dict:
   """Set up, restore, train, export. Everything that can refuse the run comes before its first write."""
   run = _setup(cfg, strategy)
+  if lock is not None:
+    run.workdir_held = lock.held
   start_step = _resume_or_initialise(run)
+  if run.evaluator is not None:
+    run.evaluator.after_restore()
   iterator = _dataset(strategy, cfg, start_step)  # a data source that cannot serve: refused before any write
   writer, train_seconds = _begin(run, start_step)
   metrics = _loop(run, iterator, writer, start_step, train_seconds, stop)
@@ -736,6 +746,10 @@ def _loop(run: _Run, iterator, writer, start_step: int, train_seconds: float, st
       _check_finite(values, current, manager)
     if due.log:
       _log_step(run, writer, progress, values, current, time_limit - train_seconds if time_limit else None)
+    if run.chief and (due.samples or due.save or due.log) and not run.workdir_held():
+      raise WorkdirLost(f"--workdir={cfg.workdir} was deleted, moved or replaced while this run trained: "
+                        f"stopping at step {current} without writing to it (its last checkpoint, if the "
+                        "folder still exists elsewhere, is where a resume would start)")
     if run.chief and due.samples:
       _write_samples(nets, cfg, fixed_z, cfg.workdir, writer, current)
     # A stop request skips the evaluation: the checkpoint comes first (a scheduler's grace period is short).

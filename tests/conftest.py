@@ -3,7 +3,9 @@
 This must run before TensorFlow initialises its devices, hence at import time of conftest.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -15,6 +17,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # Hermetic: in-training KID is on by default when the Inception weights are cached, so tests (and the
 # main.py processes they start) get an empty cache of their own unless a test passes weights itself.
 os.environ["MMD_GAN_TF_CACHE"] = tempfile.mkdtemp(prefix="mmd_gan_tf_test_cache_")
+atexit.register(shutil.rmtree, os.environ["MMD_GAN_TF_CACHE"], ignore_errors=True)  # no litter in /tmp
 os.environ["MMD_GAN_TF_NO_DOWNLOAD"] = "1"  # no test reaches the network
 
 import pytest  # noqa: E402

@@ -54,6 +54,24 @@ def test_corrupt_dataset_info_names_the_file(tmp_path):
     tfrecord.read_info(str(tmp_path))
 
 
+@pytest.mark.parametrize("info, message", [
+    ('["a list"]', "format 'list'"),
+    ('{"format": "mmd_gan_tf.tfrecord.v1", "image_size": "32", "channels": 3, "num_examples": 4, "num_shards": 1}',
+     "image_size='32', not a whole number >= 1"),
+    ('{"format": "mmd_gan_tf.tfrecord.v1", "image_size": 32, "channels": 3, "num_examples": 4, "num_shards": 0}',
+     "num_shards=0, not a whole number >= 1"),
+    ('{"format": "mmd_gan_tf.tfrecord.v1", "image_size": 32, "channels": 3.5, "num_examples": 4, "num_shards": 1}',
+     "channels=3.5"),
+    ('{"format": "mmd_gan_tf.tfrecord.v1", "image_size": 32, "channels": 3, "num_shards": 1}',
+     "num_examples=None"),
+])
+def test_dataset_info_with_wrong_types_names_the_field(tmp_path, info, message):
+  (tmp_path / tfrecord.INFO_FILE).write_text(info)
+  with pytest.raises(ValueError, match=message) as raised:
+    tfrecord.read_info(str(tmp_path))
+  assert str(tmp_path / tfrecord.INFO_FILE) in str(raised.value)
+
+
 def test_sample_tool_on_a_folder_that_is_not_a_saved_model(tmp_path):
   (tmp_path / "saved_model.pb").write_bytes(b"not a protocol buffer")
   result = subprocess.run([sys.executable, str(ROOT / "tools" / "sample.py"), f"--model={tmp_path}"],

@@ -309,3 +309,32 @@ def test_every_source_is_one_registry_entry():
   assert image_identity(DataConfig(dataset="shapes"))["shapes_style"] == DataConfig().shapes_style
   assert "shapes_style" not in image_identity(DataConfig(dataset="cifar10"))
   assert image_identity(DataConfig(dataset="lsun", data_dir="x"))["lsun_category"] == "bedroom"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "GIF"])
+def test_the_scan_reads_each_images_shorter_side(fmt):
+  buffer = io.BytesIO()
+  Image.fromarray(np.zeros((5, 9, 3), np.uint8)).save(buffer, format=fmt)
+  assert inspect_image(buffer.getvalue()).short_side == 5
+
+
+def test_a_folder_of_tiny_images_says_they_are_upscaled_once(tmp_path, caplog):
+  for index, side in enumerate([1, 1, 12, 40]):
+    Image.fromarray(np.full((side, side, 3), index, np.uint8)).save(tmp_path / f"{index}.png")
+  cfg = DataConfig(dataset="folder", data_dir=str(tmp_path), image_size=32)
+  with caplog.at_level(logging.WARNING):
+    validate_data_config(cfg)
+    validate_data_config(cfg)
+  lines = [r.getMessage() for r in caplog.records if "upscaled" in r.getMessage()]
+  assert lines == [f"folder {str(tmp_path)!r}: 3 of 4 images are under 16 px on their shorter side (smallest: "
+                   "1 px): they are upscaled more than 2x to --image_size=32"]
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    validate_data_config(DataConfig(dataset="folder", data_dir=str(tmp_path), image_size=24))
+    validate_data_config(DataConfig(dataset="folder", data_dir=str(tmp_path), image_size=4))
+  lines = [r.getMessage() for r in caplog.records if "upscaled" in r.getMessage()]
+  assert [line.split(": ", 1)[1] for line in lines] == [
+      "2 of 4 images are under 12 px on their shorter side (smallest: 1 px): they are upscaled more than 2x to "
+      "--image_size=24",
+      "2 of 4 images are under 2 px on their shorter side (smallest: 1 px): they are upscaled more than 2x to "
+      "--image_size=4"]

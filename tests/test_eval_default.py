@@ -139,3 +139,31 @@ def test_eval_clock_is_due_once_per_crossed_interval():
   assert [clock.due(s) for s in (100, 119, 121, 130, 185, 250)] == [False, False, True, False, True, True]
   never = trainer._EvalClock(0.0, 0.0)
   assert not any(never.due(s) for s in (0, 1e6))
+
+
+@pytest.mark.end_to_end
+def test_a_damaged_best_kid_checkpoint_or_eval_log_is_repaired_on_resume(tmp_path, fake_inception, caplog,
+                                                                         monkeypatch, no_export):
+  """A crash can cut eval.jsonl's last line, and best_kid/ can be damaged or deleted: the resumed run sets an
+  unreadable best checkpoint aside, tracks the best KID anew (so the next evaluation saves one) and keeps each
+  eval.jsonl record on a line of its own."""
+  cfg = _cfg(tmp_path / "run", steps=2, eval_every=2, eval_num_samples=8, kid_subset_size=4, kid_subsets=2,
+             eval_at_start=False)
+  trainer.train(cfg, strategy=make_two_replica_strategy())
+  best = tmp_path / "run" / "best_kid"
+  data = next(best.glob("ckpt-2.data-*"))
+  data.write_bytes(data.read_bytes()[:10])  # truncated
+  log = tmp_path / "run" / "eval.jsonl"
+  log.write_text(log.read_text() + '{"step": 3, "tra')  # a line cut by a crash
+  from mmd_gan_tf.metrics import training_eval  # pylint: disable=import-outside-toplevel
+  worse = {"kid": tf.constant(9.0, tf.float64), "kid_std": tf.constant(0.0, tf.float64)}
+  monkeypatch.setattr(training_eval, "generator_scores", lambda *args, **kwargs: worse)  # above the recorded best
+  with caplog.at_level(logging.WARNING):
+    trainer.train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=4)),
+                  strategy=make_two_replica_strategy())
+  messages = " ".join(r.getMessage() for r in caplog.records)
+  assert "best-KID checkpoint" in messages and "tracked again" in messages
+  assert (best / "corrupt" / "ckpt-2.index").exists()
+  assert os.path.basename(tf.train.latest_checkpoint(str(best))) == "ckpt-4"  # the next evaluation saved one
+  lines = log.read_text().splitlines()
+  assert json.loads(lines[0])["step"] == 2 and json.loads(lines[-1])["step"] == 4 and len(lines) == 3

@@ -16,6 +16,7 @@ from PIL import Image
 
 from helpers import ROOT, TINY_RUN, copy_of_trained_run, main_in_process, make_two_replica_strategy
 from flags import build as config_builder
+from mmd_gan_tf import checkpointing
 from mmd_gan_tf import files
 from mmd_gan_tf import trainer
 from mmd_gan_tf.data import folder
@@ -433,3 +434,29 @@ def test_a_workdir_that_cannot_hold_a_run_is_refused_before_anything_is_created(
   os.symlink(tmp_path / "nowhere", tmp_path / "s3")
   with pytest.raises(ValueError, match="is a symbolic link to nothing"):
     checkpointing.prepare_workdir(str(tmp_path / "s4"))
+
+
+@pytest.mark.end_to_end
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_workdir_deleted_or_replaced_mid_run_stops_the_run_without_recreating_it(tmp_path, monkeypatch, how):
+  workdir = tmp_path / "run"
+  real_log = trainer._log_step  # pylint: disable=protected-access
+
+  def log_then_remove(run, writer, progress, values, current, seconds_left):
+    real_log(run, writer, progress, values, current, seconds_left)
+    if current == 2:
+      import shutil  # pylint: disable=import-outside-toplevel
+      shutil.rmtree(workdir)
+      if how == "replaced":
+        (workdir / "checkpoints").mkdir(parents=True)
+        (workdir / checkpointing.LOCK_FILE).write_text("someone else\n")
+
+  monkeypatch.setattr(trainer, "_log_step", log_then_remove)
+  cfg = config_builder.build_config(dict(TINY, workdir=str(workdir), steps=6))
+  with pytest.raises(trainer.WorkdirLost, match=f"--workdir={workdir} was deleted, moved or replaced.*step 2"):
+    trainer.train(cfg, strategy=make_two_replica_strategy())
+  if how == "deleted":
+    assert not workdir.exists()
+  else:
+    assert sorted(p.name for p in workdir.iterdir()) == [checkpointing.LOCK_FILE, "checkpoints"]
+    assert not list((workdir / "checkpoints").iterdir())

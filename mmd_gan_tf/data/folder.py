@@ -100,3 +100,17 @@ def scan_folder(data_dir: str, corrupt_is_fatal: bool = False) -> Tuple[Tuple[st
   log("%s", report.summary())
   return tuple(usable), report
 
+
+_warned_small = set()
+
+
+def warn_small_images(data_dir: str, report: SourceReport, image_size: int) -> None:
+  """One warning (per folder and size) when images are under half of `image_size` on their shorter side:
+  they are upscaled more than 2x (a folder of icons or thumbnails is rarely what a user meant to train on)."""
+  count, smallest = report.smaller_than(image_size / 2)
+  if count and (data_dir, image_size) not in _warned_small:
+    _warned_small.add((data_dir, image_size))
+    logging.warning("folder %r: %d of %d images are under %g px on their shorter side (smallest: %d px): they "
+                    "are upscaled more than 2x to --image_size=%d", data_dir, count, report.usable,
+                    image_size / 2, smallest, image_size)
+

@@ -10,6 +10,7 @@ TensorFlow 2.21's `tf.io.decode_image` decodes JPEG, PNG, GIF, BMP and WebP (mea
 bit-identical to Pillow's), so every accepted image is decoded in-graph, with no Python in the input pipeline.
 """
 
+import collections
 import dataclasses
 import logging
 import struct
@@ -27,10 +28,12 @@ _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0
 
 @dataclasses.dataclass(frozen=True)
 class ImageInfo:
-  """What `inspect_image` found: the format, grayscale or not, and the problem (None when usable)."""
+  """What `inspect_image` found: the format, grayscale or not, the problem (None when usable) and the shorter
+  side in pixels where the header tells it (not for WebP)."""
   format: Optional[str]
   grayscale: bool = False
   problem: Optional[str] = None
+  short_side: Optional[int] = None
 
 
 def _size_problem(kind: str, width: int, height: int) -> Optional[str]:
@@ -67,7 +70,7 @@ def _jpeg(data: bytes) -> ImageInfo:
         return ImageInfo("jpeg", problem=problem)
       if components not in (1, 3):
         return ImageInfo("jpeg", problem=f"unsupported JPEG with {components} components (CMYK?)")
-      return ImageInfo("jpeg", grayscale=components == 1)
+      return ImageInfo("jpeg", grayscale=components == 1, short_side=min(width, height))
     pos += 2 + length
   return ImageInfo("jpeg", problem="corrupt JPEG (no frame header)")
 
@@ -77,11 +80,12 @@ def _png(data: bytes) -> ImageInfo:
     return ImageInfo("png", problem="corrupt PNG (no IHDR header)")
   if b"IEND" not in data[-12:]:
     return ImageInfo("png", problem="truncated PNG (no IEND chunk)")
-  problem = _size_problem("PNG", *struct.unpack(">II", data[16:24]))
+  width, height = struct.unpack(">II", data[16:24])
+  problem = _size_problem("PNG", width, height)
   if problem:
     return ImageInfo("png", problem=problem)
   colour_type = data[25]
-  return ImageInfo("png", grayscale=colour_type in (0, 4))
+  return ImageInfo("png", grayscale=colour_type in (0, 4), short_side=min(width, height))
 
 
 def _webp(data: bytes) -> ImageInfo:
@@ -104,14 +108,16 @@ def _bmp(data: bytes) -> ImageInfo:
   if bits not in (24, 32):
     # tf.io.decode_bmp returns palette indices for 1/4/8-bit BMPs, not colours.
     return ImageInfo("bmp", problem=f"unsupported {bits}-bit (palette) BMP; convert it to 24-bit")
-  return ImageInfo("bmp")
+  return ImageInfo("bmp", short_side=min(width, abs(height)))
 
 
 def _gif(data: bytes) -> ImageInfo:
   if not data.rstrip(b"\x00").endswith(b"\x3b"):
     return ImageInfo("gif", problem="truncated GIF (no trailer)")
-  problem = _size_problem("GIF", *struct.unpack("<HH", data[6:10])) if len(data) >= 10 else "truncated GIF"
-  return ImageInfo("gif", problem=problem)
+  if len(data) < 10:
+    return ImageInfo("gif", problem="truncated GIF")
+  width, height = struct.unpack("<HH", data[6:10])
+  return ImageInfo("gif", problem=_size_problem("GIF", width, height), short_side=min(width, height))
 
 
 def has_image_signature(head: bytes) -> bool:
@@ -141,6 +147,7 @@ class SourceReport:
     self.source, self.corrupt_is_fatal, self.max_named = source, corrupt_is_fatal, max_named
     self.usable = self.grayscale = 0
     self.skipped: List[Tuple[str, str]] = []
+    self.short_sides: collections.Counter = collections.Counter()  # shorter side in pixels -> images
     self._lock = threading.Lock()
 
   def check(self, name: str, data: bytes) -> bool:
@@ -151,6 +158,8 @@ class SourceReport:
     with self._lock:
       self.usable += 1
       self.grayscale += int(info.grayscale)
+      if info.short_side is not None:
+        self.short_sides[info.short_side] += 1
     return True
 
   def reject(self, name: str, problem: str) -> bool:
@@ -162,6 +171,11 @@ class SourceReport:
       if len(self.skipped) <= self.max_named:
         logging.warning("%s: skipping %r: %s", self.source, name, problem)
     return False
+
+  def smaller_than(self, pixels: int) -> Tuple[int, Optional[int]]:
+    """(how many usable images have a shorter side under `pixels`, the smallest shorter side)."""
+    small = {side: count for side, count in self.short_sides.items() if side < pixels}
+    return sum(small.values()), min(small) if small else None
 
   def summary(self) -> str:
     named = ", ".join(f"{name} ({why})" for name, why in self.skipped[:self.max_named])

@@ -143,7 +143,8 @@ def _no_check(cfg: DataConfig) -> None:
 
 
 def _validate_folder(cfg: DataConfig) -> None:
-  folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)
+  _, report = folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)
+  folder.warn_small_images(cfg.data_dir, report, cfg.image_size)
 
 
 def _validate_npz(cfg: DataConfig) -> None:

@@ -18,6 +18,7 @@ from mmd_gan_tf.config import DataConfig
 FORMAT = "mmd_gan_tf.tfrecord.v1"
 INFO_FILE = "dataset_info.json"
 _READ_BUFFER = 1 << 18
+_COUNT_FIELDS = ("image_size", "channels", "num_examples", "num_shards")  # whole numbers in dataset_info.json
 
 
 def shard_path(out_dir: str, index: int, num_shards: int) -> str:
@@ -48,8 +49,15 @@ def read_info(data_dir: str) -> dict:
     except json.JSONDecodeError as error:
       raise ValueError(f"{path} is not valid JSON ({error}): the prepared dataset is damaged; prepare it "
                        "again with tools/prepare_dataset.py") from error
-  if info.get("format") != FORMAT:
-    raise ValueError(f"{path!r} has format {info.get('format')!r}, expected {FORMAT!r}")
+  if not isinstance(info, dict) or info.get("format") != FORMAT:
+    found = info.get("format") if isinstance(info, dict) else type(info).__name__
+    raise ValueError(f"{path!r} has format {found!r}, expected {FORMAT!r}")
+  for field in _COUNT_FIELDS:
+    value = info.get(field)
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if field == "num_examples" else 1):
+      raise ValueError(f"{path} has {field}={value!r}, not a whole number >= "
+                       f"{0 if field == 'num_examples' else 1}: the prepared dataset is damaged; prepare it again "
+                       "with tools/prepare_dataset.py")
   missing = [p for p in shard_files(data_dir, info) if not os.path.isfile(p)]
   if missing:
     raise ValueError(f"prepared dataset {data_dir!r} lacks shards: {missing[:3]}")
