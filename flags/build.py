@@ -51,8 +51,8 @@ def _convert(field: str, value: Any) -> Any:
 
 
 def _overrides(flag_values: Mapping[str, Any]) -> dict:
-  dataset = flag_values.get("dataset") or "shapes"
-  loss = flag_values.get("loss") or "rep_b"
+  dataset = flag_values.get("dataset") or config_lib.DataConfig.dataset
+  loss = flag_values.get("loss") or config_lib.LossConfig.name
   resolved = presets.resolve_preset(dataset, loss)
   resolved["data.dataset"] = dataset
   resolved["loss.name"] = loss

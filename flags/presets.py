@@ -1,13 +1,26 @@
 """Named presets: the papers' settings per dataset, per loss and per (dataset, loss).
 
 A preset is a dict of `"section.field": value` overrides of `mmd_gan_tf.config.Config`.
-They are applied in order: _KID (in-training KID when the weights are there), DATASET_PRESETS[dataset], LOSS_PRESETS[loss],
+They are applied in order over the `Config` defaults (the quick run, `shapes` / `rep_b`): PAPER_SCALE, _KID
+(in-training KID when the weights are there), DATASET_PRESETS[dataset], LOSS_PRESETS[loss],
 PAIR_PRESETS[(dataset, loss)], then the flags given on the command line.
 
 Costs on 2 CPU cores: the default run (`shapes`, quarter width, batch 32, 1000 steps, `rep_b`) takes 1 min 47 s
 on 2 Sapphire Rapids (AMX) cores and about 7-9.5 minutes on 2 AVX2-only ones (BENCHMARKS.md, "Default run"); the
 paper presets at full width take 1-30 s per step on a CPU and are meant for a GPU (100k steps and more).
 """
+
+# Where every preset starts: the papers' scale (full-width networks, batch 64, Wang's CIFAR-10 rates, logs every
+# 50 steps, KID against the training split), with the fields no other preset sets at the values every run made
+# so far recorded in its config, so that their checkpoints still resume. The quick run (the `Config` defaults)
+# shrinks this for the built-in `shapes` data; DATASET_PRESETS["shapes"] and PAIR_PRESETS[("shapes", "rep_b")]
+# bring those values back for it.
+PAPER_SCALE = {
+    "data.channels": 3, "data.shapes_style": "mixed", "model.width": 1.0, "model.spectral_norm": "matrix",
+    "optim.critic_lr": 5e-4, "optim.generator_lr": 2e-4, "train.steps": 2000, "train.batch_size": 64,
+    "train.log_every": 50, "eval.eval_every": 0, "eval.optional": False, "eval.real_split": "",
+    "eval.kid_subset_size": 1000, "eval.num_samples": 2000,
+}
 
 # KID during training with the FID Inception weights (given, cached, or downloaded once unless
 # --inception_weights=none): 2000 generated vs 2000 held-out real images every 5000 steps (2-3 minutes of a
@@ -137,7 +150,8 @@ def resolve_preset(dataset: str, loss: str) -> dict:
     raise ValueError(f"--dataset={dataset!r} has no preset; known: {sorted(DATASET_PRESETS)}")
   if loss not in LOSS_PRESETS:
     raise ValueError(f"--loss={loss!r} has no preset; known: {sorted(LOSS_PRESETS)}")
-  resolved = dict(_KID)
+  resolved = dict(PAPER_SCALE)
+  resolved.update(_KID)
   resolved.update(DATASET_PRESETS[dataset])
   resolved.update(LOSS_PRESETS[loss])
   resolved.update(PAIR_PRESETS.get((dataset, loss), {}))

@@ -1,11 +1,11 @@
 """The one frozen configuration object the library receives.
 
 Only `main.py`, `flags/` and `tools/` read command-line flags; they build a `Config`
-(see `flags/build.py`) and hand it to the library. The field defaults are the library's: what a Python
-caller gets from `DataConfig()` or `ModelConfig()` (colour 32 px images, full-width networks, Adam at
-Wang's CIFAR-10 rates). `main.py` never relies on them alone: it resolves the presets of
-`flags/presets.py` over them, and with no flags that is the built-in quick run (`shapes` / `rep_b`: one
-channel, quarter width, batch 32, 1000 steps; `python main.py --dry_run` prints it).
+(see `flags/build.py`) and hand it to the library. The field defaults are the built-in quick run, exactly
+what `python main.py` with no flags trains (`--dry_run` prints it; a test holds them equal): the `shapes`
+digits, one channel, 32 px, quarter-width SN-DCGAN with Wang's conv spectral norm, `rep_b`, Adam at 1e-3 /
+5e-4, batch 32, 1000 steps, best-effort KID every 500 steps. The presets of `flags/presets.py` for every other
+(dataset, loss) start from the papers' scale instead (full width, batch 64; `presets.PAPER_SCALE`).
 """
 
 import dataclasses
@@ -37,12 +37,18 @@ def format_value(value: Any) -> str:
   return str(value)
 
 
+# The choices of the fields that take one of a few fixed words (the others are keys of a library registry).
+SCHEDULES = ("simultaneous", "alternating")  # TrainConfig.schedule
+AUTO_TRUE_FALSE = ("auto", "true", "false")  # TrainConfig.mixed_precision and jit_compile
+STRATEGIES = ("mirrored", "one_device", "multi_worker")  # Config.strategy
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
   """Where images come from and how they are preprocessed."""
   dataset: str = "shapes"          # a key of mmd_gan_tf.data.DATASETS
   image_size: int = 32
-  channels: int = 3
+  channels: int = 1
   split: str = "train"
   data_dir: Optional[str] = None   # folder / tfrecord / lsun LMDB root
   tfds_data_dir: Optional[str] = None
@@ -51,7 +57,7 @@ class DataConfig:
   image_range: str = "tanh"        # tanh -> [-1, 1]; sigmoid -> [0, 1]
   corrupt_is_fatal: bool = False   # corrupt files: skip with a warning (False) or fail (True)
   shuffle_buffer: int = 10000
-  shapes_style: str = "mixed"      # shapes: mixed (1-3 shapes, random background) | simple (one on black)
+  shapes_style: str = "digits"     # shapes: digits (0-9, like MNIST) | simple (one on black) | mixed (1-3, colour)
   tfds_download: bool = False      # TFDS data missing from tfds_data_dir: download it (True) or fail (False)
 
 
@@ -60,12 +66,12 @@ class ModelConfig:
   """Generator and critic architecture."""
   arch: str = "dcgan"              # a key of mmd_gan_tf.models.ARCHS
   image_size: int = 32
-  channels: int = 3
+  channels: int = 1
   z_dim: int = 128
   z_distribution: str = "normal"   # normal (N(0,1)) | uniform (U[-1,1])
   critic_dim: int = 16
-  width: float = 1.0               # channel multiplier; 1.0 = the paper's widths
-  spectral_norm: str = "matrix"    # none | matrix | conv | conv_gain | matrix_gain
+  width: float = 0.25              # channel multiplier; 1.0 = the paper's widths
+  spectral_norm: str = "conv"      # none | matrix | conv | conv_gain | matrix_gain
   sn_multiplier: Optional[float] = None  # C in W * C / sigma; None -> sn_total_gain**(1/L) for conv, else 1
   sn_total_gain: float = 64.0      # C^L when sn_multiplier is None in conv mode (Wang's k)
   output_activation: str = "tanh"  # tanh | sigmoid (must agree with DataConfig.image_range)
@@ -76,7 +82,7 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
   """Loss, kernel and penalty settings."""
-  name: str = "rep"                # a key of mmd_gan_tf.losses.LOSSES
+  name: str = "rep_b"              # a key of mmd_gan_tf.losses.LOSSES
   kernel: str = "rbf"              # a key of mmd_gan_tf.kernels.KERNELS
   sigmas: Tuple[float, ...] = (1.0,)
   alphas: Tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
@@ -100,8 +106,8 @@ class LossConfig:
 class OptimConfig:
   """Optimisers of the critic and the generator."""
   optimizer: str = "adam"          # a key of mmd_gan_tf.optimizers.OPTIMIZERS
-  critic_lr: float = 5e-4
-  generator_lr: float = 2e-4
+  critic_lr: float = 1e-3          # twice Wang's CIFAR-10 rates: the quick run (results/default_run)
+  generator_lr: float = 5e-4
   beta1: float = 0.5
   beta2: float = 0.999
   epsilon: float = 1e-8
@@ -113,16 +119,16 @@ class OptimConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """The training loop."""
-  steps: int = 2000                # generator steps
+  steps: int = 1000                # generator steps
   max_train_minutes: float = 0.0   # also stop after this much training time (evaluation excluded); 0 = off
-  batch_size: int = 64             # global batch, split over replicas
+  batch_size: int = 32             # global batch, split over replicas
   schedule: str = "simultaneous"   # simultaneous (Wang) | alternating (n_critic critic steps per G step)
   n_critic: int = 1
   n_critic_warmup: int = 0         # Li: 100 critic steps while g_step < warmup_steps or g_step % every == 0
   n_critic_warmup_steps: int = 25
   n_critic_warmup_every: int = 500
   seed: int = 0
-  log_every: int = 50
+  log_every: int = 100
   sample_every: int = 500
   checkpoint_every: int = 500
   keep_checkpoints: int = 3
@@ -135,16 +141,16 @@ class TrainConfig:
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
   """In-training evaluation and KID-driven learning-rate adaptation."""
-  eval_every: int = 0              # 0 = off
+  eval_every: int = 500            # 0 = off
   eval_every_minutes: float = 0.0  # also evaluate every this many minutes of training time; 0 = off
   eval_at_start: bool = True       # also evaluate after the first step of a fresh run (the baseline)
-  optional: bool = False           # weights missing: warn and train without KID (True) or fail (False)
-  real_split: str = ""             # held-out real images for KID: this split ("" = the training split)
+  optional: bool = True            # weights missing: warn and train without KID (True) or fail (False)
+  real_split: str = "test"         # held-out real images for KID: this split ("" = the training split)
   real_data_dir: str = ""          # ... or this data_dir ("" = the training data_dir)
   inception_weights: Optional[str] = None
   kid_subsets: int = 10
-  kid_subset_size: int = 1000
-  num_samples: int = 2000          # generated images per evaluation
+  kid_subset_size: int = 128
+  num_samples: int = 256           # generated images per evaluation
   num_real: int = 0                # held-out real images per evaluation (0 = num_samples)
   metrics: Tuple[str, ...] = ("kid",)  # names in mmd_gan_tf.metrics.registry.METRICS; "kid" always among them
   lr_adaptation: bool = False
@@ -186,11 +192,11 @@ class Config:
   train: TrainConfig = TrainConfig()
   eval: EvalConfig = EvalConfig()
   flow: FlowConfig = FlowConfig()
-  workdir: str = "runs/default"
+  workdir: str = "runs/shapes_rep_b"
   export_dir: Optional[str] = None
   strategy: str = "mirrored"       # mirrored | one_device | multi_worker
   cpu_devices: int = 0             # >0: split the host CPU into this many logical devices (no GPU)
-  preset: str = ""
+  preset: str = "shapes/rep_b"     # the (dataset, loss) preset the config was resolved from
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)

@@ -7,6 +7,8 @@ from typing import Optional
 
 import tensorflow as tf
 
+from mmd_gan_tf import config as config_lib
+
 
 def split_cpu(num_devices: int) -> None:
   """Splits the host CPU into `num_devices` logical devices (before TF initialises its devices).
@@ -52,7 +54,7 @@ def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
         cpus, cross_device_ops=tf.distribute.ReductionToOneDevice() if len(cpus) > 1 else None)
   if name == "one_device":
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-  raise ValueError(f"--strategy={name!r} must be one of mirrored, one_device, multi_worker")
+  raise ValueError(f"--strategy={name!r} must be one of {', '.join(config_lib.STRATEGIES)}")
 
 
 # Under Slurm, the first port of the workers on each node (the next tasks of a node take the next ports).

@@ -16,7 +16,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mmd_gan_tf import config as config_lib
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def colour_data_config(**fields) -> config_lib.DataConfig:
+  """A DataConfig of colour images (3 channels; `shapes` draws its mixed colour shapes) unless `fields` say
+  otherwise: what the data tests are about, where the library default is the quick run's one-channel digits."""
+  return config_lib.DataConfig(**{"channels": 3, "shapes_style": "mixed", **fields})
+
+
+def paper_model_config(**fields) -> config_lib.ModelConfig:
+  """A ModelConfig at the papers' scale (3 channels, full width, matrix spectral norm) unless `fields` say
+  otherwise: what the model tests are about, where the library default is the quick run's quarter width."""
+  return config_lib.ModelConfig(**{"channels": 3, "width": 1.0, "spectral_norm": "matrix", **fields})
 
 # Test assets (real data, Inception weights): $MMD_GAN_TF_TEST_ASSETS, default ../shared/assets.
 ASSETS = pathlib.Path(os.environ.get("MMD_GAN_TF_TEST_ASSETS", str(ROOT.parent / "shared" / "assets")))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmd_gan_tf.config import DataConfig
+from helpers import colour_data_config as DataConfig  # colour images unless a test says otherwise
 from mmd_gan_tf.data import folder, make_dataset, validate_data_config
 from mmd_gan_tf.data.image_checks import inspect_image
 from PIL import Image

@@ -168,6 +168,9 @@ def test_sigterm_during_an_evaluation_saves_that_step_at_once(tmp_path, monkeypa
     def log(self, *args):
       pass
 
+    def after_restore(self):
+      pass
+
   monkeypatch.setattr(trainer.evaluation, "make_evaluation", lambda *args: (Evaluator(), None))
   cfg = config_builder.build_config(dict(TINY, arch="li", workdir=str(tmp_path / "run"), steps=100,
                                          eval_every=2, checkpoint_every=100))

@@ -12,6 +12,7 @@ from flags import build as config_builder
 from flags import definitions
 from flags import presets
 from helpers import ROOT, main_in_process
+from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import data, kernels, losses, models, optimizers
 
 
@@ -40,6 +41,13 @@ def test_default_is_the_quick_builtin_preset():
   # A first run of minutes: 1000 steps of batch 32 at twice Wang's CIFAR-10 rates (BENCHMARKS, "Default run").
   assert (cfg.train.steps, cfg.train.batch_size, cfg.eval.eval_every) == (1000, 32, 500)
   assert (cfg.optim.critic_lr, cfg.optim.generator_lr) == (1e-3, 5e-4)
+
+
+def test_main_with_no_flags_resolves_to_exactly_the_config_defaults():
+  """The dataclass defaults are the quick run: a library caller's `Config()` is what `python main.py` trains."""
+  result = main_in_process("--dry_run")
+  assert result.returncode == 0, result.stderr
+  assert json.loads(result.stdout) == json.loads(config_lib.Config().to_json())
 
 
 def test_explicit_flags_override_the_preset():
@@ -167,6 +175,21 @@ def defined_flags():
     ("optimizer", optimizers.OPTIMIZERS)])
 def test_flag_choices_are_the_registry_keys(defined_flags, flag, registry):
   assert defined_flags[flag].parser.enum_values == list(registry)
+
+
+def test_each_flag_is_declared_once_with_the_type_of_its_config_field(defined_flags):
+  """The flag table names real config fields, and each flag parses what its field holds."""
+  parsers = {int: "IntegerParser", float: "FloatParser", bool: "BooleanParser", str: "ArgumentParser",
+             tuple: "ListParser"}
+  for flag in definitions.CONFIG_FLAGS:
+    kinds = {definitions.field_type(field) for field in flag.field_names}  # KeyError: no such field
+    assert len(kinds) <= 1, flag.name
+    parser = type(defined_flags[flag.name].parser).__name__
+    expected = "EnumParser" if flag.choices else parsers[kinds.pop() if kinds else bool]
+    assert parser == expected, (flag.name, parser, expected)
+  assert defined_flags["steps"].parser.parse("12") == 12 and defined_flags["critic_lr"].parser.parse("1") == 1.0
+  assert defined_flags["spectral_norm"].parser.enum_values == ["none", "matrix", "conv", "conv_gain", "matrix_gain"]
+  assert len(definitions.FLAG_FIELDS) == len(definitions.CONFIG_FLAGS)  # no flag declared twice
 
 
 def test_every_registered_dataset_and_loss_has_a_preset():

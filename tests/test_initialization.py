@@ -12,7 +12,8 @@ from mmd_gan_tf import losses as losses_lib
 from mmd_gan_tf import models
 from mmd_gan_tf import steps as steps_lib
 from mmd_gan_tf import trainer
-from mmd_gan_tf.config import ModelConfig
+from helpers import colour_data_config
+from helpers import paper_model_config as ModelConfig  # the papers' scale unless a test says otherwise
 from mmd_gan_tf.layers import spectral_norm as sn
 from mmd_gan_tf.models import initializers as init
 
@@ -163,7 +164,8 @@ def test_power_vector_starts_unnormalised(mode):
 def test_first_step_is_a_near_null_step_with_the_faithful_power_vectors():
   """Step 1 overestimates sigma by ~sqrt(n): its weight update moves the features < 1% of step 10's."""
   cfg = config_lib.Config(
-      model=config_lib.ModelConfig(arch="dcgan", spectral_norm="conv", width=0.25),
+      data=colour_data_config(),
+      model=ModelConfig(arch="dcgan", spectral_norm="conv", width=0.25),
       loss=config_lib.LossConfig(name="rep", kernel="rbf", sigmas=(1.0,)),
       optim=config_lib.OptimConfig(optimizer="adam", critic_lr=5e-4, generator_lr=2e-4, beta1=0.5),
       train=config_lib.TrainConfig(batch_size=16))

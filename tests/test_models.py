@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from mmd_gan_tf import models
 from mmd_gan_tf import noise
-from mmd_gan_tf.config import ModelConfig
+from helpers import paper_model_config as ModelConfig  # the papers' scale unless a test says otherwise
 from mmd_gan_tf.layers import spectral_norm as sn
 
 CASES = [(arch, size) for arch, spec in models.ARCHS.items() for size in spec.sizes]

@@ -13,7 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from helpers import ROOT, tool_env
-from mmd_gan_tf.config import DataConfig
+from helpers import colour_data_config as DataConfig  # colour images unless a test says otherwise
 from mmd_gan_tf.data import make_dataset, tfrecord
 from mmd_gan_tf.data.prepare import prepare
 

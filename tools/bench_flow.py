@@ -127,8 +127,8 @@ def main(argv):
   unknown = [v for v in FLAGS.variants if v not in VARIANTS]
   if unknown:
     raise app.UsageError(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
-  model_cfg = ModelConfig(arch=FLAGS.arch, image_size=FLAGS.image_size, width=FLAGS.width,
-                          critic_dim=FLAGS.critic_dim)
+  model_cfg = ModelConfig(arch=FLAGS.arch, image_size=FLAGS.image_size, channels=3, width=FLAGS.width,
+                          critic_dim=FLAGS.critic_dim, spectral_norm="matrix")
   cfg = Config(model=model_cfg, loss=LossConfig(name="mmd_gp", kernel="mix_rq_dot"),
                train=TrainConfig(batch_size=FLAGS.batch_size))
   nets = build(model_cfg)

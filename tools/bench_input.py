@@ -62,7 +62,8 @@ def build_synthetic(root: str, num_images: int, short_side: int, image_size: int
           f.write(data)
         txn.put(f"{index * 2654435761 % (1 << 64):040x}".encode(), data)
   env.close()
-  prepare(DataConfig(dataset="lsun", data_dir=lsun_dir, image_size=image_size), tfrecord_dir, progress=False)
+  prepare(DataConfig(dataset="lsun", data_dir=lsun_dir, image_size=image_size, channels=3), tfrecord_dir,
+          progress=False)
   return folder_dir, lsun_dir, tfrecord_dir
 
 
@@ -90,7 +91,7 @@ def main(argv):
   print(f"cpus={os.cpu_count()} image_size={FLAGS.image_size} batch_size={FLAGS.batch_size}")
   print("| source | images/s | ms per batch |\n|---|---|---|")
   for source in FLAGS.sources:
-    cfg = DataConfig(dataset=source, data_dir=dirs.get(source), image_size=FLAGS.image_size)
+    cfg = DataConfig(dataset=source, data_dir=dirs.get(source), image_size=FLAGS.image_size, channels=3)
     rate = measure(cfg, FLAGS.batch_size, FLAGS.seconds)
     print(f"| {source} | {rate:.0f} | {1000 * FLAGS.batch_size / rate:.1f} |", flush=True)
 

@@ -63,7 +63,7 @@ def table(width: float, critic_dim: int, z_dim: int) -> str:
            "|---|---|---|---|---|---|---|"]
   for arch, spec in models.ARCHS.items():
     for size in spec.sizes:
-      cfg = ModelConfig(arch=arch, image_size=size, width=width, critic_dim=critic_dim, z_dim=z_dim,
+      cfg = ModelConfig(arch=arch, image_size=size, channels=3, width=width, critic_dim=critic_dim, z_dim=z_dim,
                         spectral_norm="matrix")
       generator, critic = models.build_generator(cfg), models.build_critic(cfg)
       g_params, g_flops = model_stats(generator)
