@@ -11,7 +11,7 @@ always wins.
 import dataclasses
 import functools
 import typing
-from typing import Mapping, Optional, Sequence, Tuple, Union
+from typing import Iterable, Mapping, Optional, Tuple, Union
 
 from absl import flags as absl_flags
 
@@ -39,7 +39,7 @@ class ConfigFlag:
   name: str
   fields: Union[str, Tuple[str, ...]]
   help: str
-  choices: Optional[Sequence[str]] = None
+  choices: Optional[Iterable[str]] = None  # a registry (its keys, read when the flags are defined) or names
 
   @property
   def field_names(self) -> Tuple[str, ...]:
@@ -63,7 +63,7 @@ CONFIG_FLAGS = (
     _F("cpu_devices", "cpu_devices", "On a machine without GPUs: split the CPU into this many logical devices, so "
        "that --strategy=mirrored runs that many replicas (for testing distribution)."),
     # Data.
-    _F("dataset", "data.dataset", "Dataset; `shapes` is built in and needs no download.", list(data.DATASETS)),
+    _F("dataset", "data.dataset", "Dataset; `shapes` is built in and needs no download.", data.DATASETS),
     _F("image_size", ("data.image_size", "model.image_size"), "Image height and width."),
     _F("channels", ("data.channels", "model.channels"), "Image channels (1 or 3)."),
     _F("split", "data.split", "Dataset split (TFDS name, e.g. train or train+test)."),
@@ -74,17 +74,17 @@ CONFIG_FLAGS = (
     _F("preprocessing", "data.preprocessing", "Named per-paper preprocessing (e.g. wang, binkowski, li for "
        "celeb_a)."),
     _F("image_range", "data.image_range", "Image range: tanh = [-1, 1], sigmoid = [0, 1].",
-       list(images.IMAGE_RANGES)),
+       images.IMAGE_RANGES),
     _F("corrupt_is_fatal", "data.corrupt_is_fatal", "Fail on a corrupt image file instead of skipping it."),
     _F("tfds_download", "data.tfds_download", "Let TFDS download a missing dataset into --tfds_data_dir."),
     _F("shuffle_buffer", "data.shuffle_buffer", "Shuffle buffer size in images."),
     _F("shapes_style", "data.shapes_style", "shapes: digits (one stroke-drawn digit 0-9, white on black, like "
        "MNIST), simple (one large bright disc, square or triangle on black) or mixed (1-3 shapes of any size on a "
-       "random plain colour).", list(shapes.STYLES)),
+       "random plain colour).", shapes.STYLES),
     # Model.
-    _F("arch", "model.arch", f"Architecture: {described(models.ARCHS)}.", list(models.ARCHS)),
+    _F("arch", "model.arch", f"Architecture: {described(models.ARCHS)}.", models.ARCHS),
     _F("z_dim", "model.z_dim", "Latent dimension."),
-    _F("z_distribution", "model.z_distribution", "Latent distribution.", list(noise.Z_DISTRIBUTIONS)),
+    _F("z_distribution", "model.z_distribution", "Latent distribution.", noise.Z_DISTRIBUTIONS),
     _F("critic_dim", "model.critic_dim", "Critic output (feature) dimension."),
     _F("width", "model.width", "Channel-width multiplier of both networks (1 = the paper's widths)."),
     _F("spectral_norm", "model.spectral_norm", "Spectral normalisation.", spectral_norm.MODES),
@@ -93,9 +93,9 @@ CONFIG_FLAGS = (
     _F("sn_total_gain", "model.sn_total_gain", "C^L for the conv modes when --sn_multiplier is not given (Wang's "
        "k: 64 for rep, 128 for his hinge baseline)."),
     # Loss.
-    _F("loss", "loss.name", f"Loss: {described(losses.LOSSES)}.", list(losses.LOSSES)),
+    _F("loss", "loss.name", f"Loss: {described(losses.LOSSES)}.", losses.LOSSES),
     _F("kernel", "loss.kernel", f"Kernel on critic features (losses of the MMD family): "
-       f"{described(kernels.KERNELS)}.", list(kernels.KERNELS)),
+       f"{described(kernels.KERNELS)}.", kernels.KERNELS),
     _F("sigmas", "loss.sigmas", "Bandwidths of rbf / mix_rbf (comma-separated)."),
     _F("alphas", "loss.alphas", "Alphas of mix_rq / mix_rq_dot (comma-separated)."),
     _F("dot_weight", "loss.dot_weight", "Weight w of the linear term of mix_rq_dot (Binkowski's mix_rq_1dot: 1)."),
@@ -104,7 +104,7 @@ CONFIG_FLAGS = (
     _F("l2_weight", "loss.l2_weight", "Critic activation L2 penalty weight (mmd_gp)."),
     # Optimiser.
     _F("optimizer", "optim.optimizer", "Optimiser of both networks (the flow generator always uses SGD).",
-       list(optimizers.OPTIMIZERS)),
+       optimizers.OPTIMIZERS),
     _F("critic_lr", "optim.critic_lr", "Critic learning rate."),
     _F("generator_lr", "optim.generator_lr", "Generator learning rate."),
     _F("beta1", "optim.beta1", "Adam beta1."),
@@ -172,7 +172,7 @@ CONFIG_FLAGS = (
     _F("lr_adaptation_factor", "eval.lr_adaptation_factor", "Learning-rate decay factor (0.5; Arbel: 0.8)."),
     # Gradient flow.
     _F("flow_lambda", "flow.flow_lambda", "lambda of the gradient-flow solve (J J^T + lambda I) w = delta."),
-    _F("flow_features", "flow.features", "Flow feature map.", list(flow_features.FEATURE_MAPS)),
+    _F("flow_features", "flow.features", "Flow feature map.", flow_features.FEATURE_MAPS),
     _F("flow_rff_dim", "flow.rff_dim", "Random Fourier feature dimension."),
     _F("flow_solver", "flow.solver", "Flow solver.", flow_update.SOLVERS),
     _F("flow_rff_sigma", "flow.rff_sigma", "Bandwidth of the Gaussian kernel approximated by the RFF."),

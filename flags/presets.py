@@ -2,7 +2,7 @@
 
 A preset is a dict of `"section.field": value` overrides of `mmd_gan_tf.config.Config`.
 They are applied in order over the `Config` defaults (the quick run, `shapes` / `rep_b`): PAPER_SCALE, _KID
-(in-training KID when the weights are there), DATASET_PRESETS[dataset], LOSS_PRESETS[loss],
+(in-training KID when the weights are there), the dataset's (`data.DATASETS[dataset].preset`), LOSS_PRESETS[loss],
 PAIR_PRESETS[(dataset, loss)], then the flags given on the command line.
 
 Costs on 2 CPU cores: the default run (`shapes`, quarter width, batch 32, 1000 steps, `rep_b`) takes 1 min 47 s
@@ -10,10 +10,12 @@ on 2 Sapphire Rapids (AMX) cores and about 7-9.5 minutes on 2 AVX2-only ones (BE
 paper presets at full width take 1-30 s per step on a CPU and are meant for a GPU (100k steps and more).
 """
 
+from mmd_gan_tf import data
+
 # Where every preset starts: the papers' scale (full-width networks, batch 64, Wang's CIFAR-10 rates, logs every
 # 50 steps, KID against the training split), with the fields no other preset sets at the values every run made
 # so far recorded in its config, so that their checkpoints still resume. The quick run (the `Config` defaults)
-# shrinks this for the built-in `shapes` data; DATASET_PRESETS["shapes"] and PAIR_PRESETS[("shapes", "rep_b")]
+# shrinks this for the built-in `shapes` data; its registry entry's preset and PAIR_PRESETS[("shapes", "rep_b")]
 # bring those values back for it.
 PAPER_SCALE = {
     "data.channels": 3, "data.shapes_style": "mixed", "model.width": 1.0, "model.spectral_norm": "matrix",
@@ -27,27 +29,8 @@ PAPER_SCALE = {
 # 2-core CPU, about a second on a GPU). Without the weights one line says so and training goes on.
 _KID = {"eval.eval_every": 5000, "eval.num_samples": 2000, "eval.kid_subset_size": 1000, "eval.optional": True}
 
-# Per dataset: image geometry, quick-run shrinks, and the paper's run length.
-DATASET_PRESETS = {
-    # Built-in, no download: one stroke-drawn digit 0-9, white on black (`--shapes_style=digits`, like
-    # MNIST), one channel, quarter-width nets, so that the default run (with the default loss rep_b, at batch
-    # 32 and twice Wang's learning rates: PAIR_PRESETS) draws recognisable digits within its 1000 steps, minutes
-    # on a CPU; KID falls below a fifth of its first evaluation (BENCHMARKS.md, "Default run"). Wang's
-    # C = 64^(1/L) in the conv spectral norm. `--shapes_style=simple`
-    # (one large bright shape) and `mixed` (1-3 shapes on colour) are harder: give `--channels=3` for colour.
-    "shapes": {"data.image_size": 32, "data.channels": 1, "model.width": 0.25,
-               "data.shapes_style": "digits", "eval.real_split": "test",
-               "train.steps": 1000, "eval.eval_every": 500, "eval.num_samples": 256, "eval.kid_subset_size": 128,
-               "train.log_every": 100, "train.sample_every": 500, "train.checkpoint_every": 500},
-    "mnist": {"data.image_size": 32, "data.channels": 1, "train.steps": 50000},
-    "cifar10": {"data.image_size": 32, "data.channels": 3, "train.steps": 100000},
-    "stl10": {"data.image_size": 48, "data.channels": 3, "data.split": "unlabelled", "train.steps": 100000},
-    "celeb_a": {"data.image_size": 64, "data.channels": 3, "data.preprocessing": "wang", "train.steps": 100000},
-    "lsun": {"data.image_size": 64, "data.channels": 3, "train.steps": 100000},
-    "folder": {"data.image_size": 64, "data.channels": 3, "train.steps": 100000},
-    "npz": {"data.image_size": 32, "data.channels": 3, "train.steps": 100000},
-    "tfrecord": {"data.image_size": 64, "data.channels": 3, "train.steps": 100000},
-}
+# Per dataset: image geometry, quick-run shrinks and the paper's run length come from each source's registry
+# entry (`data.DATASETS[name].preset`, with its reasons in data/pipeline.py), read when a preset is resolved.
 
 _WANG = {  # Wang et al. 2019, SN-DCGAN, one simultaneous update per step.
     "model.arch": "dcgan", "model.z_dim": 128, "model.z_distribution": "normal", "model.critic_dim": 16,
@@ -146,13 +129,13 @@ PAIR_PRESETS[("lsun", "mmd")] = {"train.steps": 7655484}
 
 def resolve_preset(dataset: str, loss: str) -> dict:
   """All preset overrides for (dataset, loss), later entries winning."""
-  if dataset not in DATASET_PRESETS:
-    raise ValueError(f"--dataset={dataset!r} has no preset; known: {sorted(DATASET_PRESETS)}")
+  if dataset not in data.DATASETS:
+    raise ValueError(f"--dataset={dataset!r} has no preset; known: {sorted(data.DATASETS)}")
   if loss not in LOSS_PRESETS:
     raise ValueError(f"--loss={loss!r} has no preset; known: {sorted(LOSS_PRESETS)}")
   resolved = dict(PAPER_SCALE)
   resolved.update(_KID)
-  resolved.update(DATASET_PRESETS[dataset])
+  resolved.update(data.DATASETS[dataset].preset)
   resolved.update(LOSS_PRESETS[loss])
   resolved.update(PAIR_PRESETS.get((dataset, loss), {}))
   return resolved

@@ -193,8 +193,37 @@ def test_each_flag_is_declared_once_with_the_type_of_its_config_field(defined_fl
 
 
 def test_every_registered_dataset_and_loss_has_a_preset():
-  assert set(presets.DATASET_PRESETS) == set(data.DATASETS)
+  assert all({"data.image_size", "data.channels", "train.steps"} <= set(source.preset)
+             for source in data.DATASETS.values())
+  assert all("default" in source.crops for source in data.DATASETS.values())
   assert set(presets.LOSS_PRESETS) == set(losses.LOSSES)
+
+
+def test_a_new_dataset_source_is_its_registry_entry_only(monkeypatch, tmp_path):
+  """Registering one DataSource is all a new source needs: its flag value, preset, crops and data reach the
+  config, the pipeline and tools/prepare_dataset.py's sources."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf.data import pipeline, prepare, preprocessing  # pylint: disable=import-outside-toplevel
+
+  def flat_grey(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
+    del seed, pipeline_id, num_pipelines, shuffle
+    batches = tf.data.Dataset.from_tensors(tf.fill([batch_size, cfg.image_size, cfg.image_size, cfg.channels], 0.5))
+    return batches.repeat() if repeat else batches
+
+  crops = {"default": preprocessing.Preset(lambda image, size, seed: image)}
+  source = pipeline.DataSource(flat_grey, description="flat grey", crops=crops,
+                               preset={"data.image_size": 32, "data.channels": 1, "train.steps": 7},
+                               scan=lambda cfg: (1, []))
+  monkeypatch.setitem(data.DATASETS, "grey", source)
+  flag_values = absl_flags.FlagValues()
+  definitions.define_flags(flag_values)
+  assert "grey" in flag_values["dataset"].parser.enum_values
+  cfg = config_builder.build_config({"dataset": "grey", "loss": "rep_b", "arch": "li"})
+  assert (cfg.data.image_size, cfg.data.channels, cfg.train.steps) == (32, 1, 7) and cfg.preset == "grey/rep_b"
+  assert pipeline.preprocessing_preset(cfg.data) is crops["default"]
+  batch = next(iter(data.make_dataset(cfg.data, 2, seed=0)))
+  assert batch.shape == (2, 32, 32, 1) and float(tf.reduce_max(tf.abs(batch))) == 0.0  # 0.5 -> 0 in [-1, 1]
+  assert "grey" in prepare.sources()
 
 
 @pytest.mark.parametrize("loss", list(losses.LOSSES))

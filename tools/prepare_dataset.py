@@ -20,6 +20,7 @@ from mmd_gan_tf import console  # noqa: E402
 
 console.import_tensorflow_quietly()  # before the data modules import it: without the no-GPU lines
 from mmd_gan_tf.config import DataConfig  # noqa: E402
+from mmd_gan_tf.data import prepare as prepare_lib  # noqa: E402
 from mmd_gan_tf.data.prepare import prepare  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -27,7 +28,7 @@ FLAGS = flags.FLAGS
 
 def define_flags():
   """Flags of this tool (defined only when run as a script, so tests can import `prepare`)."""
-  flags.DEFINE_enum("source", "folder", ["folder", "lsun"], "What to convert.")
+  flags.DEFINE_enum("source", "folder", prepare_lib.sources(), "What to convert.")
   flags.DEFINE_string("data_dir", None, "The image folder, or LSUN's <category>_train_lmdb (or its parent).")
   flags.DEFINE_string("lsun_category", "bedroom", "LSUN category (with --source=lsun).")
   flags.DEFINE_string("split", "train", "LSUN split: train or val.")

@@ -11,7 +11,7 @@ decode (in-graph, parallel) -> channels -> preset (per-example stateless seed) -
 """
 
 import dataclasses
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterator, Mapping, Optional, Tuple
 
 import tensorflow as tf
 
@@ -34,7 +34,7 @@ def _pipeline_position(input_context: Optional[tf.distribute.InputContext]):
 
 def _split(cfg: DataConfig) -> str:
   """The split to read: the preset's own training split when cfg.split is the generic "train"."""
-  preset = preprocessing.get_preset(cfg.dataset, cfg.preprocessing)
+  preset = preprocessing_preset(cfg)
   return preset.split if cfg.split == "train" and preset.split else cfg.split
 
 
@@ -63,7 +63,7 @@ def _preprocess(image: tf.Tensor, seed: tf.Tensor, cfg: DataConfig) -> tf.Tensor
     image = tf.tile(image, [1, 1, 3])
   elif image.shape[-1] == 3 and cfg.channels == 1:
     image = tf.image.rgb_to_grayscale(image)
-  image = preprocessing.get_preset(cfg.dataset, cfg.preprocessing).fn(image, cfg.image_size, seed)
+  image = preprocessing_preset(cfg).fn(image, cfg.image_size, seed)
   return tf.ensure_shape(preprocessing.quantise(image), [cfg.image_size, cfg.image_size, cfg.channels])
 
 
@@ -173,6 +173,12 @@ class DataSource:
     identity_fields: the DataConfig fields besides the common ones that decide its pixels (the key of cached
       real features, `image_identity`).
     description: one line for `--help`.
+    crops: its named preprocessing (`--preprocessing`), name -> `preprocessing.Preset`; "default" is used
+      unless the flag names another.
+    preset: what `main.py`'s presets set for it ("section.field" -> value over `PAPER_SCALE`, before the
+      loss's preset): its image geometry and the papers' run length (flags/presets.py `resolve_preset`).
+    scan: fn(cfg) -> (usable images, [(name, why skipped)]) for the sources tools/prepare_dataset.py converts
+      to TFRecords (it reads their raw images), else None.
   """
   batches: Callable[..., tf.data.Dataset]
   raw_images: Optional[Callable[[DataConfig, dict], tf.data.Dataset]] = None
@@ -180,36 +186,71 @@ class DataSource:
   needs_data_dir: bool = False
   identity_fields: Tuple[str, ...] = ()
   description: str = ""
+  crops: Mapping[str, preprocessing.Preset] = dataclasses.field(default_factory=lambda: preprocessing.SQUASH)
+  preset: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  scan: Optional[Callable[[DataConfig], Tuple[int, list]]] = None
 
   def __call__(self, *args):
     return self.batches(*args)
 
 
-def _tfds(name: str) -> DataSource:
-  return DataSource(_real, _tfds_images, description=f"TFDS {name}")
+def _tfds(name: str, crops: Mapping[str, preprocessing.Preset], preset: Mapping[str, Any]) -> DataSource:
+  return DataSource(_real, _tfds_images, description=f"TFDS {name}", crops=crops, preset=preset)
 
+
+def _scan_folder(cfg: DataConfig) -> Tuple[int, list]:
+  paths, report = folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)
+  return len(paths), report.skipped
+
+
+def _scan_lsun(cfg: DataConfig) -> Tuple[int, list]:
+  reader = lsun.lsun_reader(cfg.data_dir, cfg.lsun_category, cfg.split, cfg.corrupt_is_fatal)
+  return len(reader), reader.report.skipped
+
+
+# Run length at the papers' scale, for the sources without a paper run of their own.
+_LONG_RUN = {"train.steps": 100000}
 
 # The sources by name: --dataset's choices and every dispatch on the dataset go through this dict.
 DATASETS = {
+    # Built in, no download: one stroke-drawn digit 0-9, white on black (`--shapes_style=digits`, like
+    # MNIST), one channel, quarter-width nets, so that the default run (with the default loss rep_b, at batch
+    # 32 and twice Wang's learning rates: flags/presets.py PAIR_PRESETS) draws recognisable digits within its
+    # 1000 steps, minutes on a CPU; KID falls below a fifth of its first evaluation (BENCHMARKS.md, "Default
+    # run"). Wang's C = 64^(1/L) in the conv spectral norm. `--shapes_style=simple` (one large bright shape) and
+    # `mixed` (1-3 shapes on colour) are harder: give `--channels=3` for colour.
     "shapes": DataSource(_shapes, validate=_validate_shapes, identity_fields=("shapes_style",),
-                         description="built in, no download"),
-    "mnist": _tfds("mnist"),
-    "cifar10": _tfds("cifar10"),
-    "stl10": _tfds("stl10"),
-    "celeb_a": _tfds("celeb_a"),
+                         description="built in, no download", crops=preprocessing.SQUASH,
+                         preset={"data.image_size": 32, "data.channels": 1, "model.width": 0.25,
+                                 "data.shapes_style": "digits", "eval.real_split": "test",
+                                 "train.steps": 1000, "eval.eval_every": 500, "eval.num_samples": 256,
+                                 "eval.kid_subset_size": 128, "train.log_every": 100, "train.sample_every": 500,
+                                 "train.checkpoint_every": 500}),
+    "mnist": _tfds("mnist", preprocessing.MNIST, {"data.image_size": 32, "data.channels": 1, "train.steps": 50000}),
+    "cifar10": _tfds("cifar10", preprocessing.CIFAR10, {"data.image_size": 32, "data.channels": 3, **_LONG_RUN}),
+    "stl10": _tfds("stl10", preprocessing.STL10,
+                   {"data.image_size": 48, "data.channels": 3, "data.split": "unlabelled", **_LONG_RUN}),
+    "celeb_a": _tfds("celeb_a", preprocessing.CELEB_A,
+                     {"data.image_size": 64, "data.channels": 3, "data.preprocessing": "wang", **_LONG_RUN}),
     "lsun": DataSource(_real, _lsun_images, needs_data_dir=True, identity_fields=("lsun_category",),
-                       validate=_validate_lsun,
-                       description="LSUN LMDB"),
-    "folder": DataSource(_real, _folder_images, needs_data_dir=True,
-                         validate=_validate_folder,
-                         description="a folder of images"),
-    "npz": DataSource(_npz, _npz_images, needs_data_dir=True,
-                      validate=_validate_npz,
-                      description="FILE.npz[:KEY]"),
-    "tfrecord": DataSource(tfrecord.tfrecord_batches, needs_data_dir=True,
-                           validate=_validate_tfrecord,
-                           description="tools/prepare_dataset.py output"),
+                       validate=_validate_lsun, description="LSUN LMDB", crops=preprocessing.LSUN_LIKE,
+                       preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}, scan=_scan_lsun),
+    "folder": DataSource(_real, _folder_images, needs_data_dir=True, validate=_validate_folder,
+                         description="a folder of images", crops=preprocessing.FOLDER,
+                         preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}, scan=_scan_folder),
+    "npz": DataSource(_npz, _npz_images, needs_data_dir=True, validate=_validate_npz,
+                      description="FILE.npz[:KEY]", crops=preprocessing.ARRAYS,
+                      preset={"data.image_size": 32, "data.channels": 3, **_LONG_RUN}),
+    "tfrecord": DataSource(tfrecord.tfrecord_batches, needs_data_dir=True, validate=_validate_tfrecord,
+                           description="tools/prepare_dataset.py output", crops=preprocessing.NATIVE,
+                           preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}),
 }
+
+
+def preprocessing_preset(cfg: DataConfig) -> preprocessing.Preset:
+  """The named crop `cfg.preprocessing` of `cfg.dataset`; ValueError naming it and the valid ones."""
+  source = DATASETS.get(cfg.dataset)
+  return preprocessing.named(source.crops if source else {}, cfg.dataset, cfg.preprocessing)
 
 
 def make_dataset(cfg: DataConfig, batch_size: int, seed: int,
@@ -260,7 +301,7 @@ def validate_data_config(cfg: DataConfig) -> None:
     raise ValueError(f"image_size {cfg.image_size} is outside [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]")
   if cfg.shuffle_buffer < 1:
     raise ValueError(f"shuffle_buffer must be >= 1, got {cfg.shuffle_buffer}")
-  preprocessing.get_preset(cfg.dataset, cfg.preprocessing)
+  preprocessing_preset(cfg)
   _validate_source(cfg)
 
 

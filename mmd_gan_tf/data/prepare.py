@@ -1,4 +1,5 @@
-"""Writing a prepared dataset: an image folder or an LSUN LMDB -> sharded TFRecords (`tfrecord.py` reads them).
+"""Writing a prepared dataset: a source that can be scanned (an image folder, an LSUN LMDB: `sources()`) ->
+sharded TFRecords (`tfrecord.py` reads them).
 
 `prepare(cfg, out_dir)` is what tools/prepare_dataset.py runs; tools/bench_input.py uses it to build the
 prepared form of its synthetic data.
@@ -12,27 +13,28 @@ import tqdm
 from absl import logging
 
 from mmd_gan_tf.config import DataConfig
-from mmd_gan_tf.data import folder, lsun, preprocessing, tfrecord
-from mmd_gan_tf.data.pipeline import make_examples, validate_data_config
+from mmd_gan_tf.data import tfrecord
+from mmd_gan_tf.data.pipeline import DATASETS, make_examples, preprocessing_preset, validate_data_config
 
 _SHARD_BYTES = 128 << 20  # aim for ~128 MiB per shard
 
 
+def sources() -> list:
+  """The sources `prepare` converts: those whose registry entry can scan them (`DataSource.scan`)."""
+  return [name for name, source in DATASETS.items() if source.scan is not None]
+
+
 def _source_size(cfg: DataConfig) -> int:
-  """Images the source offers after the structural check (folder) or entries (LMDB)."""
-  if cfg.dataset == "folder":
-    return len(folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)[0])
-  return len(lsun.lsun_reader(cfg.data_dir, cfg.lsun_category, cfg.split, cfg.corrupt_is_fatal))
+  """Images the source offers after its structural check (a folder's files, an LMDB's entries)."""
+  return DATASETS[cfg.dataset].scan(cfg)[0]
 
 
 def _skipped(cfg: DataConfig):
-  if cfg.dataset == "folder":
-    return folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)[1].skipped
-  return lsun.lsun_reader(cfg.data_dir, cfg.lsun_category, cfg.split, cfg.corrupt_is_fatal).report.skipped
+  return DATASETS[cfg.dataset].scan(cfg)[1]
 
 
 def prepare(cfg: DataConfig, out_dir: str, num_shards: int = 0, limit: int = 0, progress: bool = True) -> dict:
-  """Writes the prepared dataset of `cfg` (dataset folder or lsun) to `out_dir`; returns its info dict.
+  """Writes the prepared dataset of `cfg` (a source of `sources()`) to `out_dir`; returns its info dict.
 
   Args:
     cfg: the source (dataset, data_dir, lsun_category, split), image_size, channels, preprocessing.
@@ -41,16 +43,17 @@ def prepare(cfg: DataConfig, out_dir: str, num_shards: int = 0, limit: int = 0, 
     limit: stop after this many images (0 = all).
     progress: show a tqdm progress bar.
   """
-  if cfg.dataset not in ("folder", "lsun"):
-    raise ValueError(f"prepare_dataset reads a folder or an lsun LMDB, not dataset {cfg.dataset!r}")
+  if cfg.dataset not in sources():
+    raise ValueError(f"prepare_dataset reads {' or '.join(sources())}, not dataset {cfg.dataset!r}")
   validate_data_config(cfg)
-  preset = preprocessing.get_preset(cfg.dataset, cfg.preprocessing)
+  preset = preprocessing_preset(cfg)
   if preset.random:
     raise ValueError(f"preprocessing {cfg.preprocessing!r} is random (crops/flips must differ per epoch); "
                      "prepare with a deterministic one, e.g. 'center'")
   if os.path.exists(os.path.join(out_dir, tfrecord.INFO_FILE)):
     raise ValueError(f"out_dir {out_dir!r} already holds a prepared dataset; choose an empty directory")
   total = _source_size(cfg)
+  skipped_before = len(_skipped(cfg))  # found by the scan, so not in `total` (a folder's bad files)
   total = min(total, limit) if limit else total
   image_bytes = cfg.image_size * cfg.image_size * cfg.channels
   num_shards = num_shards or max(1, math.ceil(total * image_bytes / _SHARD_BYTES))
@@ -69,8 +72,8 @@ def prepare(cfg: DataConfig, out_dir: str, num_shards: int = 0, limit: int = 0, 
   if written == 0:
     raise ValueError(f"no image of {cfg.data_dir!r} could be decoded; nothing written")
   skipped = _skipped(cfg)
-  # Folder scans drop bad files before `total`; LMDB entries are checked while reading.
-  failures = max(0, total - written - (len(skipped) if cfg.dataset == "lsun" else 0))
+  # A scan drops bad files before `total` (a folder); entries checked while reading (an LMDB's) are in it.
+  failures = max(0, total - written - (len(skipped) - skipped_before))
   info = dict(image_size=cfg.image_size, channels=cfg.channels, num_examples=written, num_shards=num_shards,
               source=cfg.dataset, source_dir=os.path.abspath(cfg.data_dir), lsun_category=cfg.lsun_category,
               preprocessing=cfg.preprocessing, skipped=len(skipped), decode_failures=failures,

@@ -2,7 +2,8 @@
 
 A preset maps one decoded image, float32 [H, W, C] in [0, 1], to float32 [S, S, C] in [0, 1]; random presets
 draw from a per-example stateless seed (int64 [2]), so the stream depends only on the pipeline seed.
-`PRESETS[dataset][name] = Preset(fn, random, split)`; `split` (when set) replaces the default split "train"
+Named crops per source family (`MNIST`, `CIFAR10`, ..., each a dict name -> `Preset(fn, random, split)`, which
+`data.DATASETS` entries refer to); `split` (when set) replaces the default split "train"
 (Binkowski's CIFAR-10 uses train+test, STL-10 the 100k unlabelled images).
 """
 
@@ -108,41 +109,38 @@ def _celeb_a_li(image, size, seed):
   return resize_square(resize(image, 78, 64)[7:71], size)
 
 
-_LSUN_LIKE = {
+# The named crops of each source family: `--preprocessing=NAME` picks one (each `DataSource` of
+# `data.DATASETS` names its set; "default" is the one used unless the flag is given).
+LSUN_LIKE = {
     "default": Preset(_short_side_centre),
     "center": Preset(_short_side_centre),
     "wang": Preset(_short_side_centre),
     "random": Preset(_short_side_random, random=True),
     "binkowski": Preset(_short_side_random, random=True),
 }
-
-PRESETS = {
-    "mnist": {"default": Preset(_mnist_pad), "pad": Preset(_mnist_pad), "resize": Preset(_mnist_resize),
-              "li": Preset(_mnist_resize)},
-    "cifar10": {"default": Preset(_native("area")), "wang": Preset(_native("area")),
-                "binkowski": Preset(_native("area"), split="train+test")},
-    "stl10": {"default": Preset(_native("lanczos3"), split="unlabelled"),
-              "lanczos": Preset(_native("lanczos3"), split="unlabelled"),
-              "area": Preset(_native("area"), split="unlabelled")},
-    "celeb_a": {"default": Preset(_celeb_a_wang), "wang": Preset(_celeb_a_wang),
-                "binkowski": Preset(_celeb_a_binkowski, random=True), "li": Preset(_celeb_a_li)},
-    "lsun": _LSUN_LIKE,
-    "folder": dict(_LSUN_LIKE, resize=Preset(_squash)),
-    "tfrecord": {"default": Preset(_native("area"))},
-    # Arrays of any size: square ones of size S pass unchanged ("default" = "area" resize otherwise).
-    "npz": dict(_LSUN_LIKE, default=Preset(_native("area")), area=Preset(_native("area")),
-                resize=Preset(_squash), pad=Preset(_mnist_pad)),
-    "shapes": {"default": Preset(_squash)},
-}
+MNIST = {"default": Preset(_mnist_pad), "pad": Preset(_mnist_pad), "resize": Preset(_mnist_resize),
+         "li": Preset(_mnist_resize)}
+CIFAR10 = {"default": Preset(_native("area")), "wang": Preset(_native("area")),
+           "binkowski": Preset(_native("area"), split="train+test")}
+STL10 = {"default": Preset(_native("lanczos3"), split="unlabelled"),
+         "lanczos": Preset(_native("lanczos3"), split="unlabelled"),
+         "area": Preset(_native("area"), split="unlabelled")}
+CELEB_A = {"default": Preset(_celeb_a_wang), "wang": Preset(_celeb_a_wang),
+           "binkowski": Preset(_celeb_a_binkowski, random=True), "li": Preset(_celeb_a_li)}
+FOLDER = dict(LSUN_LIKE, resize=Preset(_squash))
+NATIVE = {"default": Preset(_native("area"))}
+# Arrays of any size: square ones of size S pass unchanged ("default" = "area" resize otherwise).
+ARRAYS = dict(LSUN_LIKE, default=Preset(_native("area")), area=Preset(_native("area")), resize=Preset(_squash),
+              pad=Preset(_mnist_pad))
+SQUASH = {"default": Preset(_squash)}
 
 
-def get_preset(dataset: str, name: str) -> Preset:
-  """PRESETS[dataset][name], or ValueError naming the bad preset and the valid ones."""
-  presets = PRESETS.get(dataset, {})
-  if name not in presets:
+def named(crops: dict, dataset: str, name: str) -> Preset:
+  """crops[name] of a source's named crops, or ValueError naming the bad preset and the valid ones."""
+  if name not in crops:
     raise ValueError(f"preprocessing {name!r} is not available for dataset {dataset!r}; "
-                     f"expected one of {sorted(presets)}")
-  return presets[name]
+                     f"expected one of {sorted(crops)}")
+  return crops[name]
 
 
 def quantise(image: tf.Tensor) -> tf.Tensor:
