@@ -40,11 +40,28 @@ FLAGS = absl_flags.FLAGS
 
 
 def _flag_values() -> dict:
-  """Only the flags the user gave explicitly (plus dataset and loss), so presets fill the rest."""
-  given = {name: FLAGS[name].value for name in definitions.FLAG_FIELDS if FLAGS[name].present}
-  given.setdefault("dataset", FLAGS.dataset)
-  given.setdefault("loss", FLAGS.loss)
-  return given
+  """Only the flags the user gave explicitly, so that the presets (or a resumed run's own settings) fill the
+  rest."""
+  return {name: FLAGS[name].value for name in definitions.FLAG_FIELDS if FLAGS[name].present}
+
+
+def _run_settings(given: dict):
+  """A resumed run's own config (the base the given flags change), or None for a fresh run.
+
+  The workdir is --workdir, else the preset's runs/<dataset>_<loss>. A run there (checkpoints that carry
+  their config, or config.json) is resumed with its own settings; only the flags given change them (and a
+  change of what the checkpoints mean is refused when the run starts)."""
+  from mmd_gan_tf import checkpointing  # pylint: disable=g-import-not-at-top
+  workdir = config_builder.build_config({k: v for k, v in given.items() if k in ("dataset", "loss", "workdir")},
+                                        check_library=False).workdir
+  if not (os.path.isdir(os.path.join(workdir, "checkpoints")) or
+          os.path.isfile(os.path.join(workdir, checkpointing.CONFIG_FILE))):
+    return None
+  try:
+    saved = checkpointing.load_config(workdir)
+  except (ValueError, OSError):
+    return None  # not readable as a run: the run itself says why when it starts
+  return dataclasses.replace(saved, workdir=workdir)
 
 
 def _export(cfg) -> None:
@@ -94,7 +111,11 @@ def _export(cfg) -> None:
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  cfg = config_builder.build_config(_flag_values())  # ValueError: one line via mmd_gan_tf.cli
+  given = _flag_values()
+  base = _run_settings(given)
+  cfg = config_builder.build_config(given, base=base)  # ValueError: one line via mmd_gan_tf.cli
+  if base is not None and FLAGS.mode == "train":
+    print(f"resuming {cfg.workdir}: its own settings, changed only by the flags given", file=sys.stderr)
   for line in presets.advice(cfg):
     print(line, file=sys.stderr)
   if cfg.train.mixed_precision == "auto":
@@ -132,7 +153,7 @@ def main(argv) -> int:
     print(cli.one_line(e), file=sys.stderr)
     return EXIT_RUN_FAILED
   if not metrics:
-    print("final: nothing trained (the run was already at --steps)")
+    print("final: nothing trained (the run was already at --steps or had used its --max_train_minutes)")
     return 0
   print("final: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
   return 0

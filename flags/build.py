@@ -7,7 +7,7 @@ with one `ValueError` that names the flag and the value.
 import dataclasses
 import math
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from flags import definitions
 from flags import presets
@@ -37,7 +37,14 @@ def _flag_name(field: str) -> str:
   return field
 
 
+# Paths: "~" stands for the home folder, as in a shell (which does not expand it after "--flag=").
+_PATH_FIELDS = ("workdir", "export_dir", "train.init_from", "data.data_dir", "data.tfds_data_dir",
+                "eval.real_data_dir", "eval.inception_weights")
+
+
 def _convert(field: str, value: Any) -> Any:
+  if field in _PATH_FIELDS and isinstance(value, str) and value.startswith("~"):
+    return os.path.expanduser(value)
   if field == "eval.metrics":
     return tuple(dict.fromkeys(name.strip() for name in value if name.strip()))
   if field in ("loss.sigmas", "loss.alphas"):
@@ -50,14 +57,28 @@ def _convert(field: str, value: Any) -> Any:
   return value
 
 
-def _overrides(flag_values: Mapping[str, Any]) -> dict:
-  dataset = flag_values.get("dataset") or config_lib.DataConfig.dataset
-  loss = flag_values.get("loss") or config_lib.LossConfig.name
-  resolved = presets.resolve_preset(dataset, loss)
-  resolved["data.dataset"] = dataset
-  resolved["loss.name"] = loss
-  resolved["workdir"] = f"runs/{dataset}_{loss}"
-  resolved["preset"] = f"{dataset}/{loss}"
+def _flatten(cfg: config_lib.Config) -> dict:
+  """{"section.field" (or a top-level field): value} of every field of `cfg`."""
+  flat = {}
+  for key, value in cfg.to_dict().items():
+    if isinstance(value, dict):
+      flat.update({f"{key}.{name}": getattr(getattr(cfg, key), name) for name in value})
+    else:
+      flat[key] = value
+  return flat
+
+
+def _overrides(flag_values: Mapping[str, Any], base: Optional[config_lib.Config] = None) -> dict:
+  if base is not None:  # a resume: the run's own settings, then the flags given
+    resolved = _flatten(base)
+  else:
+    dataset = flag_values.get("dataset") or config_lib.DataConfig.dataset
+    loss = flag_values.get("loss") or config_lib.LossConfig.name
+    resolved = presets.resolve_preset(dataset, loss)
+    resolved["data.dataset"] = dataset
+    resolved["loss.name"] = loss
+    resolved["workdir"] = f"runs/{dataset}_{loss}"
+    resolved["preset"] = f"{dataset}/{loss}"
   for name, fields in definitions.FLAG_FIELDS.items():
     value = flag_values.get(name)
     if value is None:
@@ -111,6 +132,8 @@ def _apply(overrides: Mapping[str, Any]) -> config_lib.Config:
 
 
 def _get(cfg: config_lib.Config, field: str) -> Any:
+  if "." not in field:  # a top-level field (workdir, export_dir)
+    return getattr(cfg, field)
   section, name = field.split(".")
   return getattr(getattr(cfg, section), name)
 
@@ -141,6 +164,7 @@ def validate(cfg: config_lib.Config) -> None:
                      f"--cpu_devices={cfg.cpu_devices}")
   if not str(cfg.workdir).strip():
     raise ValueError("--workdir must not be empty")
+  _check_glob_free(cfg)
   if cfg.eval.kid_subset_size > cfg.eval.num_samples or cfg.eval.kid_subset_size > (
       cfg.eval.num_real or cfg.eval.num_samples):
     raise ValueError(f"--kid_subset_size={cfg.eval.kid_subset_size} exceeds --eval_num_samples="
@@ -223,6 +247,19 @@ def check_given_flags_used(cfg: config_lib.Config, flag_values: Mapping[str, Any
                        f" (it reads {', '.join('--' + p for p in parameters) or 'no kernel parameter'})")
 
 
+# TensorFlow's checkpoint and SavedModel readers treat these paths as glob patterns: a "[" or "]" (a character
+# class) makes everything written there unreadable, although the writes succeed.
+_GLOB_PATHS = (("--workdir", "workdir"), ("--export_dir", "export_dir"), ("--init_from", "train.init_from"))
+
+
+def _check_glob_free(cfg: config_lib.Config) -> None:
+  for flag, field in _GLOB_PATHS:
+    value = _get(cfg, field)
+    if value and ("[" in value or "]" in value):
+      raise ValueError(f"{flag}={value} contains '[' or ']': TensorFlow reads checkpoint and export paths as "
+                       "glob patterns, so nothing written there could be read back; rename the folder")
+
+
 def _check_workdir_outside_data(cfg: config_lib.Config) -> None:
   """A workdir inside the image folder would add the run's own sample grids to its training data."""
   workdir = os.path.realpath(cfg.workdir)
@@ -241,6 +278,8 @@ def _validate_library(cfg: config_lib.Config) -> None:
   update = losses.get_loss(cfg.loss.name).generator_update
   if update is not None:
     update.validate(cfg)
+  if os.path.isdir(cfg.workdir) and not os.access(cfg.workdir, os.W_OK | os.X_OK):
+    raise ValueError(f"--workdir={cfg.workdir} is not writable")
   # Before anything is written: an export may only replace an earlier export.
   export.check_export_dir(cfg.export_dir or os.path.join(cfg.workdir, "export"), cfg.workdir)
 
@@ -250,18 +289,20 @@ def _flag_error(error: config_lib.ConfigError) -> ValueError:
   return ValueError(f"{_flag_name(error.field)}={config_lib.format_value(error.value)}: {error.reason}")
 
 
-def build_config(flag_values: Mapping[str, Any], check_library: bool = True) -> config_lib.Config:
+def build_config(flag_values: Mapping[str, Any], check_library: bool = True,
+                 base: Optional[config_lib.Config] = None) -> config_lib.Config:
   """Resolves preset + explicit flags into a validated, frozen `Config`.
 
   Args:
     flag_values: flag name -> value; None means "not given" (take the preset).
     check_library: also ask the data and flow modules whether they can run it (data_dir folders and
       LMDBs are opened); off where only the combination of settings matters.
+    base: a resumed run's own config: the flags not given keep its values instead of the preset's.
 
   Raises:
     ValueError: one line naming the flag and value of the first inconsistency.
   """
-  cfg = _apply(_overrides(flag_values))
+  cfg = _apply(_overrides(flag_values, base))
   validate(cfg)
   try:
     check_combination(cfg)

@@ -89,13 +89,37 @@ def repair_checkpoint_state(checkpoint_dir: str) -> Optional[str]:
   """Rewrites the state file from the `ckpt-N` checkpoints on disk when it is missing, damaged or names no
   existing checkpoint (else TensorFlow sees no checkpoint, and a run would start again over them). Returns
   a warning line when it did."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   on_disk = checkpoints_on_disk(checkpoint_dir)
   if not on_disk or _state_paths(checkpoint_dir):
     return None
-  tf.compat.v1.train.update_checkpoint_state(checkpoint_dir, on_disk[-1], all_model_checkpoint_paths=on_disk)
-  return (f"{os.path.join(checkpoint_dir, 'checkpoint')} was missing or damaged: rebuilt from the checkpoints on "
+  named = _named_latest(checkpoint_dir)
+  _write_state(checkpoint_dir, on_disk)
+  why = (f"names {named}, whose index file is missing" if named
+         else "was missing or damaged")
+  return (f"{os.path.join(checkpoint_dir, 'checkpoint')} {why}: rebuilt from the checkpoints on "
           f"disk ({', '.join(os.path.basename(p) for p in on_disk)})")
+
+
+def _named_latest(checkpoint_dir: str) -> Optional[str]:
+  """The checkpoint the state file names as the latest (whether or not it exists), or None."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  try:
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+  except ValueError:
+    return None
+  return os.path.basename(state.model_checkpoint_path) if state and state.model_checkpoint_path else None
+
+
+def _write_state(checkpoint_dir: str, paths: list) -> None:
+  """Writes the state file listing `paths` (the last one the latest), without TensorFlow's deprecation lines."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  logger = tf.get_logger()
+  level = logger.level
+  logger.setLevel("ERROR")  # update_checkpoint_state is "deprecated" (six lines), though CheckpointManager uses it
+  try:
+    tf.compat.v1.train.update_checkpoint_state(checkpoint_dir, paths[-1], all_model_checkpoint_paths=paths)
+  finally:
+    logger.setLevel(level)
 
 
 def quarantine_unreadable(checkpoint_dir: str) -> list:
@@ -108,7 +132,6 @@ def quarantine_unreadable(checkpoint_dir: str) -> list:
     ValueError: not one checkpoint reads back (nothing is moved: a rerun would otherwise start again from
       step 0 over a directory whose checkpoints were all set aside).
   """
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   paths = _state_paths(checkpoint_dir)
   if not paths:
     return []
@@ -135,7 +158,7 @@ def quarantine_unreadable(checkpoint_dir: str) -> list:
     moved.append((bad, error))
   if moved:
     if paths:
-      tf.compat.v1.train.update_checkpoint_state(checkpoint_dir, paths[-1], all_model_checkpoint_paths=paths)
+      _write_state(checkpoint_dir, paths)
     else:
       os.remove(os.path.join(checkpoint_dir, "checkpoint"))
   return moved

@@ -42,7 +42,8 @@ class DivergedError(RuntimeError):
 
 
 class DiskFullError(RuntimeError):
-  """A checkpoint could not be written for lack of space; the previous checkpoint is intact."""
+  """A checkpoint or export could not be written (no space left, or the folder lost its write permission);
+  the previous checkpoint is intact."""
 
 
 def build_networks(cfg: config_lib.Config) -> steps_lib.Networks:
@@ -374,12 +375,17 @@ def _save(manager: tf.train.CheckpointManager, current: int, workdir: str, chief
     if chief:
       checkpointing.write_train_seconds(workdir, current, train_seconds)
   except (OSError, tf.errors.OpError) as error:
-    if not _disk_full(error):
-      raise
     checkpointing.remove_partial_saves(workdir)
-    raise DiskFullError(f"no space left to checkpoint step {current} in --workdir={workdir}; the last "
-                        f"complete checkpoint is {manager.latest_checkpoint}. Free space and run the same "
-                        "command again to continue from it") from None
+    if _disk_full(error):
+      raise DiskFullError(f"no space left to checkpoint step {current} in --workdir={workdir}; the last "
+                          f"complete checkpoint is {manager.latest_checkpoint}. Free space and run the same "
+                          "command again to continue from it") from None
+    if isinstance(error, (OSError, tf.errors.PermissionDeniedError, tf.errors.NotFoundError)):
+      reason = getattr(error, "strerror", None) or str(getattr(error, "message", error)).split(";")[-1].strip()
+      raise DiskFullError(f"cannot checkpoint step {current} in --workdir={workdir} ({reason}); the last "
+                          f"complete checkpoint is {manager.latest_checkpoint}. Make the folder writable and "
+                          "run the same command again to continue from it") from None
+    raise
 
 
 def export(generator, cfg: config_lib.Config, export_dir: str, step: Optional[int] = None) -> None:
@@ -424,7 +430,7 @@ def _apply_config_learning_rates(nets: steps_lib.Networks, cfg: config_lib.Confi
   nets.critic_optimizer.learning_rate.assign(cfg.optim.critic_lr)
   nets.generator_optimizer.learning_rate.assign(cfg.optim.generator_lr)
   if changed:
-    logging.info("learning rates from the command line, not the checkpoint's: %s",
+    logging.info("learning rates of this run's config, not the checkpoint's: %s",
                  ", ".join(f"{k.split('/')[1]} {restored[k]:g} -> {v:g}" for k, v in changed.items()))
 
 
@@ -727,6 +733,9 @@ def _loop(run: _Run, iterator, writer, start_step: int, train_seconds: float, st
   if start_step >= cfg.train.steps:
     logging.warning("the run is at step %d, not below --steps=%d: nothing to train (give a larger --steps to "
                     "train on)", start_step, cfg.train.steps)
+  elif time_limit and train_seconds >= time_limit:
+    logging.warning("the run has trained %.2f minutes, not below --max_train_minutes=%g: nothing to train (give "
+                    "a larger --max_train_minutes to train on)", train_seconds / 60.0, cfg.train.max_train_minutes)
   clock = time.monotonic()
   while current < cfg.train.steps and not (time_limit and train_seconds >= time_limit):
     metrics, count = advance(current)
@@ -751,7 +760,10 @@ def _loop(run: _Run, iterator, writer, start_step: int, train_seconds: float, st
                         f"stopping at step {current} without writing to it (its last checkpoint, if the "
                         "folder still exists elsewhere, is where a resume would start)")
     if run.chief and due.samples:
-      _write_samples(nets, cfg, fixed_z, cfg.workdir, writer, current)
+      try:
+        _write_samples(nets, cfg, fixed_z, cfg.workdir, writer, current)
+      except OSError as error:  # a preview image is not worth the steps since the last checkpoint
+        logging.warning("step %d: no sample grid written (%s); training goes on", current, error)
     # A stop request skips the evaluation: the checkpoint comes first (a scheduler's grace period is short).
     if run.evaluator is not None and not interrupted and _evaluation_due(cfg, current, start_step, last,
                                                                          eval_clock, train_seconds):

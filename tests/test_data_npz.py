@@ -1,5 +1,7 @@
 """`--dataset=npz`: image arrays in .npz files (shapes, ranges, presets, keys, dtypes, counts, sharding)."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -116,3 +118,11 @@ def test_the_shared_mnist_and_cifar_arrays_train_directly():
   assert batch.shape == (4, 32, 32, 1) and batch.min() == -1.0
   cifar = asset_path("data/cifar10_20k.npz")
   assert _first(_config(str(cifar) + ":x_test")).shape == (4, 32, 32, 3)
+
+
+@pytest.mark.parametrize("content, why", [(b"", "empty file"), (b"a text file\n", "not a zip archive of arrays")])
+def test_an_empty_or_text_npz_is_one_line_naming_it(tmp_path, content, why):
+  path = tmp_path / "data.npz"
+  path.write_bytes(content)
+  with pytest.raises(ValueError, match=re.escape(f"{path}' is not a readable .npz file ({why})")):
+    npz.load_images(str(path))

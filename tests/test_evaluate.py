@@ -1,6 +1,7 @@
 """tools/evaluate.py: sources, the JSON protocol, feature caching, end to end on the real network."""
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -256,3 +257,22 @@ def test_cached_real_features_are_keyed_by_the_shapes_style(tmp_path):
   assert np.abs(features["simple"] - features["digits"]).max() > 1e-3
   assert len(list((tmp_path / "cache").rglob("*.npz"))) == 2
   assert "shapes_style" not in image_identity(dataclasses.replace(cfg.data, dataset="cifar10"))
+
+
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 cut short", b"not an npz at all"])
+def test_a_damaged_feature_cache_entry_is_computed_again(tmp_path, caplog, damage):
+  from mmd_gan_tf.metrics import feature_cache  # pylint: disable=import-outside-toplevel
+  fields = {"source": "test", "num": 2}
+  computed = []
+
+  def compute():
+    computed.append(1)
+    return np.ones([2, 3], np.float32), None
+
+  feature_cache.cached_features(fields, compute, str(tmp_path))
+  feature_cache.cache_path(fields, str(tmp_path)).write_bytes(damage)
+  with caplog.at_level(logging.WARNING):
+    features, _, hit = feature_cache.cached_features(fields, compute, str(tmp_path))
+  assert not hit and len(computed) == 2 and features.shape == (2, 3)
+  assert any("unreadable" in r.getMessage() for r in caplog.records)
+  assert feature_cache.cached_features(fields, compute, str(tmp_path))[2]  # stored again, readable

@@ -1,6 +1,7 @@
 """Faults and bad input: symlink loops, empty and negative sample counts, a rerun at the final step."""
 
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -463,3 +464,53 @@ def test_a_workdir_deleted_or_replaced_mid_run_stops_the_run_without_recreating_
   else:
     assert sorted(p.name for p in workdir.iterdir()) == [checkpointing.LOCK_FILE, "checkpoints"]
     assert not list((workdir / "checkpoints").iterdir())
+
+
+def test_a_resume_keeps_the_runs_own_settings_and_changes_only_the_flags_given(trained_run, tmp_path):
+  """`python main.py --workdir=RUN` continues RUN as it was trained (not with the preset's settings)."""
+  workdir = copy_of_trained_run(trained_run, tmp_path / "run")
+  saved = json.loads((workdir / "config.json").read_text())
+  result = main_in_process("--dry_run", f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr
+  resumed = json.loads(result.stdout)
+  assert resumed == dict(saved, workdir=str(workdir))  # TINY_RUN's loss, width, batch, not the preset's
+  changed = json.loads(main_in_process("--dry_run", f"--workdir={workdir}", "--critic_lr=0.01").stdout)
+  assert changed == dict(saved, workdir=str(workdir), optim=dict(saved["optim"], critic_lr=0.01))
+  fresh = json.loads(main_in_process("--dry_run", f"--workdir={tmp_path / 'new'}").stdout)
+  assert (fresh["loss"]["name"], fresh["train"]["batch_size"]) == ("rep_b", 32)  # a new run: the preset
+
+
+@pytest.mark.end_to_end
+def test_a_folder_that_loses_write_permission_is_one_line_and_a_failed_sample_grid_only_a_warning(
+    tmp_path, monkeypatch, caplog):
+  workdir = tmp_path / "run"
+  real_save, real_samples = tf.train.CheckpointManager.save, trainer._write_samples  # pylint: disable=protected-access
+
+  def save(self, checkpoint_number=None, **kwargs):
+    if checkpoint_number == 4:
+      raise tf.errors.PermissionDeniedError(None, None, f"{workdir}/checkpoints/ckpt-4_temp; Operation not permitted")
+    return real_save(self, checkpoint_number=checkpoint_number, **kwargs)
+
+  def samples(nets, cfg, fixed_z, workdir_, writer, step):
+    if step == 2:
+      raise PermissionError(13, "Permission denied", f"{workdir_}/samples/step_0000002.png.tmp")
+    return real_samples(nets, cfg, fixed_z, workdir_, writer, step)
+
+  monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+  monkeypatch.setattr(trainer, "_write_samples", samples)
+  cfg = config_builder.build_config(dict(TINY, workdir=str(workdir), steps=6))
+  with caplog.at_level(logging.WARNING):
+    with pytest.raises(trainer.DiskFullError, match=r"cannot checkpoint step 4 .*Operation not permitted.*ckpt-2"):
+      trainer.train(cfg, strategy=make_two_replica_strategy())
+  assert any("step 2: no sample grid written" in r.getMessage() for r in caplog.records)
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-2")  # trained on after step 2
+
+
+def test_a_state_file_naming_a_checkpoint_without_its_index_says_so(trained_run, tmp_path):
+  from mmd_gan_tf import checkpointing as checkpointing_lib  # pylint: disable=import-outside-toplevel
+  workdir = copy_of_trained_run(trained_run, tmp_path / "run")  # checkpoints at steps 2 and 4
+  os.remove(workdir / "checkpoints" / "ckpt-4.index")
+  line = checkpointing_lib.repair_checkpoint_state(str(workdir / "checkpoints"))
+  assert line.endswith("checkpoint names ckpt-4, whose index file is missing: rebuilt from the checkpoints on "
+                       "disk (ckpt-2)")
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-2")

@@ -315,3 +315,25 @@ def test_eval_metrics_come_from_the_metric_registry_and_fid_is_an_alias():
   del old["eval"]["metrics"]
   old["eval"]["fid"] = True
   assert config_lib.config_from_dict(old).eval.metrics == ("kid", "fid")
+
+
+@pytest.mark.parametrize("flag", ["workdir", "export_dir", "init_from"])
+def test_a_path_that_tensorflow_would_read_as_a_glob_is_refused(flag, tmp_path):
+  with pytest.raises(ValueError, match=rf"--{flag}=.*run\[1\] contains '\[' or '\]'"):
+    config_builder.build_config({flag: str(tmp_path / "run[1]")}, check_library=False)
+
+
+def test_a_tilde_in_a_path_flag_is_the_home_folder(monkeypatch, tmp_path):
+  monkeypatch.setenv("HOME", str(tmp_path))
+  cfg = config_builder.build_config({"workdir": "~/runs/x", "export_dir": "~/exports/x"}, check_library=False)
+  assert (cfg.workdir, cfg.export_dir) == (str(tmp_path / "runs/x"), str(tmp_path / "exports/x"))
+
+
+def test_a_read_only_workdir_is_named_before_its_export_folder(tmp_path, monkeypatch):
+  workdir = tmp_path / "ro"
+  workdir.mkdir()
+  real_access = os.access  # as for a user without write permission there (root may write anywhere)
+  monkeypatch.setattr(os, "access", lambda path, mode: False if str(path).startswith(str(workdir))
+                      else real_access(path, mode))
+  with pytest.raises(ValueError, match=f"^--workdir={workdir} is not writable$"):
+    config_builder.build_config({"workdir": str(workdir)})

@@ -106,6 +106,38 @@ def test_prepare_refuses_bad_requests(lsun_dir, tmp_path):
     assert json.load(f)["format"] == tfrecord.FORMAT
 
 
+def test_the_out_dir_is_checked_before_the_scan_and_locked_while_writing(tmp_path):
+  from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
+  images = tmp_path / "images"
+  images.mkdir()
+  for i in range(3):
+    (images / f"{i}.png").write_bytes(encode(random_image(i, 16, 16), "PNG"))
+  source = DataConfig(dataset="folder", data_dir=str(images), image_size=16)
+  missing = DataConfig(dataset="folder", data_dir=str(tmp_path / "not_there"), image_size=16)
+  (tmp_path / "mine").mkdir()
+  (tmp_path / "mine" / "thesis.tex").write_text("keep me")
+  with pytest.raises(ValueError, match=r"--out_dir=.*mine is not empty \(e.g. 'thesis.tex'\)"):
+    prepare(missing, str(tmp_path / "mine"), progress=False)  # named before the source is scanned
+  assert (tmp_path / "mine" / "thesis.tex").read_text() == "keep me"
+  with pytest.raises(ValueError, match="is inside --data_dir"):
+    prepare(source, str(images / "prepared"), progress=False)
+  (tmp_path / "a_file").write_text("")
+  with pytest.raises(ValueError, match="exists and is not a folder"):
+    prepare(source, str(tmp_path / "a_file"), progress=False)
+  busy = tmp_path / "busy"
+  busy.mkdir()
+  holder = checkpointing.WorkdirLock(str(busy))  # another prepare_dataset.py writing there
+  try:
+    with pytest.raises(ValueError, match=r"--workdir=.*busy is in use by PID .*choose another --out_dir"):
+      prepare(source, str(busy), progress=False)
+  finally:
+    holder.release()
+  (busy / "images-00000-of-00002.tfrecord").write_bytes(b"cut short")  # an interrupted earlier run
+  info = prepare(source, str(busy), progress=False)
+  assert info["num_examples"] == 3 and tfrecord.read_info(str(busy))["num_shards"] == 1
+  assert not (busy / "images-00000-of-00002.tfrecord").exists()
+
+
 @pytest.mark.end_to_end
 def test_command_line(lsun_dir, tmp_path):
   out = str(tmp_path / "cli")

@@ -120,7 +120,8 @@ def _sha256(path) -> str:
 def npz_source(spec: str, num: int, args) -> Source:
   path, _, key = spec.partition(".npz:")
   path = path + ".npz" if not path.endswith(".npz") else path
-  with np.load(path) as data:
+  from mmd_gan_tf.data import npz  # pylint: disable=import-outside-toplevel
+  with npz.open_npz(path, f"{spec}: ") as data:
     keys = [k for k in data.files if data[k].ndim in (3, 4)] if not key else [key]
     if len(keys) != 1 or keys[0] not in data.files:
       raise ValueError(f"{spec}: name the image array as file.npz:KEY; image arrays: "
@@ -129,6 +130,9 @@ def npz_source(spec: str, num: int, args) -> Source:
   _check_count(spec, len(array), num)
   array = array[:num]
   image_range = "pixels" if array.dtype == np.uint8 else args.image_range
+  if image_range == "tanh" and array.size and float(array.min()) >= 0.0:
+    logging.warning("%s: float images with no negative value read as --image_range=tanh ([-1, 1]); if they "
+                    "are in [0, 1], give --image_range=sigmoid", spec)
   identity = {"kind": "npz", "sha256": _sha256(path), "key": keys[0], "num": num,
               "image_range": image_range}
   return Source(spec, "npz", num, _array_batches(array, args.batch_size), image_range, identity)

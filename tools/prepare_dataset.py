@@ -52,7 +52,7 @@ def main(argv) -> int:
   info = prepare(cfg, FLAGS.out_dir, FLAGS.num_shards, FLAGS.limit)
   print(f"prepared {info['num_examples']} images ({info['skipped']} skipped, {info['decode_failures']} failed "
         f"to decode) in {FLAGS.out_dir}; train with --dataset=tfrecord --data_dir={FLAGS.out_dir} "
-        f"--image_size={info['image_size']}")
+        f"--image_size={info['image_size']} --channels={info['channels']}")
   return 0
 
 

@@ -29,6 +29,19 @@ def _image_keys(data) -> list:
   return [k for k in data.files if data[k].ndim in (3, 4)]
 
 
+def open_npz(path: str, context: str = ""):
+  """np.load of an .npz archive (no pickles); ValueError "<context>PATH is not a readable .npz file (why)"."""
+  try:
+    data = np.load(path, allow_pickle=False)
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    why = "empty file" if isinstance(e, EOFError) else (
+        "not a zip archive of arrays" if "pickle" in str(e) else str(e))
+    raise ValueError(f"{context}{path!r} is not a readable .npz file ({why})") from None
+  if not isinstance(data, np.lib.npyio.NpzFile):  # a single .npy array saved under an .npz name
+    raise ValueError(f"{context}{path!r} is not a readable .npz file (a single .npy array, not an archive)")
+  return data
+
+
 @functools.lru_cache(maxsize=4)
 def load_images(spec: str, split: str = "train") -> np.ndarray:
   """The uint8 [N, H, W, C] array named by `spec`; ValueError naming the file, key, dtype or shape."""
@@ -37,10 +50,7 @@ def load_images(spec: str, split: str = "train") -> np.ndarray:
     raise ValueError(f"data_dir {spec!r} must name a .npz file (FILE.npz or FILE.npz:KEY)")
   if not os.path.isfile(path):
     raise ValueError(f"data_dir {spec!r}: {path!r} does not exist or is not a file")
-  try:
-    data = np.load(path, allow_pickle=False)
-  except (OSError, ValueError, zipfile.BadZipFile) as e:
-    raise ValueError(f"data_dir {spec!r}: {path!r} is not a readable .npz file ({e})") from None
+  data = open_npz(path, f"data_dir {spec!r}: ")
   with data:
     try:
       return _checked(spec, *_pick(spec, path, data, key, split))

@@ -179,6 +179,7 @@ class DataSource:
       loss's preset): its image geometry and the papers' run length (flags/presets.py `resolve_preset`).
     scan: fn(cfg) -> (usable images, [(name, why skipped)]) for the sources tools/prepare_dataset.py converts
       to TFRecords (it reads their raw images), else None.
+    reads_tree: the source reads every file below `data_dir` (so nothing may be written inside it).
   """
   batches: Callable[..., tf.data.Dataset]
   raw_images: Optional[Callable[[DataConfig, dict], tf.data.Dataset]] = None
@@ -189,6 +190,7 @@ class DataSource:
   crops: Mapping[str, preprocessing.Preset] = dataclasses.field(default_factory=lambda: preprocessing.SQUASH)
   preset: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   scan: Optional[Callable[[DataConfig], Tuple[int, list]]] = None
+  reads_tree: bool = False
 
   def __call__(self, *args):
     return self.batches(*args)
@@ -237,7 +239,8 @@ DATASETS = {
                        preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}, scan=_scan_lsun),
     "folder": DataSource(_real, _folder_images, needs_data_dir=True, validate=_validate_folder,
                          description="a folder of images", crops=preprocessing.FOLDER,
-                         preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}, scan=_scan_folder),
+                         preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}, scan=_scan_folder,
+                         reads_tree=True),
     "npz": DataSource(_npz, _npz_images, needs_data_dir=True, validate=_validate_npz,
                       description="FILE.npz[:KEY]", crops=preprocessing.ARRAYS,
                       preset={"data.image_size": 32, "data.channels": 3, **_LONG_RUN}),

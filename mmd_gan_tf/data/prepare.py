@@ -7,11 +7,13 @@ prepared form of its synthetic data.
 
 import math
 import os
+import re
 
 import tensorflow as tf
 import tqdm
 from absl import logging
 
+from mmd_gan_tf import checkpointing
 from mmd_gan_tf.config import DataConfig
 from mmd_gan_tf.data import tfrecord
 from mmd_gan_tf.data.pipeline import DATASETS, make_examples, preprocessing_preset, validate_data_config
@@ -38,26 +40,65 @@ def prepare(cfg: DataConfig, out_dir: str, num_shards: int = 0, limit: int = 0, 
 
   Args:
     cfg: the source (dataset, data_dir, lsun_category, split), image_size, channels, preprocessing.
-    out_dir: created if needed; must not already hold a prepared dataset.
+    out_dir: created if needed; must be new or empty (the shards of an interrupted earlier run are removed),
+      outside the source; locked while writing.
     num_shards: 0 picks ~128 MiB shards.
     limit: stop after this many images (0 = all).
     progress: show a tqdm progress bar.
   """
   if cfg.dataset not in sources():
     raise ValueError(f"prepare_dataset reads {' or '.join(sources())}, not dataset {cfg.dataset!r}")
+  _check_out_dir(cfg, out_dir)  # before the scan, which can take long
   validate_data_config(cfg)
   preset = preprocessing_preset(cfg)
   if preset.random:
     raise ValueError(f"preprocessing {cfg.preprocessing!r} is random (crops/flips must differ per epoch); "
                      "prepare with a deterministic one, e.g. 'center'")
-  if os.path.exists(os.path.join(out_dir, tfrecord.INFO_FILE)):
-    raise ValueError(f"out_dir {out_dir!r} already holds a prepared dataset; choose an empty directory")
+  os.makedirs(out_dir, exist_ok=True)
+  lock = checkpointing.WorkdirLock(out_dir, advice="wait for it to end, or choose another --out_dir")
+  try:
+    _check_out_dir(cfg, out_dir)  # again under the lock: another process may have written there meanwhile
+    info = _write(cfg, out_dir, num_shards, limit, progress)
+  finally:
+    lock.release()
+  os.remove(os.path.join(out_dir, checkpointing.LOCK_FILE))  # done: the folder holds the dataset only
+  return info
+
+
+_SHARD_NAME = re.compile(r"^images-\d{5}-of-\d{5}\.tfrecord$")
+
+
+def _check_out_dir(cfg: DataConfig, out_dir: str) -> None:
+  """`out_dir` must be new or empty, outside the source; an interrupted earlier run's shards are removed."""
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise ValueError(f"--out_dir={out_dir} exists and is not a folder; choose a new or empty folder")
+  source = os.path.realpath(cfg.data_dir)
+  target = os.path.realpath(out_dir)
+  inside = DATASETS[cfg.dataset].reads_tree and target.startswith(source.rstrip(os.sep) + os.sep)
+  if target == source or inside:
+    raise ValueError(f"--out_dir={out_dir} is inside --data_dir={cfg.data_dir}: the shards would join the "
+                     "source; choose a folder elsewhere")
+  if not os.path.isdir(out_dir):
+    return
+  names = set(os.listdir(out_dir)) - {checkpointing.LOCK_FILE}
+  if tfrecord.INFO_FILE in names:
+    raise ValueError(f"--out_dir={out_dir} already holds a prepared dataset; choose a new or empty folder")
+  partial = {name for name in names if _SHARD_NAME.match(name)}
+  if names - partial:
+    raise ValueError(f"--out_dir={out_dir} is not empty (e.g. {sorted(names - partial)[0]!r}); choose a new "
+                     "or empty folder")
+  for name in sorted(partial):  # shards of a run that stopped before writing dataset_info.json
+    os.remove(os.path.join(out_dir, name))
+  if partial:
+    logging.warning("removed %d shard(s) of an interrupted earlier run from %s", len(partial), out_dir)
+
+
+def _write(cfg: DataConfig, out_dir: str, num_shards: int, limit: int, progress: bool) -> dict:
   total = _source_size(cfg)
   skipped_before = len(_skipped(cfg))  # found by the scan, so not in `total` (a folder's bad files)
   total = min(total, limit) if limit else total
   image_bytes = cfg.image_size * cfg.image_size * cfg.channels
   num_shards = num_shards or max(1, math.ceil(total * image_bytes / _SHARD_BYTES))
-  os.makedirs(out_dir, exist_ok=True)
   # ignore_errors: an image whose structure is intact but whose data does not decode is skipped (and logged).
   examples = make_examples(cfg, seed=0, repeat=False, shuffle=False).ignore_errors(log_warning=True)
   if limit:

@@ -8,9 +8,11 @@ concurrent runs at worst compute the same features twice.
 
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import tempfile
+import zipfile
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -48,9 +50,13 @@ def cached_features(fields: Dict, compute: FeatureFn, cache_dir=None,
   """
   path = cache_path(fields, cache_dir)
   if path.exists():
-    with np.load(path) as data:
-      if not need_logits or "logits" in data.files:
-        return data["features"], (data["logits"] if "logits" in data.files else None), True
+    try:
+      with np.load(path) as data:
+        if not need_logits or "logits" in data.files:
+          return data["features"], (data["logits"] if "logits" in data.files else None), True
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:  # cut short, or not ours
+      logging.warning("the cached features %s are unreadable (%s: %s): computed again", path,
+                      type(error).__name__, error)
   features, logits = compute()
   arrays = {"features": features, "key": np.array(json.dumps(fields, sort_keys=True, default=str))}
   if logits is not None:
