@@ -22,13 +22,16 @@ from absl import logging  # noqa: E402
 from mmd_gan_tf import console  # noqa: E402
 
 # The flags take their choices from the library's registries, so TensorFlow loads with them: first,
-# without the no-GPU noise.
-console.import_tensorflow_quietly()
-
-from flags import build as config_builder  # noqa: E402
-from flags import definitions  # noqa: E402
-from flags import presets  # noqa: E402
-from mmd_gan_tf import cli  # noqa: E402
+# without the no-GPU noise. A Ctrl-C during these seconds of imports is one line, not a traceback.
+try:
+  console.import_tensorflow_quietly()
+  from flags import build as config_builder  # noqa: E402
+  from flags import definitions  # noqa: E402
+  from flags import presets  # noqa: E402
+  from mmd_gan_tf import cli  # noqa: E402
+except KeyboardInterrupt:
+  print("stopped by Ctrl-C while starting: nothing was written", file=sys.stderr)
+  sys.exit(130)
 
 # SIGTERM / Ctrl-C: a checkpoint of the interrupted step was saved; rerun to continue (EX_TEMPFAIL).
 EXIT_INTERRUPTED = 75

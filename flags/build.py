@@ -11,6 +11,7 @@ from typing import Any, Mapping, Optional
 
 from flags import definitions
 from flags import presets
+from mmd_gan_tf import checkpointing
 from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import data
 from mmd_gan_tf import export
@@ -271,9 +272,21 @@ def _check_workdir_outside_data(cfg: config_lib.Config) -> None:
                          "samples and checkpoints as data; put the run elsewhere")
 
 
+def _check_workdir_outside_runs(cfg: config_lib.Config) -> None:
+  """A workdir inside another run (its export/, checkpoints/, ...) would be removed or mixed up by that run."""
+  path = os.path.dirname(os.path.realpath(cfg.workdir))
+  while path != os.path.dirname(path):
+    if (os.path.isfile(os.path.join(path, checkpointing.CONFIG_FILE))
+        and os.path.isdir(os.path.join(path, "checkpoints"))):
+      raise ValueError(f"--workdir={cfg.workdir} is inside the run {path}: that run owns its folder; put this "
+                       "run elsewhere")
+    path = os.path.dirname(path)
+
+
 def _validate_library(cfg: config_lib.Config) -> None:
   """Checks the library can build what the config asks for (data sources, the loss's generator update)."""
   _check_workdir_outside_data(cfg)
+  _check_workdir_outside_runs(cfg)
   data.validate_data_config(cfg.data)
   update = losses.get_loss(cfg.loss.name).generator_update
   if update is not None:

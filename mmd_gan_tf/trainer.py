@@ -139,7 +139,9 @@ def _restore(checkpoint: tf.train.Checkpoint, prefix: str, advice: str, source: 
   """Restores `prefix`, turning a mismatch of the networks into one error that names the checkpoint (after
   `source`, e.g. the flag that named it) and ends with `advice`."""
   try:
-    checkpoint.restore(prefix).assert_existing_objects_matched()
+    status = checkpoint.restore(prefix)
+    status.expect_partial()  # values of the checkpoint this config has no use for (another optimizer's slots)
+    status.assert_existing_objects_matched()  # ... but every object of this config is restored
   except (AssertionError, ValueError, tf.errors.OpError) as e:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise ValueError(f"{source}{prefix} does not fit the networks of this config ({first[:300]}); "
@@ -169,6 +171,10 @@ def _initialise_from(checkpoint: tf.train.Checkpoint, step: tf.Variable, cfg: co
                      "give a larger --steps)")
   logging.info("Initialised from %s (--init_from) at step %d; this run's own config from here on", prefix,
                int(step.numpy()))
+  source_optimizer = (checkpointing.config_in_checkpoint(prefix) or {}).get("optim", {}).get("optimizer")
+  if source_optimizer and source_optimizer != cfg.optim.optimizer:
+    logging.warning("--init_from=%s trained with --optimizer=%s: its optimizer state is left out, --optimizer=%s "
+                    "starts from a fresh state", source, source_optimizer, cfg.optim.optimizer)
 
 
 def make_counters():
@@ -481,10 +487,15 @@ class _StopRequests:
 
   def __init__(self):
     self.signal_name = None
+    self.trained = False  # the last step is done: only the export is left
     self._previous = {}
 
   def _handle(self, signum, frame):
     del frame
+    if self.trained:  # nothing left to save: the run ends as it would have
+      logging.warning("%s received after the last step: every step is saved; finishing the export",
+                      signal.Signals(signum).name)
+      return
     if self.signal_name is not None and signum == signal.SIGINT:
       raise KeyboardInterrupt
     self.signal_name = signal.Signals(signum).name
@@ -567,6 +578,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   iterator = _dataset(strategy, cfg, start_step)  # a data source that cannot serve: refused before any write
   writer, train_seconds = _begin(run, start_step)
   metrics = _loop(run, iterator, writer, start_step, train_seconds, stop)
+  stop.trained = True
   # Also when the run resumed at its final step: a crash between the last checkpoint and the export
   # must not leave an older export behind.
   if run.chief:

@@ -514,3 +514,32 @@ def test_a_state_file_naming_a_checkpoint_without_its_index_says_so(trained_run,
   assert line.endswith("checkpoint names ckpt-4, whose index file is missing: rebuilt from the checkpoints on "
                        "disk (ckpt-2)")
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-2")
+
+
+@pytest.mark.end_to_end
+def test_init_from_with_another_optimizer_says_so_in_one_line(trained_run, tmp_path, caplog, no_export):
+  cfg = config_builder.build_config(dict(TINY, workdir=str(tmp_path / "run"), steps=6, optimizer="sgd",
+                                         init_from=str(trained_run[0])))
+  with caplog.at_level(logging.WARNING):
+    trainer.train(cfg, strategy=make_two_replica_strategy())
+  lines = [r.getMessage() for r in caplog.records if "optimizer state" in r.getMessage()]
+  assert lines == [f"--init_from={trained_run[0]} trained with --optimizer=adam: its optimizer state is left out, "
+                   "--optimizer=sgd starts from a fresh state"]
+  assert not [r for r in caplog.records if "could not be found" in r.getMessage()]
+
+
+@pytest.mark.end_to_end
+def test_a_signal_during_the_final_export_lets_the_run_finish(tmp_path, monkeypatch, caplog):
+  assert threading.current_thread() is threading.main_thread()
+  real_export = trainer.export
+
+  def export(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real_export(*args, **kwargs)
+
+  monkeypatch.setattr(trainer, "export", export)
+  cfg = config_builder.build_config(dict(TINY, workdir=str(tmp_path / "run"), steps=2))
+  with caplog.at_level(logging.WARNING):
+    trainer.train(cfg, strategy=make_two_replica_strategy())  # no Interrupted: every step was saved
+  assert any("SIGTERM received after the last step" in r.getMessage() for r in caplog.records)
+  assert (tmp_path / "run" / "export" / "saved_model.pb").exists()

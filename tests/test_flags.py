@@ -337,3 +337,13 @@ def test_a_read_only_workdir_is_named_before_its_export_folder(tmp_path, monkeyp
                       else real_access(path, mode))
   with pytest.raises(ValueError, match=f"^--workdir={workdir} is not writable$"):
     config_builder.build_config({"workdir": str(workdir)})
+
+
+@pytest.mark.parametrize("inside", ["export", "checkpoints", "samples/new_run"])
+def test_a_workdir_inside_another_run_is_refused(tmp_path, inside):
+  run = tmp_path / "run"
+  (run / "checkpoints").mkdir(parents=True)
+  (run / "config.json").write_text("{}")
+  with pytest.raises(ValueError, match=f"--workdir={run / inside} is inside the run {run}: that run owns"):
+    config_builder.build_config({"workdir": str(run / inside)})
+  config_builder.build_config({"workdir": str(tmp_path / "sibling")})  # beside it is fine

@@ -14,7 +14,7 @@ from PIL import Image
 
 from helpers import ROOT, tool_env
 from helpers import colour_data_config as DataConfig  # colour images unless a test says otherwise
-from mmd_gan_tf.data import make_dataset, tfrecord
+from mmd_gan_tf.data import make_dataset, tfrecord, validate_data_config
 from mmd_gan_tf.data.prepare import prepare
 
 
@@ -147,3 +147,15 @@ def test_command_line(lsun_dir, tmp_path):
   assert result.returncode == 0, result.stderr
   assert "prepared 4 images" in result.stdout
   assert tfrecord.read_info(out)["num_examples"] == 4
+
+
+@pytest.mark.parametrize("damage", ["truncated", "emptied"])
+def test_a_damaged_shard_is_named_before_training(lsun_dir, tmp_path, damage):
+  out = tmp_path / "prepared"
+  prepare(DataConfig(dataset="lsun", data_dir=lsun_dir, image_size=16), str(out), num_shards=3, progress=False)
+  shard = out / os.path.basename(tfrecord.shard_path(str(out), 1, 3))
+  data = shard.read_bytes()
+  shard.write_bytes(data[:len(data) // 2] if damage == "truncated" else b"")
+  with pytest.raises(ValueError, match=f"{shard} has {len(data) // 2 if damage == 'truncated' else 0} bytes, "
+                                       f"not the {len(data)} of its 4 images"):
+    validate_data_config(DataConfig(dataset="tfrecord", data_dir=str(out), image_size=16))

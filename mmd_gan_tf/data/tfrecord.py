@@ -63,7 +63,22 @@ def read_info(data_dir: str) -> dict:
     raise ValueError(f"prepared dataset {data_dir!r} lacks shards: {missing[:3]}")
   if info["num_examples"] < 1:
     raise ValueError(f"prepared dataset {data_dir!r} has no images")
+  _check_shard_sizes(data_dir, info)
   return info
+
+
+def _check_shard_sizes(data_dir: str, info: dict) -> None:
+  """Every record has the same size (one raw image), so each shard's size is known: a shard cut short or
+  emptied is named here, before training, instead of a DataLossError mid-run (or silently less data)."""
+  record = len(serialize(np.zeros([info["image_size"], info["image_size"], info["channels"]], np.uint8))) + 16
+  shards, total = info["num_shards"], info["num_examples"]
+  for index, path in enumerate(shard_files(data_dir, info)):
+    count = total // shards + (1 if index < total % shards else 0)  # example i went to shard i mod shards
+    size = os.path.getsize(path)
+    if size != count * record:
+      raise ValueError(f"{path} has {size} bytes, not the {count * record} of its {count} images: the prepared "
+                       "dataset is damaged (a shard cut short or replaced); prepare it again with "
+                       "tools/prepare_dataset.py")
 
 
 def shard_files(data_dir: str, info: dict) -> List[str]:
