@@ -14,7 +14,7 @@ def test_synthetic_sources_agree_and_are_measurable(tmp_path):
   assert len(os.listdir(folder_dir)) == 6
   first = {}
   for source, data_dir in (("folder", folder_dir), ("lsun", lsun_dir), ("tfrecord", tfrecord_dir)):
-    cfg = DataConfig(dataset=source, data_dir=data_dir, image_size=16)
+    cfg = DataConfig(dataset=source, data_dir=data_dir, image_size=16, channels=3)
     images = np.concatenate([b.numpy() for b in make_dataset(cfg, 2, 0, repeat=False)])
     first[source] = np.sort(images.reshape(6, -1).sum(-1))
     assert measure(cfg, 2, 0.05) > 0

@@ -276,3 +276,17 @@ def test_a_damaged_feature_cache_entry_is_computed_again(tmp_path, caplog, damag
   assert not hit and len(computed) == 2 and features.shape == (2, 3)
   assert any("unreadable" in r.getMessage() for r in caplog.records)
   assert feature_cache.cached_features(fields, compute, str(tmp_path))[2]  # stored again, readable
+
+
+def test_float_images_without_negative_values_warn_about_the_range(tmp_path, caplog):
+  args = _args(tmp_path, "a", "b")
+  np.savez(tmp_path / "unit.npz", x=np.full((2, 4, 4, 3), 0.5, np.float32))
+  np.savez(tmp_path / "tanh.npz", x=np.full((2, 4, 4, 3), -0.5, np.float32))
+  with caplog.at_level(logging.WARNING):
+    evaluate.make_source(str(tmp_path / "unit.npz"), 2, args)
+    evaluate.make_source(str(tmp_path / "tanh.npz"), 2, args)
+  lines = [r.getMessage() for r in caplog.records if "--image_range=sigmoid" in r.getMessage()]
+  assert len(lines) == 1 and "unit.npz" in lines[0]
+  (tmp_path / "text.npz").write_text("not an archive")
+  with pytest.raises(ValueError, match=r"text.npz' is not a readable .npz file \(not a zip archive of arrays\)"):
+    evaluate.make_source(str(tmp_path / "text.npz"), 2, args)

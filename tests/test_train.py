@@ -133,7 +133,8 @@ def test_init_from_starts_a_new_run_from_another_runs_variables(trained_run, tmp
   assert tf.train.latest_checkpoint(str(source / "checkpoints")).endswith("ckpt-4")
   # Networks that do not fit: one error naming the flag.
   with pytest.raises(ValueError, match="--init_from=.*does not fit the networks"):
-    trainer.train(_cfg(tmp_path / "wider", steps=5, width=0.25, init_from=str(source)), strategy=strategy)
+    trainer.train(_cfg(tmp_path.parent / f"{tmp_path.name}_wider", steps=5, width=0.25, init_from=str(source)),
+                  strategy=strategy)  # beside the run above: a workdir inside a run is refused
 
 
 def _files(root):
