@@ -233,6 +233,17 @@ def prepare_workdir(workdir: str) -> None:
     raise ValueError(f"--workdir={workdir} cannot be created: {e.strerror}") from e
   if not os.access(workdir, os.W_OK | os.X_OK):
     raise ValueError(f"--workdir={workdir} is not writable")
+  for name, folder in _RUN_ENTRIES.items():
+    path = os.path.join(workdir, name)
+    if os.path.lexists(path) and os.path.isdir(path) != folder:
+      raise ValueError(f"{path} is {'not ' if folder else ''}a folder, where the run writes its {name} "
+                       f"{'folder' if folder else 'file'}; move it away")
+
+
+# What a run writes in its workdir: name -> whether it is a folder.
+_RUN_ENTRIES = {"checkpoints": True, "samples": True, "tensorboard": True, "best_kid": True,
+                "lr_adaptation": True, "config.json": False, "progress.json": False, "eval.jsonl": False,
+                ".lock": False}
 
 
 LOCK_FILE = ".lock"

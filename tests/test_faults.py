@@ -543,3 +543,15 @@ def test_a_signal_during_the_final_export_lets_the_run_finish(tmp_path, monkeypa
     trainer.train(cfg, strategy=make_two_replica_strategy())  # no Interrupted: every step was saved
   assert any("SIGTERM received after the last step" in r.getMessage() for r in caplog.records)
   assert (tmp_path / "run" / "export" / "saved_model.pb").exists()
+
+
+@pytest.mark.parametrize("name, folder", [("samples", False), ("eval.jsonl", True), ("checkpoints", False)])
+def test_a_file_or_folder_in_the_way_of_the_runs_own_is_named_before_anything_is_written(tmp_path, name, folder):
+  from mmd_gan_tf import checkpointing as checkpointing_lib  # pylint: disable=import-outside-toplevel
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / name).mkdir() if folder else (workdir / name).write_text("mine")
+  with pytest.raises(ValueError, match=f"{workdir / name} is {'' if folder else 'not '}a folder, where the run "
+                                       f"writes its {name}"):
+    checkpointing_lib.prepare_workdir(str(workdir))
+  assert sorted(p.name for p in workdir.iterdir()) == [name]
