@@ -62,8 +62,10 @@ def check_export_dir(export_dir: str, workdir: str) -> None:
   other = _run_of(export_dir)
   if other and export_dir != os.path.join(workdir, "export") and os.path.realpath(other) != os.path.realpath(
       workdir):
-    raise ValueError(f"--export_dir={export_dir} holds the export of another run ({other}); give this run an "
-                     "export folder of its own")
+    gone = "" if os.path.exists(other) else (
+        ", a folder that no longer exists: if this run was moved from there, move that export away first")
+    raise ValueError(f"--export_dir={export_dir} holds the export of another run ({other}{gone}); give this run "
+                     "an export folder of its own")
   existing = export_dir
   while not os.path.lexists(existing):  # the folder the export will be created in
     existing = os.path.dirname(existing)

@@ -168,6 +168,11 @@ def test_an_export_of_another_run_or_a_newer_step_is_never_replaced(tmp_path, mo
     export.check_export_dir(str(other), str(workdir))
   with pytest.raises(ValueError, match="holds the export of another run"):  # at the start of a run, too
     config_builder.build_config({"workdir": str(workdir), "export_dir": str(other), "steps": 2})
+  (other / export.METADATA_FILE).write_text(json.dumps({"workdir": str(tmp_path / "moved"), "exported_step": 4}))
+  with pytest.raises(ValueError, match=r"another run \(.*moved, a folder that no longer exists: if this run was "
+                                       "moved from there, move that export away first\)"):
+    export.check_export_dir(str(other), str(workdir))
+  (other / export.METADATA_FILE).write_text(json.dumps({"workdir": str(runs / "b"), "exported_step": 4}))
   # The run's own export of a newer step is kept, whoever asks (the end of a run, --mode=export).
   cfg = config_builder.build_config(dict(dataset="shapes", loss="rep", arch="li", width=0.0625, batch_size=4,
                                          workdir=str(workdir)))
