@@ -124,6 +124,12 @@ def test_the_out_dir_is_checked_before_the_scan_and_locked_while_writing(tmp_pat
   (tmp_path / "a_file").write_text("")
   with pytest.raises(ValueError, match="exists and is not a folder"):
     prepare(source, str(tmp_path / "a_file"), progress=False)
+  theirs = tmp_path / "theirs"  # shard-named files without an interrupted run's lock beside them: the user's
+  theirs.mkdir()
+  (theirs / "images-00000-of-00001.tfrecord").write_bytes(b"someone's data")
+  with pytest.raises(ValueError, match=r"theirs is not empty \(e.g. 'images-00000-of-00001.tfrecord'\)"):
+    prepare(source, str(theirs), progress=False)
+  assert (theirs / "images-00000-of-00001.tfrecord").read_bytes() == b"someone's data"
   busy = tmp_path / "busy"
   busy.mkdir()
   holder = checkpointing.WorkdirLock(str(busy))  # another prepare_dataset.py writing there

@@ -48,7 +48,7 @@ def prepare(cfg: DataConfig, out_dir: str, num_shards: int = 0, limit: int = 0, 
   """
   if cfg.dataset not in sources():
     raise ValueError(f"prepare_dataset reads {' or '.join(sources())}, not dataset {cfg.dataset!r}")
-  _check_out_dir(cfg, out_dir)  # before the scan, which can take long
+  interrupted = _check_out_dir(cfg, out_dir)  # before the scan, which can take long
   validate_data_config(cfg)
   preset = preprocessing_preset(cfg)
   if preset.random:
@@ -57,7 +57,7 @@ def prepare(cfg: DataConfig, out_dir: str, num_shards: int = 0, limit: int = 0, 
   os.makedirs(out_dir, exist_ok=True)
   lock = checkpointing.WorkdirLock(out_dir, advice="wait for it to end, or choose another --out_dir")
   try:
-    _check_out_dir(cfg, out_dir)  # again under the lock: another process may have written there meanwhile
+    _check_out_dir(cfg, out_dir, interrupted)  # again under the lock: another process may have written there
     info = _write(cfg, out_dir, num_shards, limit, progress)
   finally:
     lock.release()
@@ -68,8 +68,11 @@ def prepare(cfg: DataConfig, out_dir: str, num_shards: int = 0, limit: int = 0, 
 _SHARD_NAME = re.compile(r"^images-\d{5}-of-\d{5}\.tfrecord$")
 
 
-def _check_out_dir(cfg: DataConfig, out_dir: str) -> None:
-  """`out_dir` must be new or empty, outside the source; an interrupted earlier run's shards are removed."""
+def _check_out_dir(cfg: DataConfig, out_dir: str, interrupted: bool = False) -> bool:
+  """`out_dir` must be new or empty, outside the source. Shards are removed only where an interrupted earlier
+  run of `prepare` left its lock file beside them (`interrupted`: that file was there before this run took the
+  lock); shard-named files without it are the user's and make the folder 'not empty'. Returns whether the lock
+  file of an earlier run is there."""
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
     raise ValueError(f"--out_dir={out_dir} exists and is not a folder; choose a new or empty folder")
   source = os.path.realpath(cfg.data_dir)
@@ -79,11 +82,13 @@ def _check_out_dir(cfg: DataConfig, out_dir: str) -> None:
     raise ValueError(f"--out_dir={out_dir} is inside --data_dir={cfg.data_dir}: the shards would join the "
                      "source; choose a folder elsewhere")
   if not os.path.isdir(out_dir):
-    return
-  names = set(os.listdir(out_dir)) - {checkpointing.LOCK_FILE}
+    return False
+  names = set(os.listdir(out_dir))
+  interrupted = interrupted or checkpointing.LOCK_FILE in names
+  names -= {checkpointing.LOCK_FILE}
   if tfrecord.INFO_FILE in names:
     raise ValueError(f"--out_dir={out_dir} already holds a prepared dataset; choose a new or empty folder")
-  partial = {name for name in names if _SHARD_NAME.match(name)}
+  partial = {name for name in names if _SHARD_NAME.match(name)} if interrupted else set()
   if names - partial:
     raise ValueError(f"--out_dir={out_dir} is not empty (e.g. {sorted(names - partial)[0]!r}); choose a new "
                      "or empty folder")
@@ -91,6 +96,7 @@ def _check_out_dir(cfg: DataConfig, out_dir: str) -> None:
     os.remove(os.path.join(out_dir, name))
   if partial:
     logging.warning("removed %d shard(s) of an interrupted earlier run from %s", len(partial), out_dir)
+  return interrupted
 
 
 def _write(cfg: DataConfig, out_dir: str, num_shards: int, limit: int, progress: bool) -> dict:
