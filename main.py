@@ -9,7 +9,7 @@
 Re-running with the same --workdir resumes from the latest checkpoint.
 """
 
-import dataclasses
+import json
 import os
 import sys
 
@@ -64,7 +64,7 @@ def _run_settings(given: dict):
     saved = checkpointing.load_config(workdir)
   except (ValueError, OSError):
     return None  # not readable as a run: the run itself says why when it starts
-  return dataclasses.replace(saved, workdir=workdir)
+  return checkpointing.at_workdir(saved, workdir)
 
 
 def _export(cfg) -> None:
@@ -93,7 +93,7 @@ def _export(cfg) -> None:
     if latest is None:
       raise ValueError(f"--workdir={cfg.workdir} has no checkpoint to export")
     # Where the run is now (it may have been moved since): the export path is checked against it.
-    saved = dataclasses.replace(checkpointing.load_config(cfg.workdir), workdir=cfg.workdir)
+    saved = checkpointing.at_workdir(checkpointing.load_config(cfg.workdir), cfg.workdir)
     nets = trainer.build_networks(saved)
     step = tf.Variable(0, dtype=tf.int64)
     checkpoint = trainer.make_checkpoint(nets, step, critic_count=tf.Variable(0, dtype=tf.int64))
@@ -127,11 +127,18 @@ def main(argv) -> int:
     print(f"mixed precision (bfloat16 compute): {'on' if on else 'off'}, --mixed_precision=auto on a {why}",
           file=sys.stderr)
   if FLAGS.dry_run:
+    if base is not None and FLAGS.mode == "train":  # what the run would refuse, the dry run refuses
+      from mmd_gan_tf import checkpointing  # pylint: disable=g-import-not-at-top
+      checkpointing.refuse_incompatible(json.loads(base.to_json()), cfg, cfg.workdir)
     print(cfg.to_json())
     return 0
   logging.set_verbosity(logging.INFO)
   from mmd_gan_tf import trainer  # pylint: disable=g-import-not-at-top
   if FLAGS.mode == "export":
+    ignored = sorted(set(given) - {"workdir", "export_dir"} - (set() if "workdir" in given else {"dataset", "loss"}))
+    if ignored:
+      print(f"warning: --mode=export exports the run's generator as it was trained; ignored: "
+            f"{' '.join('--' + name for name in ignored)}", file=sys.stderr)
     try:
       _export(cfg)
     except trainer.DiskFullError as e:

@@ -272,21 +272,24 @@ def _check_workdir_outside_data(cfg: config_lib.Config) -> None:
                          "samples and checkpoints as data; put the run elsewhere")
 
 
-def _check_workdir_outside_runs(cfg: config_lib.Config) -> None:
-  """A workdir inside another run (its export/, checkpoints/, ...) would be removed or mixed up by that run."""
-  path = os.path.dirname(os.path.realpath(cfg.workdir))
-  while path != os.path.dirname(path):
-    if (os.path.isfile(os.path.join(path, checkpointing.CONFIG_FILE))
-        and os.path.isdir(os.path.join(path, "checkpoints"))):
-      raise ValueError(f"--workdir={cfg.workdir} is inside the run {path}: that run owns its folder; put this "
-                       "run elsewhere")
-    path = os.path.dirname(path)
+def _check_outside_other_runs(cfg: config_lib.Config) -> None:
+  """A workdir or export path inside another run (its export/, checkpoints/, ...) would be removed or mixed up
+  by that run."""
+  run = checkpointing.enclosing_run(cfg.workdir)
+  if run:
+    raise ValueError(f"--workdir={cfg.workdir} is inside the run {run}: that run owns its folder; put this "
+                     "run elsewhere")
+  if cfg.export_dir:
+    run = checkpointing.enclosing_run(cfg.export_dir)
+    if run and run != os.path.realpath(cfg.workdir):
+      raise ValueError(f"--export_dir={cfg.export_dir} is inside another run ({run}): that run owns its folder; "
+                       "give this run's export a path outside it")
 
 
 def _validate_library(cfg: config_lib.Config) -> None:
   """Checks the library can build what the config asks for (data sources, the loss's generator update)."""
   _check_workdir_outside_data(cfg)
-  _check_workdir_outside_runs(cfg)
+  _check_outside_other_runs(cfg)
   data.validate_data_config(cfg.data)
   update = losses.get_loss(cfg.loss.name).generator_update
   if update is not None:
@@ -315,13 +318,33 @@ def build_config(flag_values: Mapping[str, Any], check_library: bool = True,
   Raises:
     ValueError: one line naming the flag and value of the first inconsistency.
   """
-  cfg = _apply(_overrides(flag_values, base))
-  validate(cfg)
   try:
-    check_combination(cfg)
-    check_given_flags_used(cfg, flag_values)
-    if check_library:
-      _validate_library(cfg)
-  except config_lib.ConfigError as e:
-    raise _flag_error(e) from None
+    cfg = _apply(_overrides(flag_values, base))
+    validate(cfg)
+    try:
+      check_combination(cfg)
+      check_given_flags_used(cfg, flag_values)
+      if check_library:
+        _validate_library(cfg)
+    except config_lib.ConfigError as e:
+      raise _flag_error(e) from None
+  except ValueError as e:
+    raise _inherited(e, flag_values, base) from None
   return cfg
+
+
+def _inherited(error: ValueError, flag_values: Mapping[str, Any], base: Optional[config_lib.Config]) -> ValueError:
+  """An error about a setting a resumed run brought (not a flag given now) says that it is the run's own, so the
+  user knows which flag to give to change it."""
+  if base is None:
+    return error
+  text, values = str(error), _flatten(base)
+  for name, fields in definitions.FLAG_FIELDS.items():
+    value = values.get(fields[0]) if fields else None
+    if flag_values.get(name) is not None or value in (None, "") or isinstance(value, (bool, tuple)):
+      continue
+    shown = config_lib.format_value(value)
+    if f"--{name}={shown}" in text or f"{fields[0].rsplit('.', 1)[-1]} {value!r}" in text:
+      return ValueError(f"{text} (--{name}={shown} is this run's own setting, from {base.workdir}; give --{name} "
+                        "to change it)")
+  return error

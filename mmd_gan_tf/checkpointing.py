@@ -1,5 +1,6 @@
 """Run-directory bookkeeping: the resolved config on disk and resume compatibility."""
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -356,6 +357,16 @@ def saved_config(workdir: str, checkpoint_prefix: Optional[str]) -> Optional[dic
     raise ValueError(f"{path} is not valid JSON ({e}); restore it or use a new --workdir") from None
 
 
+def refuse_incompatible(saved: dict, cfg: config_lib.Config, workdir: str) -> None:
+  """ValueError naming every difference between `saved` (a run's config) and `cfg` that would change what the
+  run's checkpoints mean; `main.py --dry_run` calls it too, so a dry run refuses what the run would."""
+  problems = incompatibilities(saved, cfg)
+  if problems:
+    raise ValueError(f"--workdir={workdir} holds a checkpoint of a different run; resuming it with this "
+                     "config would change what the checkpoint means. Use a new --workdir or the old "
+                     "settings. Differences: " + "; ".join(problems))
+
+
 def check_resume(cfg: config_lib.Config, workdir: str, checkpoint_prefix: Optional[str]) -> Optional[str]:
   """Refuses to resume `checkpoint_prefix` with a config of another meaning. Writes nothing.
 
@@ -369,11 +380,7 @@ def check_resume(cfg: config_lib.Config, workdir: str, checkpoint_prefix: Option
   if saved is None:
     return (f"{checkpoint_prefix} carries no config and --workdir={workdir} has no {CONFIG_FILE}: "
             "cannot check that this run's settings match the checkpoint")
-  problems = incompatibilities(saved, cfg)
-  if problems:
-    raise ValueError(f"--workdir={workdir} holds a checkpoint of a different run; resuming it with this "
-                     "config would change what the checkpoint means. Use a new --workdir or the old "
-                     "settings. Differences: " + "; ".join(problems))
+  refuse_incompatible(saved, cfg, workdir)
   changed = changed_settings(saved, cfg)
   if changed:
     absl_logging.warning("resuming with changed settings (this run's own from here on): %s", "; ".join(changed))
@@ -443,3 +450,27 @@ def load_config(workdir: str) -> config_lib.Config:
     raise ValueError(f"--workdir={workdir} has no {CONFIG_FILE} and no checkpoint carrying its config: "
                      "not a training run directory")
   return config_lib.config_from_dict(saved)
+
+
+def at_workdir(saved: config_lib.Config, workdir: str) -> config_lib.Config:
+  """A run's own config where the run is now: `workdir` replaces the recorded one (a run may have been moved or
+  copied), and an export path that was inside the recorded workdir moves with it (it must not point into the
+  folder the run came from)."""
+  export_dir = saved.export_dir
+  old = os.path.abspath(saved.workdir)
+  if export_dir and os.path.abspath(workdir) != old:
+    path = os.path.abspath(export_dir)
+    if path == old or path.startswith(old.rstrip(os.sep) + os.sep):
+      export_dir = os.path.normpath(os.path.join(workdir, os.path.relpath(path, old)))
+  return dataclasses.replace(saved, workdir=workdir, export_dir=export_dir)
+
+
+def enclosing_run(path: str) -> Optional[str]:
+  """The nearest folder above `path` that is a training run (config.json beside checkpoints/), or None."""
+  folder = os.path.dirname(os.path.realpath(path))
+  while folder != os.path.dirname(folder):
+    if os.path.isfile(os.path.join(folder, CONFIG_FILE)) and os.path.isdir(os.path.join(folder, "checkpoints")):
+      return folder
+    folder = os.path.dirname(folder)
+  return None
+

@@ -5,6 +5,7 @@
 
 import contextlib
 import dataclasses
+import json
 import errno
 import functools
 import os
@@ -573,6 +574,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   if lock is not None:
     run.workdir_held = lock.held
   start_step = _resume_or_initialise(run)
+  cfg = run.cfg  # a resume keeps the run's own --init_from
   if run.evaluator is not None:
     run.evaluator.after_restore()
   iterator = _dataset(strategy, cfg, start_step)  # a data source that cannot serve: refused before any write
@@ -643,9 +645,11 @@ def _resume_or_initialise(run: _Run) -> int:
     _restore(run.checkpoint, run.manager.latest_checkpoint,
              f"resume with the settings it was trained with or use a new --workdir (not {run.cfg.workdir})")
     logging.info("Resumed from %s at step %d", run.manager.latest_checkpoint, int(run.step.numpy()))
-    if run.cfg.train.init_from:
+    own = json.loads(run.run_config.numpy()).get("train", {}).get("init_from", "")  # the restored run's own
+    if run.cfg.train.init_from not in ("", own):
       logging.warning("--init_from=%s is ignored: --workdir=%s has checkpoints of its own, resumed instead",
                       run.cfg.train.init_from, run.cfg.workdir)
+    run.cfg = dataclasses.replace(run.cfg, train=dataclasses.replace(run.cfg.train, init_from=own))
   elif run.cfg.train.init_from:
     _initialise_from(run.checkpoint, run.step, run.cfg)
   return int(run.step.numpy())

@@ -119,7 +119,10 @@ def test_an_export_refuses_a_workdir_in_training_and_a_full_disk_is_one_line(tra
   assert not (workdir / "export.tmp").exists()
   assert (workdir / "export" / "saved_model.pb").read_bytes() == earlier
   monkeypatch.setattr(export, "export_generator", real_export)
-  assert main_in_process("--mode=export", f"--workdir={workdir}").returncode == 0
+  result = main_in_process("--mode=export", f"--workdir={workdir}", "--steps=9", "--critic_lr=0.1")
+  assert result.returncode == 0, result.stderr[-1000:]
+  assert ("warning: --mode=export exports the run's generator as it was trained; ignored: --critic_lr --steps"
+          in result.stderr)
 
 
 @pytest.mark.end_to_end
@@ -188,3 +191,21 @@ def test_an_export_of_another_run_or_a_newer_step_is_never_replaced(tmp_path, mo
   monkeypatch.setattr(os.path, "ismount", lambda path: str(path) == str(tmp_path / "mnt"))
   with pytest.raises(ValueError, match="is a mount point"):
     export.check_export_dir(str(tmp_path / "mnt"), str(workdir))
+
+
+def test_an_export_path_inside_another_run_is_refused_and_a_moved_runs_export_moves_with_it(tmp_path):
+  from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
+  runs, workdir = _run(tmp_path)
+  with pytest.raises(ValueError, match=r"^--export_dir=.*runs/b/mine is inside another run \(.*runs/b\)"):
+    config_builder.build_config({"workdir": str(workdir), "export_dir": str(runs / "b" / "mine"), "steps": 2})
+  config_builder.build_config({"workdir": str(workdir), "export_dir": str(workdir / "mine"), "steps": 2})  # its own
+  # A run moved from runs/a to moved/a: an export path inside its old folder follows it; one outside stays.
+  saved = config_builder.build_config({"workdir": str(workdir), "export_dir": str(workdir / "gen"), "steps": 2},
+                                      check_library=False)
+  moved = str(tmp_path / "moved" / "a")
+  assert checkpointing.at_workdir(saved, moved).export_dir == os.path.join(moved, "gen")
+  assert checkpointing.at_workdir(saved, moved).workdir == moved
+  outside = config_builder.build_config({"workdir": str(workdir), "export_dir": str(tmp_path / "gen"), "steps": 2},
+                                        check_library=False)
+  assert checkpointing.at_workdir(outside, moved).export_dir == str(tmp_path / "gen")
+  assert checkpointing.at_workdir(saved, str(workdir)).export_dir == str(workdir / "gen")

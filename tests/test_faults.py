@@ -396,6 +396,7 @@ def test_a_rerun_past_its_steps_and_an_ignored_init_from_say_so(trained_run, tmp
   messages = " ".join(r.getMessage() for r in caplog.records)
   assert metrics == {} and "at step 4, not below --steps=2: nothing to train" in messages
   assert "--init_from=" in messages and "is ignored: --workdir=" in messages
+  assert json.loads((workdir / "config.json").read_text())["train"]["init_from"] == ""  # the run's own, kept
   monkeypatch.setattr(trainer, "train", lambda cfg, strategy=None: {})
   assert "final: nothing trained" in main_in_process(f"--workdir={workdir}", "--steps=2").stdout
 
@@ -478,6 +479,9 @@ def test_a_resume_keeps_the_runs_own_settings_and_changes_only_the_flags_given(t
   assert changed == dict(saved, workdir=str(workdir), optim=dict(saved["optim"], critic_lr=0.01))
   fresh = json.loads(main_in_process("--dry_run", f"--workdir={tmp_path / 'new'}").stdout)
   assert (fresh["loss"]["name"], fresh["train"]["batch_size"]) == ("rep_b", 32)  # a new run: the preset
+  refused = main_in_process("--dry_run", f"--workdir={workdir}", "--width=0.5")  # what the run would refuse
+  assert refused.returncode == 2 and refused.stdout == ""
+  assert "holds a checkpoint of a different run" in refused.stderr and "model.width" in refused.stderr
 
 
 @pytest.mark.end_to_end

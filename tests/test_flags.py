@@ -347,3 +347,13 @@ def test_a_workdir_inside_another_run_is_refused(tmp_path, inside):
   with pytest.raises(ValueError, match=f"--workdir={run / inside} is inside the run {run}: that run owns"):
     config_builder.build_config({"workdir": str(run / inside)})
   config_builder.build_config({"workdir": str(tmp_path / "sibling")})  # beside it is fine
+
+
+def test_an_error_about_a_resumed_runs_own_setting_says_it_is_the_runs(tmp_path):
+  base = config_builder.build_config(dict(dataset="npz", data_dir=str(tmp_path / "digits.npz"), channels=1,
+                                          preprocessing="pad", workdir=str(tmp_path / "run")), check_library=False)
+  with pytest.raises(ValueError, match=r"^preprocessing 'pad' is not available for dataset 'shapes'.*\(--preprocessing"
+                                       r"=pad is this run's own setting, from .*run; give --preprocessing to change"):
+    config_builder.build_config({"dataset": "shapes"}, base=base)
+  with pytest.raises(ValueError, match=r"not available for dataset 'shapes'; expected one of \['default'\]$"):
+    config_builder.build_config({"dataset": "shapes", "preprocessing": "pad"}, base=base)  # given: no such note
