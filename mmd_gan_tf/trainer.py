@@ -28,6 +28,7 @@ from mmd_gan_tf import distribute
 from mmd_gan_tf import evaluation
 from mmd_gan_tf import export as export_lib
 from mmd_gan_tf import images as images_lib
+from mmd_gan_tf import kernel_health
 from mmd_gan_tf import losses as losses_lib
 from mmd_gan_tf import models
 from mmd_gan_tf import noise
@@ -561,6 +562,7 @@ class _Run:
   evaluator: Optional[evaluation.Evaluator]
   lr_adapter: Optional[adaptation.KidLrAdapter]
   workdir_held: Callable[[], bool] = lambda: True  # the chief's workdir lock is still its own
+  stall_watch: Optional[kernel_health.StallWatch] = None  # warns when the kernel means stay stuck
 
 
 class WorkdirLost(ValueError):
@@ -636,7 +638,7 @@ def _setup(cfg: config_lib.Config, strategy: tf.distribute.Strategy) -> _Run:
       logging.warning(unchecked)
   evaluator, lr_adapter = evaluation.make_evaluation(cfg, nets, checkpoint, strategy)
   return _Run(cfg, strategy, chief, xla, nets, step, critic_count, generator_update, run_config, checkpoint,
-              manager, evaluator, lr_adapter)
+              manager, evaluator, lr_adapter, stall_watch=kernel_health.StallWatch(cfg.loss.name))
 
 
 def _resume_or_initialise(run: _Run) -> int:
@@ -726,6 +728,9 @@ def _log_step(run: _Run, writer, progress: summaries.Progress, values: dict, cur
   summaries.write_scalars(writer, values, current)
   shown = {k: values[k] for k in ("loss/critic", "loss/generator") if k in values}
   logging.info(progress.line(current, rate, shown, seconds_left))
+  stuck = run.stall_watch.update(current, values) if run.stall_watch is not None else None
+  if stuck:
+    logging.warning(stuck)
 
 
 def _evaluate(run: _Run, writer, current: int, train_seconds: float) -> None:

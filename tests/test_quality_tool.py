@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from helpers import ROOT, asset_path, tool_env
+from mmd_gan_tf import kernel_health
 
 sys.path.insert(0, str(ROOT))
 from tools import quality  # noqa: E402  pylint: disable=wrong-import-position
@@ -41,11 +42,11 @@ def test_seeds_expand_seed_major_and_refuse_a_given_seed():
 
 
 def test_kernel_state_names_wangs_saturation_and_the_all_zero_state():
-  assert quality.kernel_state(0.0, 1.0, 0.0) == "saturated"
-  assert quality.kernel_state(0.01, 0.97, 0.02) == "saturated"
-  assert quality.kernel_state(1e-4, 1e-3, 1e-4) == "all-zero"
-  assert quality.kernel_state(0.19, 0.88, 0.39) == "healthy"  # rep_b's means on MNIST
-  assert quality.kernel_state(0.0, 0.9, 0.0) == "healthy"  # fake features not collapsed
+  assert kernel_health.kernel_state(0.0, 1.0, 0.0) == "saturated"
+  assert kernel_health.kernel_state(0.01, 0.97, 0.02) == "saturated"
+  assert kernel_health.kernel_state(1e-4, 1e-3, 1e-4) == "all-zero"
+  assert kernel_health.kernel_state(0.19, 0.88, 0.39) == "healthy"  # rep_b's means on MNIST
+  assert kernel_health.kernel_state(0.0, 0.9, 0.0) == "healthy"  # fake features not collapsed
   # The last fifth of the logged steps is averaged: one late outlier does not decide.
   scalars = {"kernel/real_real": [(s, 0.0) for s in range(10)],
              "kernel/fake_fake": [(s, 1.0) for s in range(9)] + [(9, 0.9)],

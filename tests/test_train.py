@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from helpers import ROOT, TINY_RUN, copy_of_trained_run, make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import noise
+from mmd_gan_tf import kernel_health
 from mmd_gan_tf import trainer
 
 TINY = TINY_RUN
@@ -151,10 +152,15 @@ def test_init_from_skips_what_does_not_read_back_and_refuses_a_source_at_steps(t
   path.write_bytes(path.read_bytes()[: os.path.getsize(path) // 2])  # cut short, as by a full disk
   before = _files(source)
   strategy = make_two_replica_strategy()
+  # The kernel-stall warning is wired to the logged kernel means (here: every state counts as stuck at once).
+  watch = kernel_health.StallWatch
+  monkeypatch.setattr(trainer.kernel_health, "StallWatch", lambda loss: watch(loss, patience=0))
+  monkeypatch.setattr(kernel_health, "kernel_state", lambda *means: "saturated")
   with caplog.at_level(logging.INFO, logger="absl"):
     trainer.train(_cfg(tmp_path / "new", steps=3, init_from=str(source)), strategy=strategy)
   messages = " ".join(r.getMessage() for r in caplog.records)
   assert "ckpt-4 does not read back" in messages and "ckpt-2 (--init_from) at step 2" in messages
+  assert "--loss=rep: kernel means saturated (real_real " in messages and "--loss=rep_b" in messages
   assert tf.train.latest_checkpoint(str(tmp_path / "new" / "checkpoints")).endswith("ckpt-3")
   assert _files(source) == before  # another run's files: nothing moved, nothing written
   # A checkpoint that goes away while it is read (the source still trains and rotates them) is looked up

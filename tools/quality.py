@@ -43,6 +43,7 @@ from absl import app
 from absl import flags
 
 from mmd_gan_tf import cli
+from mmd_gan_tf.kernel_health import TAGS as KERNEL_TAGS, kernel_state
 
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,25 +101,11 @@ def expand_seeds(configs: dict, seeds: int) -> dict:
           for seed in range(seeds) for name, config_flags in configs.items()}
 
 
-# A kernel mean below LOW counts as 0, above 1 - LOW as 1.
-KERNEL_LOW = 0.05
-
-
-def kernel_state(real_real: float, fake_fake: float, real_fake: float) -> str:
-  """'saturated' (Wang's 0/1/0: real features far apart, fake ones collapsed), 'all-zero' (every pair far apart at
-  the kernel's bandwidth: the features outgrew it) or 'healthy', from the three kernel means."""
-  if max(real_real, fake_fake, real_fake) < KERNEL_LOW:
-    return "all-zero"
-  if real_real < KERNEL_LOW and real_fake < KERNEL_LOW and fake_fake > 1 - KERNEL_LOW:
-    return "saturated"
-  return "healthy"
-
-
 def final_kernel_means(scalars: dict, fraction: float = 0.2):
   """The mean of each `kernel/*` tag over the last `fraction` of its logged steps (at least one), or None when the
   run logged none (losses without a kernel)."""
   means = []
-  for tag in ("kernel/real_real", "kernel/fake_fake", "kernel/real_fake"):
+  for tag in KERNEL_TAGS:
     values = [v for _, v in scalars.get(tag, [])]
     if not values:
       return None
@@ -167,7 +154,7 @@ def run_state(workdir: str):
   from tools import plot_scalars  # pylint: disable=import-outside-toplevel
   try:
     means = final_kernel_means(plot_scalars.read_scalars(
-        workdir, ["kernel/real_real", "kernel/fake_fake", "kernel/real_fake"]))
+        workdir, list(KERNEL_TAGS)))
   except ValueError:
     return None
   return kernel_state(*means) if means else None
