@@ -740,6 +740,23 @@ def _evaluate(run: _Run, writer, current: int, train_seconds: float) -> None:
   logging.info("step %d | %s", current, " ".join(f"{k}={v:.5g}" for k, v in scores.items()))
 
 
+def _warn_if_nothing_to_train(cfg: config_lib.Config, start_step: int, train_seconds: float) -> None:
+  if start_step >= cfg.train.steps:
+    logging.warning("the run is at step %d, not below --steps=%d: nothing to train (give a larger --steps to "
+                    "train on)", start_step, cfg.train.steps)
+  elif cfg.train.max_train_minutes and train_seconds >= cfg.train.max_train_minutes * 60.0:
+    logging.warning("the run has trained %.2f minutes, not below --max_train_minutes=%g: nothing to train (give "
+                    "a larger --max_train_minutes to train on)", train_seconds / 60.0, cfg.train.max_train_minutes)
+
+
+def _check_workdir_held(run: _Run, current: int) -> None:
+  """WorkdirLost unless the chief's workdir is still the one it locked (before it writes there)."""
+  if not run.workdir_held():
+    raise WorkdirLost(f"--workdir={run.cfg.workdir} was deleted, moved or replaced while this run trained: "
+                      f"stopping at step {current} without writing to it (its last checkpoint, if the "
+                      "folder still exists elsewhere, is where a resume would start)")
+
+
 def _loop(run: _Run, iterator, writer, start_step: int, train_seconds: float, stop: _StopRequests) -> dict:
   """Trains from `start_step` to `--steps` (or the time limit), doing what is due after each step; a stop
   request saves the step it came at and raises Interrupted. Returns the last step's metrics."""
@@ -751,12 +768,7 @@ def _loop(run: _Run, iterator, writer, start_step: int, train_seconds: float, st
   time_limit = cfg.train.max_train_minutes * 60.0
   eval_clock = _EvalClock(cfg.eval.eval_every_minutes * 60.0, train_seconds)
   several_workers = distribute.num_workers(run.strategy) > 1
-  if start_step >= cfg.train.steps:
-    logging.warning("the run is at step %d, not below --steps=%d: nothing to train (give a larger --steps to "
-                    "train on)", start_step, cfg.train.steps)
-  elif time_limit and train_seconds >= time_limit:
-    logging.warning("the run has trained %.2f minutes, not below --max_train_minutes=%g: nothing to train (give "
-                    "a larger --max_train_minutes to train on)", train_seconds / 60.0, cfg.train.max_train_minutes)
+  _warn_if_nothing_to_train(cfg, start_step, train_seconds)
   clock = time.monotonic()
   while current < cfg.train.steps and not (time_limit and train_seconds >= time_limit):
     metrics, count = advance(current)
@@ -776,10 +788,8 @@ def _loop(run: _Run, iterator, writer, start_step: int, train_seconds: float, st
       _check_finite(values, current, manager)
     if due.log:
       _log_step(run, writer, progress, values, current, time_limit - train_seconds if time_limit else None)
-    if run.chief and (due.samples or due.save or due.log) and not run.workdir_held():
-      raise WorkdirLost(f"--workdir={cfg.workdir} was deleted, moved or replaced while this run trained: "
-                        f"stopping at step {current} without writing to it (its last checkpoint, if the "
-                        "folder still exists elsewhere, is where a resume would start)")
+    if run.chief and (due.samples or due.save or due.log):
+      _check_workdir_held(run, current)
     if run.chief and due.samples:
       try:
         _write_samples(nets, cfg, fixed_z, cfg.workdir, writer, current)
