@@ -35,11 +35,28 @@ KERAS_FILE = "generator.keras"  # the same generator as a Keras file: keras.savi
 _EXPORT_ENTRIES = frozenset({"saved_model.pb", "variables", "assets", "fingerprint.pb", METADATA_FILE, KERAS_FILE})
 
 
-def is_export(path: str) -> bool:
-  """Whether `path` is a folder that only an export of this project could have written (or an empty one)."""
+def is_export(path: str, finished: bool = True) -> bool:
+  """Whether `path` is a folder that only an export of this project could have written (or an empty one).
+
+  A finished export (the export path itself, `<export>.old`) carries this project's metadata file; another
+  SavedModel, or a folder that merely has export-like names (`assets/`, `variables/`), does not. An unfinished
+  `<export>.tmp` (`finished=False`) may lack it: a kill can come before it is written.
+  """
   if not os.path.isdir(path) or os.path.islink(path):
     return False
-  return set(os.listdir(path)) <= _EXPORT_ENTRIES
+  names = set(os.listdir(path))
+  if not names <= _EXPORT_ENTRIES:
+    return False
+  return not finished or not names or _has_our_metadata(path)
+
+
+def _has_our_metadata(path: str) -> bool:
+  try:
+    with open(os.path.join(path, METADATA_FILE), encoding="utf-8") as f:
+      metadata = json.load(f)
+  except (OSError, ValueError):
+    return False
+  return isinstance(metadata, dict) and ("model" in metadata or STEP_KEY in metadata)
 
 
 def check_export_dir(export_dir: str, workdir: str) -> None:
@@ -51,7 +68,7 @@ def check_export_dir(export_dir: str, workdir: str) -> None:
     raise ValueError(f"--export_dir={export_dir} is the run's workdir or holds it ({workdir}); an export "
                      "replaces its folder: give a path of its own, e.g. the default <workdir>/export")
   for path in (export_dir, export_dir + ".tmp", export_dir + ".old"):
-    if os.path.lexists(path) and not is_export(path):
+    if os.path.lexists(path) and not is_export(path, finished=not path.endswith(".tmp")):
       kind = ("a symbolic link" if os.path.islink(path) else
               "a folder with other contents" if os.path.isdir(path) else "a file")
       raise ValueError(f"--export_dir={export_dir}: {path} exists and is {kind}, not an earlier export; an "
@@ -94,7 +111,7 @@ def recover_interrupted_export(export_dir: str) -> None:
       shutil.rmtree(old_dir)
     else:
       os.replace(old_dir, export_dir)
-  if is_export(tmp_dir):
+  if is_export(tmp_dir, finished=False):
     shutil.rmtree(tmp_dir)
 
 
@@ -161,7 +178,7 @@ def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir:
                             json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     model.save(os.path.join(tmp_dir, KERAS_FILE))
   except BaseException:  # a full disk, a signal: no unfinished copy left behind
-    if is_export(tmp_dir):
+    if is_export(tmp_dir, finished=False):
       shutil.rmtree(tmp_dir, ignore_errors=True)
     raise
   if os.path.exists(export_dir):

@@ -405,7 +405,7 @@ def export(generator, cfg: config_lib.Config, export_dir: str, step: Optional[in
     if not _disk_full(error):
       raise
     unfinished = os.path.abspath(export_dir) + ".tmp"
-    if export_lib.is_export(unfinished):
+    if export_lib.is_export(unfinished, finished=False):
       shutil.rmtree(unfinished, ignore_errors=True)
     raise DiskFullError(f"no space left to export the generator to {export_dir}; the checkpoints and any "
                         "earlier export are kept. Free space and run python main.py --mode=export "

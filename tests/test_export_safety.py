@@ -12,9 +12,11 @@ from mmd_gan_tf import trainer
 
 def _fake_export(path, marker="old"):
   os.makedirs(os.path.join(path, "variables"))
-  for name in ("saved_model.pb", "fingerprint.pb", export.METADATA_FILE):
+  for name in ("saved_model.pb", "fingerprint.pb"):
     with open(os.path.join(path, name), "w", encoding="utf-8") as f:
       f.write(marker)
+  with open(os.path.join(path, export.METADATA_FILE), "w", encoding="utf-8") as f:
+    f.write('{"model": {}, "exported_step": 1, "marker": "%s"}' % marker)
 
 
 def _run(tmp_path):
@@ -209,3 +211,25 @@ def test_an_export_path_inside_another_run_is_refused_and_a_moved_runs_export_mo
                                         check_library=False)
   assert checkpointing.at_workdir(outside, moved).export_dir == str(tmp_path / "gen")
   assert checkpointing.at_workdir(saved, str(workdir)).export_dir == str(workdir / "gen")
+
+
+def test_a_folder_with_export_like_names_or_another_savedmodel_is_not_an_earlier_export(tmp_path):
+  runs, workdir = _run(tmp_path)
+  site = tmp_path / "site"  # a user's folder that happens to have an assets/ folder
+  os.makedirs(site / "assets")
+  (site / "assets" / "logo.txt").write_text("precious")
+  foreign = tmp_path / "classifier"  # a SavedModel of something else: no mmd_gan_tf.json
+  os.makedirs(foreign / "variables")
+  (foreign / "saved_model.pb").write_bytes(b"someone's model")
+  for path in (site, foreign):
+    with pytest.raises(ValueError, match=f"{path} exists and is a folder with other contents, not an earlier"):
+      export.check_export_dir(str(path), str(workdir))
+  os.rename(foreign, tmp_path / "gan.old")  # beside a new export path: not taken for our interrupted export
+  with pytest.raises(ValueError, match="gan.old exists and is a folder with other contents"):
+    export.check_export_dir(str(tmp_path / "gan"), str(workdir))
+  export.recover_interrupted_export(str(tmp_path / "gan"))
+  assert (tmp_path / "gan.old" / "saved_model.pb").read_bytes() == b"someone's model"
+  assert not (tmp_path / "gan").exists()
+  os.makedirs(tmp_path / "new.tmp" / "variables")  # an export killed before its metadata: still ours to remove
+  export.check_export_dir(str(tmp_path / "new"), str(workdir))
+
