@@ -79,6 +79,7 @@ def _export(cfg) -> None:
   lock = (checkpointing.WorkdirLock(cfg.workdir, advice="that run exports its generator itself when it ends")
           if writable else None)
   try:
+    checkpointing.refuse_outside_state(checkpoint_dir)
     if writable:
       for line in filter(None, [checkpointing.repair_checkpoint_state(checkpoint_dir)]):
         print(f"warning: {line}", file=sys.stderr)

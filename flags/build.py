@@ -279,6 +279,13 @@ def _check_outside_other_runs(cfg: config_lib.Config) -> None:
   if run:
     raise ValueError(f"--workdir={cfg.workdir} is inside the run {run}: that run owns its folder; put this "
                      "run elsewhere")
+  for entry in ("checkpoints", "best_kid"):  # a link to a bigger disk is fine; one into another run is not
+    path = os.path.join(cfg.workdir, entry)
+    if os.path.islink(path):
+      run = checkpointing.enclosing_run(os.path.join(os.path.realpath(path), "x"))
+      if run and run != os.path.realpath(cfg.workdir):
+        raise ValueError(f"--workdir={cfg.workdir}: {entry}/ is a link into the run {run}: this run would resume "
+                         "and rotate away that run's checkpoints; remove the link (or use --init_from)")
   if cfg.export_dir:
     run = checkpointing.enclosing_run(cfg.export_dir)
     if run and run != os.path.realpath(cfg.workdir):

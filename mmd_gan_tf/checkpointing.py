@@ -77,7 +77,32 @@ def _state_paths(checkpoint_dir: str) -> list:
     return []
   if state is None or not os.path.exists(state.model_checkpoint_path + ".index"):
     return []
+  if _outside_paths(checkpoint_dir, state):  # a hand-edited or copied state file: not this run's checkpoints
+    return []
   return list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+
+
+def _outside_paths(checkpoint_dir: str, state) -> list:
+  """The checkpoints a state file names outside `checkpoint_dir` (another run's, e.g. after a copy with
+  absolute paths or a hand edit): resuming them would train on, and rotate away, that run's checkpoints."""
+  here = os.path.realpath(checkpoint_dir)
+  paths = [state.model_checkpoint_path, *state.all_model_checkpoint_paths]
+  return [p for p in paths if os.path.dirname(os.path.realpath(p)) != here]
+
+
+def refuse_outside_state(checkpoint_dir: str) -> None:
+  """ValueError when the state file names checkpoints outside `checkpoint_dir` and none of this run's own
+  are on disk to rebuild it from (`repair_checkpoint_state` rebuilds it where there are)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  try:
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+  except ValueError:
+    return
+  outside = _outside_paths(checkpoint_dir, state) if state is not None else []
+  if outside and not checkpoints_on_disk(checkpoint_dir):
+    raise ValueError(f"{os.path.join(checkpoint_dir, 'checkpoint')} names checkpoints outside this run "
+                     f"({outside[0]}): resuming would train on, and delete, another run's checkpoints. Remove "
+                     "that file to start this run afresh, or start from that run with --init_from")
 
 
 def checkpoint_list(checkpoint_dir: str) -> list:
@@ -95,8 +120,8 @@ def repair_checkpoint_state(checkpoint_dir: str) -> Optional[str]:
     return None
   named = _named_latest(checkpoint_dir)
   _write_state(checkpoint_dir, on_disk)
-  why = (f"names {named}, whose index file is missing" if named
-         else "was missing or damaged")
+  why = ("named checkpoints outside this run's folder" if named and os.path.exists(named + ".index") else
+         f"names {os.path.basename(named)}, whose index file is missing" if named else "was missing or damaged")
   return (f"{os.path.join(checkpoint_dir, 'checkpoint')} {why}: rebuilt from the checkpoints on "
           f"disk ({', '.join(os.path.basename(p) for p in on_disk)})")
 
@@ -108,7 +133,7 @@ def _named_latest(checkpoint_dir: str) -> Optional[str]:
     state = tf.train.get_checkpoint_state(checkpoint_dir)
   except ValueError:
     return None
-  return os.path.basename(state.model_checkpoint_path) if state and state.model_checkpoint_path else None
+  return state.model_checkpoint_path if state and state.model_checkpoint_path else None
 
 
 def _write_state(checkpoint_dir: str, paths: list) -> None:

@@ -624,6 +624,7 @@ def _setup(cfg: config_lib.Config, strategy: tf.distribute.Strategy) -> _Run:
   checkpoint = make_checkpoint(nets, step, run_config=run_config, critic_count=critic_count, **tracked)
   checkpoint_dir = os.path.join(cfg.workdir, "checkpoints")
   if chief:
+    checkpointing.refuse_outside_state(checkpoint_dir)
     repaired = checkpointing.repair_checkpoint_state(checkpoint_dir)
     if repaired:
       logging.warning(repaired)

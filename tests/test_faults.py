@@ -370,6 +370,33 @@ def test_a_lost_checkpoint_state_file_is_rebuilt_from_the_checkpoints_on_disk(tr
 
 
 @pytest.mark.end_to_end
+def test_another_runs_checkpoints_are_never_resumed_through_the_state_file_or_a_link(trained_run, tmp_path):
+  other = copy_of_trained_run(trained_run, tmp_path / "b")  # checkpoints at steps 2 and 4
+  before = _snapshot(other / "checkpoints")
+  # A state file naming the other run's checkpoints: rebuilt from this run's own where it has some ...
+  run = copy_of_trained_run(trained_run, tmp_path / "c")
+  state = run / "checkpoints" / "checkpoint"
+  state.write_text(state.read_text().replace('"ckpt-', f'"{other}/checkpoints/ckpt-'))
+  line = checkpointing.repair_checkpoint_state(str(run / "checkpoints"))
+  assert line.endswith("named checkpoints outside this run's folder: rebuilt from the checkpoints on disk "
+                       "(ckpt-2, ckpt-4)")
+  assert tf.train.latest_checkpoint(str(run / "checkpoints")) == str(run / "checkpoints" / "ckpt-4")
+  # ... and refused in one line where it has none (nothing of the other run is touched).
+  empty = tmp_path / "e" / "checkpoints"
+  empty.mkdir(parents=True)
+  (empty / "checkpoint").write_text(f'model_checkpoint_path: "{other}/checkpoints/ckpt-4"\n')
+  result = main_in_process(*[f"--{k}={v}" for k, v in TINY.items()], f"--workdir={empty.parent}", "--steps=6")
+  assert result.returncode == 2 and "names checkpoints outside this run" in result.stderr, result.stderr[-800:]
+  # A checkpoints/ folder that is a link into the other run is refused before anything is written.
+  linked = tmp_path / "d"
+  linked.mkdir()
+  os.symlink(other / "checkpoints", linked / "checkpoints")
+  with pytest.raises(ValueError, match=r"checkpoints/ is a link into the run .*/b: this run would resume"):
+    config_builder.build_config(dict(TINY, workdir=str(linked), steps=6))
+  assert _snapshot(other / "checkpoints") == before
+
+
+@pytest.mark.end_to_end
 def test_when_no_checkpoint_reads_back_the_run_is_refused_and_nothing_is_moved(trained_run, tmp_path, no_export):
   workdir = copy_of_trained_run(trained_run, tmp_path / "run")
   for name in os.listdir(workdir / "checkpoints"):
