@@ -43,9 +43,18 @@ _PATH_FIELDS = ("workdir", "export_dir", "train.init_from", "data.data_dir", "da
                 "eval.real_data_dir", "eval.inception_weights")
 
 
+# Paths a run keeps reading or writing after it started: made absolute when given, so that a resume from another
+# folder reads the same data and exports to the same place (the workdir names the run and stays as given).
+_ABSOLUTE_FIELDS = ("export_dir", "train.init_from", "data.data_dir", "data.tfds_data_dir", "eval.real_data_dir")
+
+
 def _convert(field: str, value: Any) -> Any:
   if field in _PATH_FIELDS and isinstance(value, str) and value.startswith("~"):
-    return os.path.expanduser(value)
+    value = os.path.expanduser(value)
+  if field in _ABSOLUTE_FIELDS and isinstance(value, str) and value:
+    return os.path.abspath(value)
+  if field in _PATH_FIELDS:
+    return value
   if field == "eval.metrics":
     return tuple(dict.fromkeys(name.strip() for name in value if name.strip()))
   if field in ("loss.sigmas", "loss.alphas"):

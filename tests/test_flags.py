@@ -357,3 +357,11 @@ def test_an_error_about_a_resumed_runs_own_setting_says_it_is_the_runs(tmp_path)
     config_builder.build_config({"dataset": "shapes"}, base=base)
   with pytest.raises(ValueError, match=r"not available for dataset 'shapes'; expected one of \['default'\]$"):
     config_builder.build_config({"dataset": "shapes", "preprocessing": "pad"}, base=base)  # given: no such note
+
+
+def test_paths_a_run_keeps_using_are_absolute_so_a_resume_from_another_folder_reads_the_same(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  cfg = config_builder.build_config(dict(dataset="npz", data_dir="digits.npz", export_dir="gen", channels=1,
+                                         preprocessing="pad", workdir="run"), check_library=False)
+  assert (cfg.data.data_dir, cfg.export_dir) == (str(tmp_path / "digits.npz"), str(tmp_path / "gen"))
+  assert cfg.workdir == "run"  # the run's name, as given
