@@ -137,13 +137,23 @@ def make_checkpoint(nets: steps_lib.Networks, step: tf.Variable, **extra) -> tf.
   return tf.train.Checkpoint(**objects)
 
 
+# The evaluation's state in a checkpoint (evaluation.make_evaluation): a run that trained without KID or lr
+# adaptation has none, and may still be resumed (or used by --init_from) with them.
+_EVALUATION_STATE = ("best_kid", "lr_adaptation")
+
+
 def _restore(checkpoint: tf.train.Checkpoint, prefix: str, advice: str, source: str = "") -> None:
   """Restores `prefix`, turning a mismatch of the networks into one error that names the checkpoint (after
   `source`, e.g. the flag that named it) and ends with `advice`."""
+  children = checkpoint._trackable_children()  # pylint: disable=protected-access
+  core = tf.train.Checkpoint(**{k: v for k, v in children.items() if k not in _EVALUATION_STATE})
+  optional = {k: v for k, v in children.items() if k in _EVALUATION_STATE}
   try:
-    status = checkpoint.restore(prefix)
+    status = core.restore(prefix)
     status.expect_partial()  # values of the checkpoint this config has no use for (another optimizer's slots)
     status.assert_existing_objects_matched()  # ... but every object of this config is restored
+    if optional:  # a run that trained without KID saved none: they start afresh
+      tf.train.Checkpoint(**optional).restore(prefix).expect_partial()
   except (AssertionError, ValueError, tf.errors.OpError) as e:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise ValueError(f"{source}{prefix} does not fit the networks of this config ({first[:300]}); "

@@ -167,3 +167,14 @@ def test_a_damaged_best_kid_checkpoint_or_eval_log_is_repaired_on_resume(tmp_pat
   assert os.path.basename(tf.train.latest_checkpoint(str(best))) == "ckpt-4"  # the next evaluation saved one
   lines = log.read_text().splitlines()
   assert json.loads(lines[0])["step"] == 2 and json.loads(lines[-1])["step"] == 4 and len(lines) == 3
+
+
+def test_a_run_trained_without_kid_resumes_with_kid_and_lr_adaptation(tmp_path, fake_inception, no_export):
+  """The evaluation's state (best KID, lr adaptation) is not in a KID-less run's checkpoints: it starts afresh."""
+  off = _cfg(tmp_path / "run", steps=2, inception_weights="none")
+  trainer.train(off, strategy=make_two_replica_strategy())
+  on = _cfg(tmp_path / "run", steps=4, eval_every=2, eval_num_samples=8, kid_subset_size=4, kid_subsets=2,
+            eval_at_start=False, lr_adaptation=True, lr_adaptation_every=2, lr_adaptation_samples=8)
+  trainer.train(on, strategy=make_two_replica_strategy())
+  assert os.path.basename(tf.train.latest_checkpoint(str(tmp_path / "run" / "best_kid"))) == "ckpt-4"
+  assert [json.loads(line)["step"] for line in (tmp_path / "run" / "eval.jsonl").read_text().splitlines()] == [4]
