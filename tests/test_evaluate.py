@@ -290,3 +290,19 @@ def test_float_images_without_negative_values_warn_about_the_range(tmp_path, cap
   (tmp_path / "text.npz").write_text("not an archive")
   with pytest.raises(ValueError, match=r"text.npz' is not a readable .npz file \(not a zip archive of arrays\)"):
     evaluate.make_source(str(tmp_path / "text.npz"), 2, args)
+
+
+def test_out_never_replaces_an_input_a_folder_or_another_file(tmp_path):
+  data = tmp_path / "fake.npz"
+  np.savez(data, x=np.zeros([2, 4, 4, 3], np.uint8))
+  (tmp_path / "notes.txt").write_text("mine")
+  for out, why in ((data, "is an input of this evaluation"), (tmp_path, "is a folder"),
+                   (tmp_path / "notes.txt", "exists and is not a JSON result of this tool")):
+    with pytest.raises(ValueError, match=f"--out={out} {why}"):
+      evaluate.check_out(str(out), [str(data), "cifar10:test", None])
+  (tmp_path / "earlier.json").write_text('{"kid": 0.1}')
+  evaluate.check_out(str(tmp_path / "earlier.json"), [str(data)])  # an earlier result may be replaced
+  evaluate.check_out(str(tmp_path / "new" / "result.json"), [str(data)])
+  with pytest.raises(ValueError, match="is an input of this evaluation"):  # checked before any work
+    evaluate.report(_args(tmp_path, data, data, f"--out={data}", "--inception_weights=missing.npz"))
+  assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -33,6 +33,7 @@ from mmd_gan_tf import console  # noqa: E402
 tf = console.import_tensorflow_quietly()  # without the no-GPU lines of TensorFlow's CUDA build
 
 from mmd_gan_tf import cli  # noqa: E402
+from mmd_gan_tf import files  # noqa: E402
 from mmd_gan_tf import images as images_lib  # noqa: E402
 from mmd_gan_tf import noise  # noqa: E402
 from mmd_gan_tf.metrics import feature_cache  # noqa: E402
@@ -333,13 +334,34 @@ def report(args) -> Dict:
   """Evaluates, prints the JSON result and writes it to --out; returns it."""
   # Evaluation runs in full float32: no TF32 matmuls/convolutions on Ampere+ GPUs.
   tf.config.experimental.enable_tensor_float_32_execution(False)
+  if args.out:
+    check_out(args.out, [args.real, args.fake, args.inception_weights])  # before the work, not after
   result = evaluate(args)
   text = json.dumps(result, indent=2, sort_keys=True)
   print(text)
   if args.out:
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(args.out).write_text(text + "\n")
+    files.atomic_write_text(args.out, text + "\n")
   return result
+
+
+def check_out(out: str, inputs) -> None:
+  """ValueError (naming --out) unless `out` can take the result: not a folder, not one of the `inputs`, and
+  if it exists, a JSON result (an earlier one of this tool) that may be replaced, not some other file."""
+  if os.path.isdir(out):
+    raise ValueError(f"--out={out} is a folder; give a file name for the JSON result")
+  real_out = os.path.realpath(out)
+  for path in filter(None, inputs):
+    if os.path.realpath(path) == real_out:
+      raise ValueError(f"--out={out} is an input of this evaluation ({path}); give another file")
+  if os.path.exists(out):
+    try:
+      with open(out, encoding="utf-8") as f:
+        earlier = json.load(f)
+    except (OSError, ValueError):
+      earlier = None
+    if not isinstance(earlier, dict):
+      raise ValueError(f"--out={out} exists and is not a JSON result of this tool; give a new file or move it")
 
 
 def main(argv) -> int:
