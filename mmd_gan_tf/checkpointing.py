@@ -267,7 +267,7 @@ def prepare_workdir(workdir: str) -> None:
 
 
 # What a run writes in its workdir: name -> whether it is a folder.
-_RUN_ENTRIES = {"checkpoints": True, "samples": True, "tensorboard": True, "best_kid": True,
+RUN_ENTRIES = _RUN_ENTRIES = {"checkpoints": True, "samples": True, "tensorboard": True, "best_kid": True,
                 "lr_adaptation": True, "config.json": False, "progress.json": False, "eval.jsonl": False,
                 ".lock": False}
 

@@ -22,6 +22,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from mmd_gan_tf import checkpointing
 from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import files
 from mmd_gan_tf import images as images_lib
@@ -67,6 +68,11 @@ def check_export_dir(export_dir: str, workdir: str) -> None:
   if export_dir == workdir or workdir.startswith(export_dir.rstrip(os.sep) + os.sep):
     raise ValueError(f"--export_dir={export_dir} is the run's workdir or holds it ({workdir}); an export "
                      "replaces its folder: give a path of its own, e.g. the default <workdir>/export")
+  inside = os.path.relpath(export_dir, workdir).split(os.sep)[0]
+  if inside in checkpointing.RUN_ENTRIES:
+    raise ValueError(f"--export_dir={export_dir} is inside the run's own {inside} (which the run writes and "
+                     "rotates); give a path of its own, e.g. the default <workdir>/export")
+  _check_export_path_usable(export_dir)
   for path in (export_dir, export_dir + ".tmp", export_dir + ".old"):
     if os.path.lexists(path) and not is_export(path, finished=not path.endswith(".tmp")):
       kind = ("a symbolic link" if os.path.islink(path) else
@@ -89,6 +95,28 @@ def check_export_dir(export_dir: str, workdir: str) -> None:
   if os.path.isdir(existing) and not os.access(existing, os.W_OK | os.X_OK):  # (a file: named elsewhere)
     raise ValueError(f"--export_dir={export_dir}: {existing} is not writable, so the run could not export at "
                      "its end: give a writable path")
+
+
+def _check_export_path_usable(export_dir: str) -> None:
+  """What would fail only when the export is written, after training: a name too long for the file system (with
+  the `.tmp` the export writes first), a file or a symbolic-link loop among the folders above, a folder that
+  does not take new entries (/proc, /sys)."""
+  folder = os.path.dirname(export_dir)
+  while not os.path.lexists(folder):
+    folder = os.path.dirname(folder)
+  try:
+    os.stat(folder)
+  except OSError as error:
+    raise ValueError(f"--export_dir={export_dir}: {folder} cannot be read ({error.strerror})") from None
+  if not os.path.isdir(folder):
+    raise ValueError(f"--export_dir={export_dir}: {folder} is a file, not a folder")
+  limit = os.pathconf(folder, "PC_NAME_MAX")
+  for name in os.path.relpath(export_dir + ".tmp", folder).split(os.sep):
+    if len(os.fsencode(name)) > limit:
+      raise ValueError(f"--export_dir={export_dir}: the name {name[:40]}... is longer than the {limit} bytes "
+                       "this file system allows")
+  if folder.split(os.sep)[1:2] in (["proc"], ["sys"]):
+    raise ValueError(f"--export_dir={export_dir} is under /{folder.split(os.sep)[1]}, which holds no files")
 
 
 def _run_of(export_dir: str) -> Optional[str]:

@@ -38,7 +38,7 @@ def test_check_export_dir_refuses_what_an_export_would_destroy(tmp_path):
              str(tmp_path): "is the run's workdir or holds it",
              str(tmp_path / "notes.txt"): "is a file, not an earlier export",
              str(tmp_path / "photos"): "is a folder with other contents",
-             str(workdir / "checkpoints"): "is a folder with other contents"}
+             str(workdir / "checkpoints"): "is inside the run's own checkpoints"}
   os.makedirs(workdir / "checkpoints" / "ckpt-1.index")
   for path, reason in refused.items():
     with pytest.raises(ValueError, match=reason):
@@ -233,3 +233,20 @@ def test_a_folder_with_export_like_names_or_another_savedmodel_is_not_an_earlier
   os.makedirs(tmp_path / "new.tmp" / "variables")  # an export killed before its metadata: still ours to remove
   export.check_export_dir(str(tmp_path / "new"), str(workdir))
 
+
+
+def test_an_export_path_that_could_only_fail_after_training_is_refused_at_the_start(tmp_path):
+  runs, workdir = _run(tmp_path)
+  (tmp_path / "afile").write_text("x")
+  os.symlink(tmp_path / "loop_b", tmp_path / "loop_a")
+  os.symlink(tmp_path / "loop_a", tmp_path / "loop_b")
+  refused = {str(workdir / "checkpoints"): "is inside the run's own checkpoints",
+             str(workdir / "samples" / "gen"): "is inside the run's own samples",
+             str(tmp_path / "afile" / "x"): "afile is a file, not a folder",
+             str(tmp_path / "loop_a" / "x"): "loop_a cannot be read",
+             str(tmp_path / ("e" * 253)): "is longer than the 255 bytes",
+             "/proc/mmd_gan_export": "is under /proc, which holds no files"}
+  for path, reason in refused.items():
+    with pytest.raises(ValueError, match=reason):
+      export.check_export_dir(path, str(workdir))
+  export.check_export_dir(str(tmp_path / ("e" * 200)), str(workdir))
