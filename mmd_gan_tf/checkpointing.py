@@ -3,6 +3,7 @@
 import dataclasses
 import fcntl
 import json
+import math
 import os
 import re
 import shutil
@@ -91,18 +92,24 @@ def _outside_paths(checkpoint_dir: str, state) -> list:
 
 
 def refuse_outside_state(checkpoint_dir: str) -> None:
-  """ValueError when the state file names checkpoints outside `checkpoint_dir` and none of this run's own
-  are on disk to rebuild it from (`repair_checkpoint_state` rebuilds it where there are)."""
+  """ValueError when the state file names checkpoints (outside `checkpoint_dir`, or its own that are gone) and
+  none of this run's own are on disk to rebuild it from (`repair_checkpoint_state` rebuilds it where there
+  are)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   try:
     state = tf.train.get_checkpoint_state(checkpoint_dir)
   except ValueError:
     return
-  outside = _outside_paths(checkpoint_dir, state) if state is not None else []
-  if outside and not checkpoints_on_disk(checkpoint_dir):
-    raise ValueError(f"{os.path.join(checkpoint_dir, 'checkpoint')} names checkpoints outside this run "
-                     f"({outside[0]}): resuming would train on, and delete, another run's checkpoints. Remove "
-                     "that file to start this run afresh, or start from that run with --init_from")
+  if state is None or not state.model_checkpoint_path or checkpoints_on_disk(checkpoint_dir):
+    return
+  outside = _outside_paths(checkpoint_dir, state)
+  if not outside:  # it names this run's checkpoints, and none is on disk (deleted by hand?)
+    raise ValueError(f"{os.path.join(checkpoint_dir, 'checkpoint')} names "
+                     f"{os.path.basename(state.model_checkpoint_path)}, but no checkpoint of this run is on disk: "
+                     "remove that file to start this run afresh, or put the checkpoints back")
+  raise ValueError(f"{os.path.join(checkpoint_dir, 'checkpoint')} names checkpoints outside this run "
+                   f"({outside[0]}): resuming would train on, and delete, another run's checkpoints. Remove "
+                   "that file to start this run afresh, or start from that run with --init_from")
 
 
 def checkpoint_list(checkpoint_dir: str) -> list:
@@ -456,9 +463,11 @@ def read_train_seconds(workdir: str, step: int) -> float:
   try:
     with open(path, encoding="utf-8") as f:
       record = json.load(f)
-    if record.get("step") == step:
-      return float(record["train_seconds"])
-    problem = f"it is of step {record.get('step')}"
+    seconds = float(record["train_seconds"]) if record.get("step") == step else None
+    if seconds is not None and math.isfinite(seconds) and seconds >= 0:
+      return seconds
+    problem = (f"it is of step {record.get('step')}" if seconds is None else
+               f"its train_seconds is {record['train_seconds']!r}, not a time")
   except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
     problem = f"{type(error).__name__}: {error}"
   absl_logging.warning("%s has no training time for step %d (%s): the training time counts from 0 again "

@@ -387,6 +387,9 @@ def test_another_runs_checkpoints_are_never_resumed_through_the_state_file_or_a_
   (empty / "checkpoint").write_text(f'model_checkpoint_path: "{other}/checkpoints/ckpt-4"\n')
   result = main_in_process(*[f"--{k}={v}" for k, v in TINY.items()], f"--workdir={empty.parent}", "--steps=6")
   assert result.returncode == 2 and "names checkpoints outside this run" in result.stderr, result.stderr[-800:]
+  (empty / "checkpoint").write_text('model_checkpoint_path: "ckpt-6"\n')  # its own, deleted by hand
+  result = main_in_process(*[f"--{k}={v}" for k, v in TINY.items()], f"--workdir={empty.parent}", "--steps=6")
+  assert result.returncode == 2 and "names ckpt-6, but no checkpoint of this run is on disk" in result.stderr
   # A checkpoints/ folder that is a link into the other run is refused before anything is written.
   linked = tmp_path / "d"
   linked.mkdir()
@@ -586,3 +589,14 @@ def test_a_file_or_folder_in_the_way_of_the_runs_own_is_named_before_anything_is
                                        f"writes its {name}"):
     checkpointing_lib.prepare_workdir(str(workdir))
   assert sorted(p.name for p in workdir.iterdir()) == [name]
+
+
+@pytest.mark.parametrize("seconds", ["NaN", "-1e9", "Infinity"])
+def test_a_training_time_record_that_is_not_a_time_counts_from_zero_with_a_warning(tmp_path, caplog, seconds):
+  (tmp_path / checkpointing.PROGRESS_FILE).write_text('{"step": 6, "train_seconds": %s}' % seconds)
+  with caplog.at_level(logging.WARNING):
+    assert checkpointing.read_train_seconds(str(tmp_path), 6) == 0.0
+  assert "not a time" in caplog.text and "counts from 0 again" in caplog.text
+  (tmp_path / checkpointing.PROGRESS_FILE).write_text('{"step": 6, "train_seconds": 12.5}')
+  assert checkpointing.read_train_seconds(str(tmp_path), 6) == 12.5
+

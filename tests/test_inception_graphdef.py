@@ -136,3 +136,11 @@ def test_cache_conversion_from_a_local_tgz_keeps_logits(full_graph, tmp_path):
   features = np.random.default_rng(3).uniform(0, 1, size=(3, 2048)).astype(np.float32)
   expected = features.astype(np.float64) @ logits[0] + logits[1]
   np.testing.assert_allclose(model.logits(tf.constant(features)).numpy(), expected, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["weights.pb", "weights.tgz"])
+def test_a_weights_file_of_random_bytes_is_one_line_naming_it(tmp_path, name):
+  path = tmp_path / name
+  path.write_bytes(np.random.default_rng(0).bytes(4096))
+  with pytest.raises(ValueError, match=f"{name} is not a readable Inception graph"):
+    inception_weights.load_inception_weights(str(path))

@@ -49,6 +49,9 @@ def main(argv) -> int:
   cfg = DataConfig(dataset=FLAGS.source, data_dir=FLAGS.data_dir, lsun_category=FLAGS.lsun_category,
                    split=FLAGS.split, image_size=FLAGS.image_size, channels=FLAGS.channels,
                    preprocessing=FLAGS.preprocessing, corrupt_is_fatal=FLAGS.corrupt_is_fatal)
+  if FLAGS.limit < 0 or FLAGS.num_shards < 0:
+    raise ValueError(f"--limit={FLAGS.limit} and --num_shards={FLAGS.num_shards} must be >= 0 (0: all images, "
+                     "shards of ~128 MiB)")
   info = prepare(cfg, FLAGS.out_dir, FLAGS.num_shards, FLAGS.limit)
   print(f"prepared {info['num_examples']} images ({info['skipped']} skipped, {info['decode_failures']} failed "
         f"to decode) in {FLAGS.out_dir}; train with --dataset=tfrecord --data_dir={FLAGS.out_dir} "

@@ -114,12 +114,18 @@ def load_npz(path) -> InceptionWeights:
 
 def load_graphdef_file(path) -> InceptionWeights:
   """Google's `classify_image_graph_def.pb`, or the `inception-2015-12-05.tgz` holding it."""
+  import tarfile  # pylint: disable=import-outside-toplevel
+  from google.protobuf import message  # pylint: disable=import-outside-toplevel
   path = pathlib.Path(path)
-  if path.suffix == ".pb":
-    serialized = path.read_bytes()
-  else:
-    serialized = inception_graphdef.read_pb_from_tgz(path)
-  arrays = inception_graphdef.arrays_from_serialized_graphdef(serialized, check_geometry=True)
+  try:
+    if path.suffix == ".pb":
+      serialized = path.read_bytes()
+    else:
+      serialized = inception_graphdef.read_pb_from_tgz(path)
+    arrays = inception_graphdef.arrays_from_serialized_graphdef(serialized, check_geometry=True)
+  except (tarfile.TarError, EOFError, zlib.error, message.DecodeError) as error:
+    raise ValueError(f"{path} is not a readable Inception graph ({type(error).__name__}: {error}); it is "
+                     "truncated or not the classify_image_graph_def.pb / inception-2015-12-05.tgz") from None
   return weights_from_arrays(arrays, file_sha256(path), str(path))
 
 
