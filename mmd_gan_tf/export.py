@@ -72,7 +72,8 @@ def check_export_dir(export_dir: str, workdir: str) -> None:
   if inside in checkpointing.RUN_ENTRIES:
     raise ValueError(f"--export_dir={export_dir} is inside the run's own {inside} (which the run writes and "
                      "rotates); give a path of its own, e.g. the default <workdir>/export")
-  _check_export_path_usable(export_dir)
+  if inside == os.pardir:  # inside the workdir, the workdir's own checks name what is wrong with it
+    _check_export_path_usable(export_dir)
   for path in (export_dir, export_dir + ".tmp", export_dir + ".old"):
     if os.path.lexists(path) and not is_export(path, finished=not path.endswith(".tmp")):
       kind = ("a symbolic link" if os.path.islink(path) else
