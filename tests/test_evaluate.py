@@ -306,3 +306,11 @@ def test_out_never_replaces_an_input_a_folder_or_another_file(tmp_path):
   with pytest.raises(ValueError, match="is an input of this evaluation"):  # checked before any work
     evaluate.report(_args(tmp_path, data, data, f"--out={data}", "--inception_weights=missing.npz"))
   assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_images_with_nan_or_inf_are_refused_naming_how_many(tmp_path):
+  images = np.zeros([4, 4, 4, 3], np.float32)
+  images[1, 0, 0, 0], images[3] = np.nan, np.inf
+  np.savez(tmp_path / "bad.npz", x=images)
+  with pytest.raises(ValueError, match=r"bad.npz: 2 of its 4 images hold NaN or infinite values"):
+    evaluate.npz_source(str(tmp_path / "bad.npz"), 4, _args(tmp_path, "a", "b"))

@@ -131,6 +131,10 @@ def npz_source(spec: str, num: int, args) -> Source:
   _check_count(spec, len(array), num)
   array = array[:num]
   image_range = "pixels" if array.dtype == np.uint8 else args.image_range
+  if array.dtype != np.uint8 and array.size and not np.isfinite(array).all():
+    bad = int(np.sum(~np.isfinite(array.reshape(len(array), -1)).all(axis=1)))
+    raise ValueError(f"{spec}: {bad} of its {len(array)} images hold NaN or infinite values; a score of them "
+                     "would mean nothing")
   if image_range == "tanh" and array.size and float(array.min()) >= 0.0:
     logging.warning("%s: float images with no negative value read as --image_range=tanh ([-1, 1]); if they "
                     "are in [0, 1], give --image_range=sigmoid", spec)
