@@ -164,6 +164,8 @@ def test_folder_same_size_lossless_images_come_back_exactly(tmp_path):
   images = next(iter(make_dataset(cfg, 4, 0, shuffle=False))).numpy()
   expected = [np.repeat(o[..., None], 3, -1) if o.ndim == 2 else o for o in originals]
   np.testing.assert_allclose(images * 255.0, np.stack(expected).astype(np.float32), atol=1e-3)
+  with pytest.raises(ValueError, match=r"has 4 images \(4 per input pipeline\), fewer than one batch of 8"):
+    make_dataset(cfg, 8, 0)  # as an npz source is refused
 
 
 def test_folder_grayscale_dataset_from_rgb(tmp_path):

@@ -125,6 +125,12 @@ def _npz(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
   return _real(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle)
 
 
+def _folder(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
+  paths, _ = folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)  # cached: the validation scanned it
+  npz.check_count(cfg.data_dir, len(paths), batch_size, num_pipelines)
+  return _real(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle)
+
+
 def _shapes(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
   del shuffle  # every example is already an independent random draw
   return shapes.shapes_dataset(cfg.image_size, cfg.channels, batch_size, seed, split=cfg.split,
@@ -237,7 +243,7 @@ DATASETS = {
     "lsun": DataSource(_real, _lsun_images, needs_data_dir=True, identity_fields=("lsun_category",),
                        validate=_validate_lsun, description="LSUN LMDB", crops=preprocessing.LSUN_LIKE,
                        preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}, scan=_scan_lsun),
-    "folder": DataSource(_real, _folder_images, needs_data_dir=True, validate=_validate_folder,
+    "folder": DataSource(_folder, _folder_images, needs_data_dir=True, validate=_validate_folder,
                          description="a folder of images", crops=preprocessing.FOLDER,
                          preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}, scan=_scan_folder,
                          reads_tree=True),
