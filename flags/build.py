@@ -100,6 +100,12 @@ def _overrides(flag_values: Mapping[str, Any], base: Optional[config_lib.Config]
     resolved["eval.metrics"] = tuple(name for name in metrics if name != "fid") + (
         ("fid",) if flag_values["fid"] else ())
   # KID by default is best effort; asking for it (or for given weights) makes missing weights an error.
+  if base is not None and flag_values.get("inception_weights") is None and resolved.get(
+      "eval.inception_weights") == "none":
+    for name in ("eval_every", "eval_every_minutes", "lr_adaptation"):
+      if flag_values.get(name):
+        raise ValueError(f"--{name}={flag_values[name]} needs the Inception weights, but this run's own setting "
+                         f"(from {base.workdir}) is --inception_weights=none: give --inception_weights=PATH too")
   if flag_values.get("inception_weights") == "none":
     _no_kid(resolved, flag_values)
   elif any(flag_values.get(name) is not None for name in ("eval_every", "eval_every_minutes", "inception_weights")):

@@ -365,3 +365,15 @@ def test_paths_a_run_keeps_using_are_absolute_so_a_resume_from_another_folder_re
                                          preprocessing="pad", workdir="run"), check_library=False)
   assert (cfg.data.data_dir, cfg.export_dir) == (str(tmp_path / "digits.npz"), str(tmp_path / "gen"))
   assert cfg.workdir == "run"  # the run's name, as given
+
+
+def test_asking_a_kid_less_run_for_kid_names_its_own_inception_weights_setting(tmp_path):
+  base = config_builder.build_config(dict(dataset="shapes", inception_weights="none", workdir=str(tmp_path)),
+                                     check_library=False)
+  with pytest.raises(ValueError, match=r"^--eval_every=2 needs the Inception weights, but this run's own setting "
+                                       r"\(from .*\) is --inception_weights=none: give --inception_weights=PATH"):
+    config_builder.build_config({"eval_every": 2}, base=base, check_library=False)
+  weights = tmp_path / "w.npz"
+  cfg = config_builder.build_config({"eval_every": 2, "inception_weights": str(weights)}, base=base,
+                                    check_library=False)
+  assert cfg.eval.eval_every == 2 and cfg.eval.inception_weights == str(weights)
