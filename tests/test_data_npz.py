@@ -126,3 +126,12 @@ def test_an_empty_or_text_npz_is_one_line_naming_it(tmp_path, content, why):
   path.write_bytes(content)
   with pytest.raises(ValueError, match=re.escape(f"{path}' is not a readable .npz file ({why})")):
     npz.load_images(str(path))
+
+
+def test_images_under_half_the_size_are_upscaled_with_one_warning(tmp_path, caplog):
+  spec = _write(tmp_path, x_train=_images(8, height=4, width=4))
+  with caplog.at_level("WARNING"):
+    validate_data_config(_config(spec))
+    validate_data_config(_config(spec))
+  lines = [r.getMessage() for r in caplog.records if "upscaled more than 2x" in r.getMessage()]
+  assert len(lines) == 1 and "4 x 4 px" in lines[0] and "--image_size=32" in lines[0]

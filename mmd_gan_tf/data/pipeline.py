@@ -11,6 +11,7 @@ decode (in-graph, parallel) -> channels -> preset (per-example stateless seed) -
 """
 
 import dataclasses
+import logging
 from typing import Any, Callable, Iterator, Mapping, Optional, Tuple
 
 import tensorflow as tf
@@ -154,7 +155,15 @@ def _validate_folder(cfg: DataConfig) -> None:
 
 
 def _validate_npz(cfg: DataConfig) -> None:
-  npz.load_images(cfg.data_dir, cfg.split)
+  images = npz.load_images(cfg.data_dir, cfg.split)
+  side = min(images.shape[1:3])
+  if side < cfg.image_size / 2 and (cfg.data_dir, cfg.image_size) not in _warned_small_npz:
+    _warned_small_npz.add((cfg.data_dir, cfg.image_size))
+    logging.warning("npz %r: its images are %d x %d px, upscaled more than 2x to --image_size=%d", cfg.data_dir,
+                    images.shape[1], images.shape[2], cfg.image_size)
+
+
+_warned_small_npz = set()
 
 
 def _validate_lsun(cfg: DataConfig) -> None:
