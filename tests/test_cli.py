@@ -55,7 +55,7 @@ def test_corrupt_dataset_info_names_the_file(tmp_path):
 
 
 @pytest.mark.parametrize("info, message", [
-    ('["a list"]', "format 'list'"),
+    ('["a list"]', "holds a JSON list, not the object tools/prepare_dataset.py writes"),
     ('{"format": "mmd_gan_tf.tfrecord.v1", "image_size": "32", "channels": 3, "num_examples": 4, "num_shards": 1}',
      "image_size='32', not a whole number >= 1"),
     ('{"format": "mmd_gan_tf.tfrecord.v1", "image_size": 32, "channels": 3, "num_examples": 4, "num_shards": 0}',

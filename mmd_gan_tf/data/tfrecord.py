@@ -49,9 +49,11 @@ def read_info(data_dir: str) -> dict:
     except json.JSONDecodeError as error:
       raise ValueError(f"{path} is not valid JSON ({error}): the prepared dataset is damaged; prepare it "
                        "again with tools/prepare_dataset.py") from error
-  if not isinstance(info, dict) or info.get("format") != FORMAT:
-    found = info.get("format") if isinstance(info, dict) else type(info).__name__
-    raise ValueError(f"{path!r} has format {found!r}, expected {FORMAT!r}")
+  if not isinstance(info, dict):
+    raise ValueError(f"{path!r} holds a JSON {type(info).__name__}, not the object tools/prepare_dataset.py "
+                     "writes: the prepared dataset is damaged; prepare it again")
+  if info.get("format") != FORMAT:
+    raise ValueError(f"{path!r} has format {info.get('format')!r}, expected {FORMAT!r}")
   for field in _COUNT_FIELDS:
     value = info.get(field)
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if field == "num_examples" else 1):
