@@ -6,6 +6,7 @@
 import contextlib
 import dataclasses
 import json
+import re
 import errno
 import functools
 import os
@@ -696,7 +697,7 @@ def _step_function(run: _Run, iterator):
   args = (run.strategy, run.nets, cfg, spec, run.step, run.critic_count, run.generator_update, run.xla)
   if cfg.train.steps_per_loop == 1:
     fns = distributed_fns(*args)
-    return lambda current: (iteration(cfg, run.nets, fns, iterator, current), 1)
+    return _files_gone_is_one_line(lambda current: (iteration(cfg, run.nets, fns, iterator, current), 1), cfg)
   run_loop = loop_fn(*args)
   first_eval = run.evaluator is not None and cfg.eval.eval_at_start
 
@@ -704,7 +705,22 @@ def _step_function(run: _Run, iterator):
     count = min(cfg.train.steps_per_loop, next_boundary(cfg, current, first_eval) - current)
     return run_loop(iterator, tf.constant(count, tf.int64)), count
 
-  return advance
+  return _files_gone_is_one_line(advance, cfg)
+
+
+def _files_gone_is_one_line(advance, cfg: config_lib.Config):
+  """`advance`, with a file the input pipeline reads gone mid-run (a data folder moved or an image deleted:
+  TensorFlow's NotFoundError, 40 lines) as one ValueError naming it and where the run can resume."""
+  def guarded(current: int):
+    try:
+      return advance(current)
+    except tf.errors.NotFoundError as error:
+      missing = re.search(r"(\S+); No such file or directory", str(error))
+      what = f"{missing.group(1)} is missing" if missing else str(error).strip().splitlines()[0][:300]
+      raise ValueError(f"step {current + 1}: a file the run reads is gone ({what}); restore the "
+                       f"data (--data_dir={cfg.data.data_dir}) and run the same command again: it resumes from "
+                       "the last checkpoint") from None
+  return guarded
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """End-to-end seams on 2 logical CPU devices: train, TensorBoard, checkpoints, resume, export."""
 
+import dataclasses
 import glob
 import logging
 import os
@@ -327,6 +328,12 @@ def test_trains_and_exports_on_an_image_folder(tmp_path):
   loaded = tf.saved_model.load(str(tmp_path / "run" / "export"))
   images = loaded.sample(num_samples=tf.constant(3), seed=tf.constant(1, tf.int64))["images_uint8"]
   assert images.shape == (3, 32, 32, 3)
+  # Images deleted while a run trains (the folder's scan is done; here: cached in this process) are one line.
+  for path in (folder / "sub").iterdir():
+    path.unlink()
+  with pytest.raises(ValueError, match=r"^step 3: a file the run reads is gone \(.*sub/.*; restore the data"):
+    trainer.train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=12)),
+                  strategy=make_two_replica_strategy())
 
 
 @pytest.mark.end_to_end
