@@ -11,7 +11,8 @@ import tensorflow as tf
 
 def write_png(path: str, image: np.ndarray) -> None:
   """Writes a uint8 [h, w, c] image as PNG (atomically)."""
-  tmp = path + ".tmp"
+  # A short temporary name beside it: `path` + ".tmp" may exceed the file system's name limit.
+  tmp = os.path.join(os.path.dirname(path), f".{os.getpid()}.png.tmp")
   tf.io.write_file(tmp, tf.io.encode_png(image))
   os.replace(tmp, path)
 

@@ -20,3 +20,10 @@ def test_the_eta_is_the_earlier_of_the_steps_and_the_time_limit():
   assert progress.line(100, 0.5, {}, seconds_left=600.0).endswith("ETA 0:10:00")
   assert progress.line(100, 0.5, {}, seconds_left=-3.0).endswith("ETA 0:00:00")
   assert progress.line(100, 0.0, {}).endswith("ETA --:--:--")
+
+
+def test_a_png_with_a_name_at_the_file_systems_limit_is_written(tmp_path):
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  path = tmp_path / ("g" * 251 + ".png")  # 255 bytes: the name plus ".tmp" would not fit
+  summaries.write_png(str(path), np.zeros([4, 4, 3], np.uint8))
+  assert path.read_bytes().startswith(b"\x89PNG") and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
