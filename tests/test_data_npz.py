@@ -135,3 +135,10 @@ def test_images_under_half_the_size_are_upscaled_with_one_warning(tmp_path, capl
     validate_data_config(_config(spec))
   lines = [r.getMessage() for r in caplog.records if "upscaled more than 2x" in r.getMessage()]
   assert len(lines) == 1 and "4 x 4 px" in lines[0] and "--image_size=32" in lines[0]
+
+
+def test_one_colour_image_without_its_batch_axis_is_named_not_read_as_thin_grayscale_images(tmp_path):
+  spec = _write(tmp_path, x_train=_images(1)[0])  # [32, 32, 3]
+  with pytest.raises(ValueError, match=r"shape \(32, 32, 3\), which reads as 32 grayscale images 3 px wide; one "
+                                       r"colour image is \[1, 32, 32, 3\]"):
+    validate_data_config(_config(spec))

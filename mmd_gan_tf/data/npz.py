@@ -78,6 +78,10 @@ def _checked(spec: str, key: str, array: np.ndarray) -> np.ndarray:
   if array.dtype != np.uint8:
     raise ValueError(f"data_dir {spec!r}: array {key!r} has dtype {array.dtype}; expected uint8 images "
                      "(0-255)")
+  if array.ndim == 3 and array.shape[2] in (3, 4) and array.shape[1] > array.shape[2]:
+    raise ValueError(f"data_dir {spec!r}: array {key!r} has shape {array.shape}, which reads as "
+                     f"{array.shape[0]} grayscale images {array.shape[2]} px wide; one colour image is "
+                     f"[1, {array.shape[0]}, {array.shape[1]}, {array.shape[2]}]")
   if array.ndim == 3:
     array = array[..., None]
   if array.ndim != 4 or array.shape[-1] not in (1, 3):
