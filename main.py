@@ -10,6 +10,7 @@ Re-running with the same --workdir resumes from the latest checkpoint.
 """
 
 import json
+import signal
 import os
 import sys
 
@@ -149,6 +150,7 @@ def main(argv) -> int:
   try:
     metrics = trainer.train(cfg)
   except trainer.Interrupted as e:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # saved: a late second Ctrl-C must not turn 75 into 130
     print(f"interrupted: {e}", file=sys.stderr)
     return EXIT_INTERRUPTED
   except KeyboardInterrupt:  # the second Ctrl-C: no checkpoint of this step

@@ -501,6 +501,7 @@ class _StopRequests:
   def __init__(self):
     self.signal_name = None
     self.trained = False  # the last step is done: only the export is left
+    self.saved = False  # the interrupted step's checkpoint is written: nothing is left to stop
     self._previous = {}
 
   def _handle(self, signum, frame):
@@ -508,6 +509,8 @@ class _StopRequests:
     if self.trained:  # nothing left to save: the run ends as it would have
       logging.warning("%s received after the last step: every step is saved; finishing the export",
                       signal.Signals(signum).name)
+      return
+    if self.saved:  # the stop is already saved: exit as interrupted (75), not as killed by Ctrl-C (130)
       return
     if self.signal_name is not None and signum == signal.SIGINT:
       raise KeyboardInterrupt
@@ -837,6 +840,7 @@ def _loop(run: _Run, iterator, writer, start_step: int, train_seconds: float, st
       _save(manager, current, cfg.workdir, run.chief, train_seconds)
     writer.flush()
     if interrupted:
+      stop.saved = True
       raise Interrupted(current, stop.signal_name or "a signal to another worker")
     clock = time.monotonic()  # evaluation, samples and checkpoints are not training time
   return metrics

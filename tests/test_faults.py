@@ -600,3 +600,13 @@ def test_a_training_time_record_that_is_not_a_time_counts_from_zero_with_a_warni
   (tmp_path / checkpointing.PROGRESS_FILE).write_text('{"step": 6, "train_seconds": 12.5}')
   assert checkpointing.read_train_seconds(str(tmp_path), 6) == 12.5
 
+
+
+def test_a_second_ctrl_c_stops_at_once_only_until_the_stop_is_saved():
+  stop = trainer._StopRequests()  # pylint: disable=protected-access
+  stop._handle(signal.SIGINT, None)  # pylint: disable=protected-access
+  assert stop.signal_name == "SIGINT"
+  with pytest.raises(KeyboardInterrupt):
+    stop._handle(signal.SIGINT, None)  # pylint: disable=protected-access
+  stop.saved = True  # the loop saved the interrupted step: a late Ctrl-C changes nothing (exit 75, not 130)
+  stop._handle(signal.SIGINT, None)  # pylint: disable=protected-access
