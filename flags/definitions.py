@@ -129,8 +129,8 @@ CONFIG_FLAGS = (
     _F("mixed_precision", "train.mixed_precision", "Networks compute in bfloat16 with float32 variables (Keras "
        "mixed_bfloat16; no loss scaling needed); kernels, MMD^2 and losses stay float32. auto: on where bfloat16 "
        "units make it faster (CPUs with AMX or AVX-512 BF16, GPUs of compute capability 8.0+), off elsewhere (an "
-       "AVX2-only CPU runs it several times slower); the log says which. --mixed_precision alone means true. "
-       "Default: false.", config_lib.AUTO_TRUE_FALSE),
+       "AVX2-only CPU runs it several times slower); the log and --dry_run say which and why. "
+       "--mixed_precision alone means true.", config_lib.AUTO_TRUE_FALSE),
     _F("steps_per_loop", "train.steps_per_loop", "Generator steps run inside one call of the compiled training "
        "function (fewer host round trips, as Keras' steps_per_execution). Logging, samples, checkpoints, "
        "evaluation and stop signals happen between calls, at the same steps as with 1: a loop never runs past "

@@ -132,7 +132,7 @@ class TrainConfig:
   sample_every: int = 500
   checkpoint_every: int = 500
   keep_checkpoints: int = 3
-  mixed_precision: str = "false"   # bfloat16 compute: auto | true | false (trainer.use_mixed_precision)
+  mixed_precision: str = "auto"    # bfloat16 compute: auto | true | false (trainer.use_mixed_precision)
   steps_per_loop: int = 1          # generator steps per call of the compiled training function
   jit_compile: str = "auto"        # XLA for the per-replica steps: auto | true | false (trainer.use_xla)
   init_from: str = ""              # a fresh run starts from this run's (or checkpoint's) variables; "" = off
@@ -222,6 +222,8 @@ def config_from_dict(values: dict) -> Config:
       section = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items() if k in fields}
       if key == "eval" and "metrics" not in value and value.get("fid"):  # a config of before `metrics`
         section["metrics"] = ("kid", "fid")
+      if key == "train" and "mixed_precision" not in value:  # a config of before mixed precision: float32
+        section["mixed_precision"] = "false"
       if key == "train" and isinstance(section.get("mixed_precision"), bool):  # before auto existed
         section["mixed_precision"] = "true" if section["mixed_precision"] else "false"
       kwargs[key] = cls(**section)

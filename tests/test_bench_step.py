@@ -88,7 +88,8 @@ def _run_tool(args, tmp_path):
 @pytest.mark.end_to_end
 def test_tiny_matrix_end_to_end(tmp_path):
   run, text = _run_tool(["--archs=dcgan,dcgan5", "--sizes=32", "--width=0.125", "--batch_size=8",
-                         "--precisions=float32", "--warmup_steps=2", "--steps=2", "--cpu_devices=2"], tmp_path)
+                         "--precisions=float32", "--warmup_steps=2", "--steps=2", "--cpu_devices=2",
+                         "--profile_steps=1", f"--profile_dir={tmp_path / 'profile'}"], tmp_path)
   rows = run["rows"]
   assert [(r["arch"], r["image_size"], r["precision"]) for r in rows] == [("dcgan", 32, "float32"),
                                                                           ("dcgan5", 32, "float32")]
@@ -112,6 +113,17 @@ def test_tiny_matrix_end_to_end(tmp_path):
   assert table[0].startswith("| arch | size | preset | precision |") and len(table) == 2 + len(rows)
   assert table[2].startswith("| dcgan | 32 | cifar10/rep | float32 | off | 1 | 8 | 0.125 | 1 |")
   assert table[3].startswith("| dcgan5 | 32 | cifar10/mmd_gp | float32 | off | 1 | 8 | 0.125 | 5 |")
+  # --profile_steps: where each row's time went, per generator step, from a trace kept per row.
+  for index, row in enumerate(rows):
+    profile = row["profile"]
+    parts = {p["name"]: p for p in profile["parts"]}
+    assert profile["steps"] == 1 and profile["op_ms_per_step"] > 0
+    assert parts["convolutions"]["ms"] > 0 and parts["optimizer updates"]["ms"] > 0
+    assert sum(p["fraction"] for p in profile["parts"]) == pytest.approx(1.0)
+    assert sum(p["ms"] for p in profile["parts"]) == pytest.approx(profile["op_ms_per_step"])
+    assert list((tmp_path / "profile" / f"row_{index}").rglob("*.xplane.pb"))
+  assert sum(line.startswith("- profile of dcgan") for line in lines) == 2
+  assert any(line.startswith("  - parts: convolutions") or "convolutions" in line for line in lines)
 
 
 @pytest.mark.end_to_end

@@ -151,7 +151,7 @@ def test_mixed_precision_is_a_boolean_flag_with_auto(tmp_path):
   from helpers import main_in_process  # pylint: disable=import-outside-toplevel
   import json  # pylint: disable=import-outside-toplevel
   for argv, value in ((["--mixed_precision"], "true"), (["--nomixed_precision"], "false"),
-                      (["--mixed_precision=auto"], "auto"), ([], "false")):
+                      (["--mixed_precision=auto"], "auto"), ([], "auto")):
     result = main_in_process("--dry_run", *argv)
     assert result.returncode == 0 and json.loads(result.stdout)["train"]["mixed_precision"] == value
     assert ("--mixed_precision=auto on a" in result.stderr) == (value == "auto")
@@ -160,3 +160,5 @@ def test_mixed_precision_is_a_boolean_flag_with_auto(tmp_path):
   old = config_builder.build_config({}).to_dict()
   old["train"]["mixed_precision"] = True  # a config.json of before auto existed
   assert config_lib.config_from_dict(old).train.mixed_precision == "true"
+  del old["train"]["mixed_precision"]  # a config.json of before mixed precision: it trained in float32
+  assert config_lib.config_from_dict(old).train.mixed_precision == "false"

@@ -16,6 +16,7 @@ The JSON holds {"runs": [run, ...]} (--append adds a run); both outputs are rewr
 run stopped by a time limit keeps the rows it finished.
 """
 
+import contextlib
 import gc
 import json
 import os
@@ -23,6 +24,7 @@ import platform
 import resource
 import shlex
 import sys
+import tempfile
 import time
 from typing import Callable, List, Optional
 
@@ -49,6 +51,7 @@ from mmd_gan_tf import losses  # noqa: E402
 from mmd_gan_tf import models  # noqa: E402
 from mmd_gan_tf import trainer  # noqa: E402
 from mmd_gan_tf.metrics import features, inception, inception_weights  # noqa: E402
+from tools import step_profile  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -90,6 +93,10 @@ def define_flags() -> None:
   flags.DEFINE_integer("inception_images", 500, "Images (32 px, resized to 299) to extract features of.")
   flags.DEFINE_integer("inception_batch_size", 100, "Images per Inception forward pass.")
   flags.DEFINE_integer("matmul_size", 4096, "N of the N x N float32 matmul.")
+  flags.DEFINE_integer("profile_steps", 0, "After each row's timed steps, profile this many more with "
+                       "TensorFlow's profiler and add where the time goes (tools/step_profile.py) to the row.")
+  flags.DEFINE_string("profile_dir", None, "Where the profiler traces go (one folder per row; for TensorBoard's "
+                      "profile plugin). Default: a temporary folder, removed after reading.")
 
 
 def summarize(seconds: List[float], batch_size: int) -> dict:
@@ -194,12 +201,13 @@ def peak_device_mib() -> Optional[float]:
 
 
 def bench_row(strategy: tf.distribute.Strategy, cfg: config_lib.Config, warmup_steps: int, steps: int,
-              steps_per_loop: int = 1) -> dict:
+              steps_per_loop: int = 1, profile_steps: int = 0, profile_dir: Optional[str] = None) -> dict:
   """Builds the networks as training does and times `warmup_steps` + `steps` generator steps, XLA-compiled
   as `cfg.train.jit_compile` says (`trainer.use_xla`).
 
   With `steps_per_loop` > 1 each timed call runs that many generator steps in one compiled function
-  (`trainer.loop_fn`); the seconds are per generator step.
+  (`trainer.loop_fn`); the seconds are per generator step. With `profile_steps`, that many more calls run
+  under TensorFlow's profiler (trace in `profile_dir`) and the row gets their `step_profile.summarize`.
   """
   if tf.config.list_physical_devices("GPU"):
     tf.config.experimental.reset_memory_stats(GPU)
@@ -220,8 +228,9 @@ def bench_row(strategy: tf.distribute.Strategy, cfg: config_lib.Config, warmup_s
     seconds = [t / steps_per_loop for t in time_steps(run_step, warmup_steps, steps)]
   else:
     fns = trainer.distributed_fns(strategy, nets, cfg, spec, step, critic_count, jit_compile=xla)
-    seconds = time_steps(lambda: trainer.iteration(cfg, nets, fns, iterator, generator_step), warmup_steps,
-                         steps)
+    run_step = lambda: trainer.iteration(cfg, nets, fns, iterator, generator_step)
+    seconds = time_steps(run_step, warmup_steps, steps)
+  profile = profiled(run_step, profile_steps, profile_dir, steps_per_loop) if profile_steps else None
   return {"arch": cfg.model.arch, "image_size": cfg.model.image_size, "preset": cfg.preset,
           "precision": (("auto: " if cfg.train.mixed_precision == "auto" else "")
                         + ("bfloat16" if trainer.use_mixed_precision(cfg.train.mixed_precision) else "float32")),
@@ -232,7 +241,23 @@ def bench_row(strategy: tf.distribute.Strategy, cfg: config_lib.Config, warmup_s
           "replicas": strategy.num_replicas_in_sync, "generator_params": nets.generator.count_params(),
           "critic_params": sum(int(np.prod(v.shape)) for v in nets.critic_variables),
           "warmup_steps": warmup_steps, "steps": steps, **summarize(seconds, cfg.train.batch_size),
-          "peak_host_mib": peak_host_mib(), "peak_device_mib": peak_device_mib()}
+          "peak_host_mib": peak_host_mib(), "peak_device_mib": peak_device_mib(),
+          **({"profile": profile} if profile else {})}
+
+
+def profiled(run_step: Callable[[], dict], calls: int, profile_dir: Optional[str], steps_per_call: int) -> dict:
+  """`calls` more calls of `run_step` under TensorFlow's profiler, summed per op and part of the step
+  (`step_profile.summarize`, per generator step); the trace goes to `profile_dir` (None: a temporary folder,
+  removed after reading)."""
+  with contextlib.ExitStack() as stack:
+    directory = profile_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_step_profile"))
+    tf.profiler.experimental.start(directory)
+    try:
+      time_steps(run_step, 0, calls)
+    finally:
+      tf.profiler.experimental.stop()
+    return step_profile.summarize(step_profile.op_events(step_profile.trace_file(directory)),
+                                  calls * steps_per_call)
 
 
 def matmul_gflops(size: int, repeats: int = 5) -> float:
@@ -303,6 +328,8 @@ def markdown(run: dict) -> str:
            f"TensorFlow {m['tensorflow']}; {m['platform']}; load average {m['load_average']:.2f} at the end"]
   if run["rows"]:
     lines += _step_lines(run["rows"], m)
+  for row in run["rows"]:
+    lines += step_profile.markdown_lines(row)
   lines += _inception_lines(run.get("inception"))
   return "\n".join(lines) + "\n"
 
@@ -370,6 +397,8 @@ def main(argv) -> int:
   tf.get_logger().setLevel("WARNING")  # not one line per all-reduce set-up of every row
   if FLAGS.warmup_steps < 1 or FLAGS.steps < 1:
     raise ValueError(f"--warmup_steps={FLAGS.warmup_steps} and --steps={FLAGS.steps} must be >= 1")
+  if FLAGS.profile_steps < 0:
+    raise ValueError(f"--profile_steps={FLAGS.profile_steps} must be >= 0")
   matrix = parse_matrix(FLAGS.archs, FLAGS.sizes, FLAGS.precisions, FLAGS.xla, FLAGS.steps_per_loop)
   if not matrix and not FLAGS.inception:
     raise ValueError("nothing to measure: give --archs or --inception")
@@ -385,8 +414,10 @@ def main(argv) -> int:
   outputs = Outputs(FLAGS.output_json, FLAGS.output_md, FLAGS.append)
   run = {"command": "python -m tools.bench_step " + shlex.join(sys.argv[1:]),
          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(strategy), "rows": []}
-  for cfg, (_, _, _, _, steps_per_loop) in zip(configs, matrix):
-    run["rows"].append(bench_row(strategy, cfg, FLAGS.warmup_steps, FLAGS.steps, steps_per_loop))
+  for index, (cfg, (_, _, _, _, steps_per_loop)) in enumerate(zip(configs, matrix)):
+    profile_dir = os.path.join(FLAGS.profile_dir, f"row_{index}") if FLAGS.profile_dir else None
+    run["rows"].append(bench_row(strategy, cfg, FLAGS.warmup_steps, FLAGS.steps, steps_per_loop,
+                                 FLAGS.profile_steps, profile_dir))
     print(json.dumps(run["rows"][-1]), flush=True)
     run["machine"] = machine(strategy)  # the load average at the latest row
     outputs.write(run)
