@@ -19,6 +19,7 @@ from tools import step_profile  # noqa: E402  pylint: disable=wrong-import-posit
     ("LeakyReluGrad_13", "LeakyReluGrad", "activation gradients"),
     ("generator/re_lu/Relu", "Relu", "activations"),
     ("gradient_tape/generator/batch_normalization_2/moments/Tile_3", "Tile", "batch normalization"),
+    ("gradient_tape/generator/batch_norm_1/FusedBatchNormGradV3", "_MklFusedBatchNormGradV3", "batch normalization"),
     ("adam/update/Sqrt", "Sqrt", "optimizer updates"),
     ("critic/critic_network/Cast", "Cast", "casts"),
     ("Iterator::Root::Prefetch::Generator", "Iterator::Generator", "input pipeline"),

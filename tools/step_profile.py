@@ -23,7 +23,7 @@ PARTS = (
     ("matmuls", lambda name, kind: "MatMul" in kind or "Einsum" in kind),
     ("activation gradients", lambda name, kind: kind.endswith("ReluGrad") or kind == "TanhGrad"),
     ("activations", lambda name, kind: kind in ("Relu", "LeakyRelu", "Tanh", "Sigmoid")),
-    ("batch normalization", lambda name, kind: "batch_normalization" in name),
+    ("batch normalization", lambda name, kind: "batch_norm" in name or "FusedBatchNorm" in kind),
     ("optimizer updates", lambda name, kind: name.startswith(("adam/", "rms_prop/", "sgd/"))),
     ("casts", lambda name, kind: kind == "Cast"),
     ("input pipeline", lambda name, kind: kind.startswith("Iterator") or name.startswith("Iterator")),

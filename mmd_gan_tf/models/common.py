@@ -61,7 +61,44 @@ class SNLayers:
 
 
 def batch_norm(cfg: ModelConfig, **kwargs) -> keras.layers.BatchNormalization:
-  return keras.layers.BatchNormalization(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon, **kwargs)
+  return BatchNorm(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="mmd_gan_tf")
+class BatchNorm(keras.layers.BatchNormalization):
+  """keras.layers.BatchNormalization of NHWC images through TensorFlow's fused kernel (the same variables and
+  maths, one op each way instead of a dozen element-wise ones).
+
+  Training: y = gamma (x - mean_B) / sqrt(var_B + eps) + beta with the batch's mean and biased variance over
+  (N, H, W), and moving = momentum * moving + (1 - momentum) * batch statistic, as Keras does (the fused op
+  returns the unbiased variance: it is scaled back by (n - 1) / n). Inference: the moving statistics.
+  bfloat16 inputs stay bfloat16 (the op computes its statistics in float32), where Keras first copies
+  them to float32: in the profile of Wang's bfloat16 step, batch normalization was 12% of the op time.
+  Anything else (other ranks or axes, masks, renorm, epsilon under the fused op's 1.001e-5) is Keras' own.
+  """
+
+  def _fused(self, inputs, mask) -> bool:
+    return (mask is None and not self.renorm and len(inputs.shape) == 4 and self.axis in (-1, 3)
+            and inputs.dtype in (tf.float32, tf.bfloat16) and self.epsilon >= 1.001e-5)
+
+  def call(self, inputs, training=None, mask=None):
+    if not self._fused(inputs, mask):
+      return super().call(inputs, training=training, mask=mask)
+    channels = inputs.shape[-1]
+    scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
+    offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
+    if not (training and self.trainable):
+      outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+          inputs, scale, offset, mean=tf.cast(self.moving_mean, tf.float32),
+          variance=tf.cast(self.moving_variance, tf.float32), epsilon=self.epsilon, is_training=False)
+      return tf.cast(outputs, self.compute_dtype)
+    outputs, mean, unbiased_variance = tf.compat.v1.nn.fused_batch_norm(
+        inputs, scale, offset, epsilon=self.epsilon, is_training=True)
+    count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), tf.float32)
+    variance = unbiased_variance * (count - 1.0) / tf.maximum(count, 1.0)
+    self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+    self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+    return tf.cast(outputs, self.compute_dtype)
 
 
 def leaky_relu(x: tf.Tensor, alpha: float) -> tf.Tensor:
