@@ -264,16 +264,20 @@ def check_given_flags_used(cfg: config_lib.Config, flag_values: Mapping[str, Any
 
 
 # TensorFlow's checkpoint and SavedModel readers treat these paths as glob patterns: a "[" or "]" (a character
-# class) makes everything written there unreadable, although the writes succeed.
+# class) makes everything written there unreadable, although the writes succeed, and the checkpoint rotation
+# deletes old checkpoints by pattern: with "*" or "?" in --workdir it deleted other runs' checkpoints.
+_GLOB_CHARACTERS = "[]*?"
 _GLOB_PATHS = (("--workdir", "workdir"), ("--export_dir", "export_dir"), ("--init_from", "train.init_from"))
 
 
 def _check_glob_free(cfg: config_lib.Config) -> None:
   for flag, field in _GLOB_PATHS:
     value = _get(cfg, field)
-    if value and ("[" in value or "]" in value):
-      raise ValueError(f"{flag}={value} contains '[' or ']': TensorFlow reads checkpoint and export paths as "
-                       "glob patterns, so nothing written there could be read back; rename the folder")
+    found = "".join(c for c in _GLOB_CHARACTERS if value and c in value)
+    if found:
+      raise ValueError(f"{flag}={value} contains {' or '.join(repr(c) for c in found)}: TensorFlow reads "
+                       "checkpoint and export paths as glob patterns (nothing written there could be read back, "
+                       "and deleting old checkpoints could match other folders); rename the folder")
 
 
 def _check_workdir_outside_data(cfg: config_lib.Config) -> None:
@@ -294,13 +298,16 @@ def _check_outside_other_runs(cfg: config_lib.Config) -> None:
   if run:
     raise ValueError(f"--workdir={cfg.workdir} is inside the run {run}: that run owns its folder; put this "
                      "run elsewhere")
-  for entry in ("checkpoints", "best_kid"):  # a link to a bigger disk is fine; one into another run is not
+  for entry in checkpointing.RUN_ENTRIES:  # a link to a bigger disk is fine; one into another run is not
     path = os.path.join(cfg.workdir, entry)
     if os.path.islink(path):
       run = checkpointing.enclosing_run(os.path.join(os.path.realpath(path), "x"))
       if run and run != os.path.realpath(cfg.workdir):
-        raise ValueError(f"--workdir={cfg.workdir}: {entry}/ is a link into the run {run}: this run would resume "
-                         "and rotate away that run's checkpoints; remove the link (or use --init_from)")
+        harm = ("resume and rotate away that run's checkpoints" if entry in ("checkpoints", "best_kid")
+                else "write into that run's own files")
+        shown = entry + ("/" if checkpointing.RUN_ENTRIES[entry] else "")
+        raise ValueError(f"--workdir={cfg.workdir}: {shown} is a link into the run {run}: this run would {harm}; "
+                         "remove the link (or use --init_from)")
   if cfg.export_dir:
     run = checkpointing.enclosing_run(cfg.export_dir)
     if run and run != os.path.realpath(cfg.workdir):
@@ -318,6 +325,8 @@ def _validate_library(cfg: config_lib.Config) -> None:
     update.validate(cfg)
   if os.path.isdir(cfg.workdir) and not os.access(cfg.workdir, os.W_OK | os.X_OK):
     raise ValueError(f"--workdir={cfg.workdir} is not writable")
+  if os.path.isdir(cfg.workdir):
+    checkpointing.refuse_foreign_files(cfg.workdir)
   # Before anything is written: an export may only replace an earlier export.
   export.check_export_dir(cfg.export_dir or os.path.join(cfg.workdir, "export"), cfg.workdir)
 

@@ -1,6 +1,7 @@
 """Run-directory bookkeeping: the resolved config on disk and resume compatibility."""
 
 import dataclasses
+import errno
 import fcntl
 import json
 import math
@@ -266,6 +267,7 @@ def prepare_workdir(workdir: str) -> None:
     raise ValueError(f"--workdir={workdir} cannot be created: {e.strerror}") from e
   if not os.access(workdir, os.W_OK | os.X_OK):
     raise ValueError(f"--workdir={workdir} is not writable")
+  refuse_foreign_files(workdir)
   for name, folder in _RUN_ENTRIES.items():
     path = os.path.join(workdir, name)
     if os.path.lexists(path) and os.path.isdir(path) != folder:
@@ -291,7 +293,17 @@ class WorkdirLock:
 
   def __init__(self, workdir: str, advice: str = "wait for that run to end, or use another --workdir"):
     path = self._path = os.path.join(workdir, LOCK_FILE)
-    self._file = open(path, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
+    if os.path.islink(path):  # writing the holder's name would overwrite whatever the link points to
+      raise ValueError(f"--workdir={workdir}: its {LOCK_FILE} is a symbolic link (to {os.readlink(path)}); a "
+                       f"run's lock is a plain file: remove the link")
+    try:  # O_NOFOLLOW: a link put there after the check is refused too
+      descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_APPEND, 0o644)
+    except OSError as e:
+      if e.errno != errno.ELOOP:
+        raise
+      raise ValueError(f"--workdir={workdir}: its {LOCK_FILE} is a symbolic link; a run's lock is a plain "
+                       "file: remove the link") from None
+    self._file = os.fdopen(descriptor, "a+", encoding="utf-8")
     try:
       fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -384,9 +396,44 @@ def saved_config(workdir: str, checkpoint_prefix: Optional[str]) -> Optional[dic
     return None
   try:
     with open(path) as f:
-      return json.load(f)
+      saved = json.load(f)
   except ValueError as e:
     raise ValueError(f"{path} is not valid JSON ({e}); restore it or use a new --workdir") from None
+  if not is_run_config(saved):
+    raise ValueError(f"{path} is not a run's config (no {', '.join(_RUN_CONFIG_SECTIONS)} sections): this folder "
+                     "is not a run of this project; use another --workdir")
+  return saved
+
+
+_RUN_CONFIG_SECTIONS = ("data", "model", "loss", "train")
+
+
+def is_run_config(saved) -> bool:
+  """Whether `saved` (parsed JSON) is a run's config as `save_config` writes it (not a user's own file)."""
+  return isinstance(saved, dict) and all(isinstance(saved.get(k), dict) for k in _RUN_CONFIG_SECTIONS)
+
+
+def refuse_foreign_files(workdir: str) -> None:
+  """A folder without checkpoints whose config.json is not a run's config, or that holds progress.json or
+  eval.jsonl without a config.json, is someone's folder, not a run: a run would overwrite those files
+  (a run writes config.json before anything else, and every other file after its first checkpoint)."""
+  if checkpoints_on_disk(os.path.join(workdir, "checkpoints")):
+    return
+  config_path = os.path.join(workdir, CONFIG_FILE)
+  if os.path.isfile(config_path):
+    try:
+      with open(config_path) as f:
+        own = is_run_config(json.load(f))
+    except (ValueError, OSError, UnicodeDecodeError):
+      own = False
+    if own:
+      return
+    raise ValueError(f"--workdir={workdir} holds a {CONFIG_FILE} that is not a run's config and no checkpoint: "
+                     "not a run of this project, and a run would overwrite that file; use another --workdir")
+  present = [name for name in ("progress.json", "eval.jsonl") if os.path.isfile(os.path.join(workdir, name))]
+  if present:
+    raise ValueError(f"--workdir={workdir} holds {' and '.join(present)} but no {CONFIG_FILE} and no checkpoint: "
+                     "not a run of this project, and a run would overwrite them; use another --workdir")
 
 
 def refuse_incompatible(saved: dict, cfg: config_lib.Config, workdir: str) -> None:
@@ -476,10 +523,18 @@ def read_train_seconds(workdir: str, step: int) -> float:
 
 
 def load_config(workdir: str) -> config_lib.Config:
-  """The config a run directory was trained with (its newest checkpoint's copy, else config.json)."""
+  """The config a run directory was trained with: the copy in its newest checkpoint that reads back, else
+  config.json. The checkpoints are found as `checkpoint_list` finds them (a missing or emptied state file does
+  not hide them), and one cut short or emptied is passed over (the run moves it aside when it starts)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-  saved = saved_config(workdir, latest)
+  saved = None
+  for prefix in reversed(checkpoint_list(os.path.join(workdir, "checkpoints"))):
+    try:
+      saved = config_in_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError):
+      continue
+    break
+  saved = saved or saved_config(workdir, None)
   if saved is None:
     raise ValueError(f"--workdir={workdir} has no {CONFIG_FILE} and no checkpoint carrying its config: "
                      "not a training run directory")

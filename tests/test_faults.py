@@ -369,6 +369,29 @@ def test_a_lost_checkpoint_state_file_is_rebuilt_from_the_checkpoints_on_disk(tr
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-6")
 
 
+@pytest.mark.parametrize("damage", ["emptied state file", "emptied newest index", "newest index cut short"])
+def test_a_runs_own_settings_are_found_past_a_damaged_state_file_or_newest_checkpoint(trained_run, tmp_path,
+                                                                                      damage):
+  """An emptied state file hid the checkpoints (the rerun took the preset's batch size and learning rates); an
+  emptied or cut-short newest index crashed the rerun, --dry_run and --mode=export before the run could move
+  it aside. The settings come from the newest checkpoint that reads back, config.json or not."""
+  workdir = copy_of_trained_run(trained_run, tmp_path / "run")  # TINY (rep, batch 8), checkpoints 2 and 4
+  expected = checkpointing.load_config(str(workdir)).to_dict()
+  os.remove(workdir / "config.json")  # only the checkpoints can say
+  index = workdir / "checkpoints" / "ckpt-4.index"
+  if damage == "emptied state file":
+    (workdir / "checkpoints" / "checkpoint").write_text("")
+  elif damage == "emptied newest index":
+    index.write_bytes(b"")
+  else:
+    index.write_bytes(index.read_bytes()[:len(index.read_bytes()) // 2])
+  assert checkpointing.load_config(str(workdir)).to_dict() == expected
+  if damage == "emptied state file":
+    result = main_in_process(f"--workdir={workdir}", "--dry_run")
+    assert result.returncode == 0 and "resuming" in result.stderr, result.stderr[-800:]
+    assert json.loads(result.stdout)["train"]["batch_size"] == TINY["batch_size"] == 8
+
+
 @pytest.mark.end_to_end
 def test_another_runs_checkpoints_are_never_resumed_through_the_state_file_or_a_link(trained_run, tmp_path):
   other = copy_of_trained_run(trained_run, tmp_path / "b")  # checkpoints at steps 2 and 4
@@ -397,6 +420,13 @@ def test_another_runs_checkpoints_are_never_resumed_through_the_state_file_or_a_
   with pytest.raises(ValueError, match=r"checkpoints/ is a link into the run .*/b: this run would resume"):
     config_builder.build_config(dict(TINY, workdir=str(linked), steps=6))
   assert _snapshot(other / "checkpoints") == before
+  # So is any other entry of a run linked into the other run: its sample grids, TensorBoard logs, config.
+  for entry in ("samples", "tensorboard", "config.json"):
+    linked = tmp_path / f"d_{entry}"
+    linked.mkdir()
+    os.symlink(other / entry, linked / entry)
+    with pytest.raises(ValueError, match=rf"{entry}/? is a link into the run .*/b: this run would write into "):
+      config_builder.build_config(dict(TINY, workdir=str(linked), steps=6))
 
 
 @pytest.mark.end_to_end
@@ -610,3 +640,46 @@ def test_a_second_ctrl_c_stops_at_once_only_until_the_stop_is_saved():
     stop._handle(signal.SIGINT, None)  # pylint: disable=protected-access
   stop.saved = True  # the loop saved the interrupted step: a late Ctrl-C changes nothing (exit 75, not 130)
   stop._handle(signal.SIGINT, None)  # pylint: disable=protected-access
+
+
+def test_a_lock_that_is_a_symbolic_link_is_refused_and_its_target_kept(tmp_path):
+  """Writing the holder's name through a `.lock` link overwrote the file it pointed to."""
+  precious = tmp_path / "precious.txt"
+  precious.write_text("data\n")
+  for name, target in (("run", precious), ("dangling", tmp_path / "nothing")):
+    workdir = tmp_path / name
+    workdir.mkdir()
+    (workdir / ".lock").symlink_to(target)
+    with pytest.raises(ValueError, match=rf"--workdir=.*{name}: its \.lock is a symbolic link"):
+      checkpointing.WorkdirLock(str(workdir))
+  assert precious.read_text() == "data\n" and not (tmp_path / "nothing").exists()
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"config.json": '{"notes": "mine"}'}, "holds a config.json that is not a run's config and no checkpoint"),
+    ({"config.json": "[1]"}, "holds a config.json that is not a run's config"),
+    ({"config.json": '{"data": {"image_size": 48}}'}, "holds a config.json that is not a run's config"),
+    ({"progress.json": "mine"}, "holds progress.json but no config.json and no checkpoint"),
+    ({"eval.jsonl": "notes"}, "holds eval.jsonl but no config.json"),
+])
+def test_a_users_folder_is_not_taken_for_a_run_and_its_files_are_kept(tmp_path, files, message):
+  """A folder with a config.json of the user's (or progress.json, eval.jsonl) and no checkpoint was "resumed"
+  and its files overwritten; a non-object config.json was a traceback."""
+  workdir = tmp_path / "mine"
+  workdir.mkdir()
+  for name, text in files.items():
+    (workdir / name).write_text(text)
+  with pytest.raises(ValueError, match=message):
+    config_builder.build_config(dict(TINY, workdir=str(workdir), steps=2))
+  with pytest.raises(ValueError, match=message):
+    checkpointing.prepare_workdir(str(workdir))
+  result = main_in_process(f"--workdir={workdir}", "--dry_run") if "notes" in files.get("config.json", "") else None
+  assert result is None or (result.returncode == 2 and message in result.stderr
+                            and "resuming" not in result.stderr), result and result.stderr[-600:]
+  assert {p.name: p.read_text() for p in workdir.iterdir()} == files
+  # A run's own config.json (a run stopped before its first checkpoint) is resumed as before.
+  config_builder.build_config(dict(TINY, workdir=str(tmp_path / "fresh"), steps=2))
+  own = tmp_path / "own"
+  own.mkdir()
+  (own / "config.json").write_text(config_builder.build_config(dict(TINY, workdir=str(own))).to_json())
+  checkpointing.refuse_foreign_files(str(own))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -321,6 +322,10 @@ def test_eval_metrics_come_from_the_metric_registry_and_fid_is_an_alias():
 def test_a_path_that_tensorflow_would_read_as_a_glob_is_refused(flag, tmp_path):
   with pytest.raises(ValueError, match=rf"--{flag}=.*run\[1\] contains '\[' or '\]'"):
     config_builder.build_config({flag: str(tmp_path / "run[1]")}, check_library=False)
+  # "*" and "?": the checkpoint rotation deleted other runs' checkpoints by pattern.
+  for name, shown in (("h*", "'*'"), ("q?", "'?'")):
+    with pytest.raises(ValueError, match=rf"--{flag}=.*{re.escape(name)} contains {re.escape(shown)}: "):
+      config_builder.build_config({flag: str(tmp_path / name)}, check_library=False)
 
 
 def test_a_tilde_in_a_path_flag_is_the_home_folder(monkeypatch, tmp_path):
