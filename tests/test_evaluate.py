@@ -300,12 +300,21 @@ def test_out_never_replaces_an_input_a_folder_or_another_file(tmp_path):
                    (tmp_path / "notes.txt", "exists and is not a JSON result of this tool")):
     with pytest.raises(ValueError, match=f"--out={out} {why}"):
       evaluate.check_out(str(out), [str(data), "cifar10:test", None])
-  (tmp_path / "earlier.json").write_text('{"kid": 0.1}')
+  (tmp_path / "earlier.json").write_text('{"metrics": {"kid": 0.1}, "protocol": {}}')
   evaluate.check_out(str(tmp_path / "earlier.json"), [str(data)])  # an earlier result may be replaced
+  # Any other JSON object is someone's file (a prepared dataset's dataset_info.json, an export's metadata).
+  (tmp_path / "dataset_info.json").write_text('{"format": "tfrecord", "count": 2}')
+  with pytest.raises(ValueError, match="exists and is not a JSON result of this tool"):
+    evaluate.check_out(str(tmp_path / "dataset_info.json"), [str(data)])
+  inputs = tmp_path / "images"
+  inputs.mkdir()
+  with pytest.raises(ValueError, match=r"is inside an input of this evaluation \(.*images\)"):
+    evaluate.check_out(str(inputs / "result.json"), [str(inputs)])
   evaluate.check_out(str(tmp_path / "new" / "result.json"), [str(data)])
   with pytest.raises(ValueError, match="is an input of this evaluation"):  # checked before any work
     evaluate.report(_args(tmp_path, data, data, f"--out={data}", "--inception_weights=missing.npz"))
   assert (tmp_path / "notes.txt").read_text() == "mine"
+  assert json.loads((tmp_path / "dataset_info.json").read_text())["format"] == "tfrecord"
 
 
 def test_images_with_nan_or_inf_are_refused_naming_how_many(tmp_path):
@@ -314,3 +323,22 @@ def test_images_with_nan_or_inf_are_refused_naming_how_many(tmp_path):
   np.savez(tmp_path / "bad.npz", x=images)
   with pytest.raises(ValueError, match=r"bad.npz: 2 of its 4 images hold NaN or infinite values"):
     evaluate.npz_source(str(tmp_path / "bad.npz"), 4, _args(tmp_path, "a", "b"))
+
+
+def test_16_bit_png_folders_read_as_training_reads_them(tmp_path):
+  """PIL's convert("RGB") clipped 16-bit grey PNGs to white: identical images scored KID x 10^3 803."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  grey = np.random.default_rng(0).integers(0, 256, size=[3, 8, 8]).astype(np.uint16)
+  for name, dtype in (("eight", np.uint8), ("sixteen", np.uint16)):
+    (tmp_path / name).mkdir()
+    for index, image in enumerate(grey):
+      scale = 1 if dtype == np.uint8 else 257
+      Image.fromarray((image * scale).astype(dtype)).save(tmp_path / name / f"{index}.png")
+  with Image.open(tmp_path / "sixteen" / "0.png") as written:
+    assert written.mode.startswith("I")  # PIL reads it back as 16-bit grey
+  args = _args(tmp_path, tmp_path / "eight", tmp_path / "sixteen")
+  [eight], [sixteen] = (list(evaluate.make_source(str(tmp_path / n), 3, args).batches())
+                        for n in ("eight", "sixteen"))
+  assert sixteen.dtype == np.uint8 and sixteen.shape == (3, 8, 8, 3)
+  np.testing.assert_array_equal(sixteen, eight)
+  np.testing.assert_array_equal(eight[..., 0], grey)

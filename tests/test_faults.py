@@ -246,6 +246,12 @@ def test_sample_tool_checks_its_input(exported, tmp_path):
   with pytest.raises(ValueError, match="is a directory"):
     sample.check_args(str(exported / "export"), 4, 4, str(tmp_path / "grids.png"))
   sample.check_args(str(exported / "export"), 4, 4, str(tmp_path / "GRID.PNG"))  # accepted
+  # Not into a run's own folders or an export: that run's resume or export would be refused afterwards.
+  for inside, why in ((exported / "export" / "g.png", "is inside the exported generator"),
+                      (exported / "samples" / "g.png", r"is inside the run .* \(its samples/\)")):
+    with pytest.raises(ValueError, match=rf"--out={inside} {why}"):
+      sample.check_args(str(exported / "export"), 4, 4, str(inside))
+  sample.check_args(str(exported / "export"), 4, 4, str(exported / "grid.png"))  # beside them is fine
 
 
 @pytest.mark.end_to_end

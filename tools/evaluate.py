@@ -32,6 +32,7 @@ from mmd_gan_tf import console  # noqa: E402
 
 tf = console.import_tensorflow_quietly()  # without the no-GPU lines of TensorFlow's CUDA build
 
+from mmd_gan_tf import checkpointing  # noqa: E402
 from mmd_gan_tf import cli  # noqa: E402
 from mmd_gan_tf import files  # noqa: E402
 from mmd_gan_tf import images as images_lib  # noqa: E402
@@ -154,6 +155,11 @@ def folder_source(spec: str, num: int, args) -> Source:
   def read(file):
     try:
       with Image.open(file) as image:
+        if image.mode.startswith("I;16") or image.mode == "I":
+          # 16-bit grey (PNG): PIL's convert("RGB") clips it to white; scale it to 8 bits as training's
+          # decoder does (x / 257).
+          grey = np.clip(np.round(np.asarray(image, np.float64) / 257.0), 0, 255).astype(np.uint8)
+          return np.repeat(grey[..., None], 3, axis=-1)
         return np.asarray(image.convert("RGB"), np.uint8)
     except (OSError, ValueError) as error:  # truncated, not an image, a dangling link
       raise ValueError(f"{file}: not a readable image ({error}); the first --num images of a folder are "
@@ -358,13 +364,18 @@ def check_out(out: str, inputs) -> None:
   for path in filter(None, inputs):
     if os.path.realpath(path) == real_out:
       raise ValueError(f"--out={out} is an input of this evaluation ({path}); give another file")
+  for path in filter(None, inputs):
+    folder = os.path.realpath(path)
+    if os.path.isdir(folder) and real_out.startswith(folder.rstrip(os.sep) + os.sep):
+      raise ValueError(f"--out={out} is inside an input of this evaluation ({path}); give a file elsewhere")
+  checkpointing.refuse_inside_runs("--out", out)
   if os.path.exists(out):
     try:
       with open(out, encoding="utf-8") as f:
         earlier = json.load(f)
     except (OSError, ValueError):
       earlier = None
-    if not isinstance(earlier, dict):
+    if not (isinstance(earlier, dict) and {"metrics", "protocol"} <= set(earlier)):
       raise ValueError(f"--out={out} exists and is not a JSON result of this tool; give a new file or move it")
 
 

@@ -17,6 +17,7 @@ from mmd_gan_tf import console  # noqa: E402
 
 tf = console.import_tensorflow_quietly()  # without the no-GPU lines of TensorFlow's CUDA build
 
+from mmd_gan_tf import checkpointing  # noqa: E402
 from mmd_gan_tf import cli  # noqa: E402
 from mmd_gan_tf import images as images_lib  # noqa: E402
 from mmd_gan_tf import summaries  # noqa: E402
@@ -39,6 +40,7 @@ def check_args(model: str, num: int, batch_size: int, out: str = "samples.png") 
     raise ValueError(f"--out={out} must name a .png file (the grid is written as PNG)")
   if os.path.isdir(out):
     raise ValueError(f"--out={out} is a directory; name the PNG file to write")
+  checkpointing.refuse_inside_runs("--out", out)
   if not model or not os.path.isdir(model):
     raise ValueError(f"--model={model} is not a SavedModel directory")
   if not 0 < num <= MAX_GRID:
@@ -73,8 +75,12 @@ def main(argv) -> int:
       model.sample(tf.constant(min(FLAGS.batch_size, FLAGS.num - start), tf.int32),
                    tf.constant(FLAGS.seed + index, tf.int64))["images_uint8"].numpy()
       for index, start in enumerate(range(0, FLAGS.num, FLAGS.batch_size))])
-  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-  summaries.write_png(FLAGS.out, images_lib.image_grid(images))
+  try:
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+    summaries.write_png(FLAGS.out, images_lib.image_grid(images))
+  except (OSError, tf.errors.OpError) as e:  # a file where a folder should be, no permission, a full disk
+    reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+    raise ValueError(f"--out={FLAGS.out} cannot be written: {reason}") from None
   print(f"wrote {FLAGS.num} samples to {FLAGS.out}")
   return 0
 
