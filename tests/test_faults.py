@@ -46,6 +46,23 @@ def test_symlink_loops_are_listed_once_without_hanging(tmp_path, links, caplog):
   assert any("symbolic links" in r.getMessage() for r in caplog.records)
 
 
+def test_a_run_reached_through_a_link_in_the_data_folder_is_not_data(trained_run, tmp_path, caplog):
+  """A workdir linked from inside --data_dir added the run's own sample grids to its training images."""
+  root = tmp_path / "images"
+  _images(root)
+  run = copy_of_trained_run(trained_run, tmp_path / "run")
+  os.symlink(run, root / "runlink")
+  fresh = tmp_path / "fresh"  # a run that has only taken its lock so far
+  fresh.mkdir()
+  (fresh / ".lock").write_text("PID 1\n")
+  _images(fresh / "samples")
+  os.symlink(fresh, root / "freshlink")
+  with caplog.at_level(logging.WARNING):
+    files = folder.list_files(str(root))
+  assert [os.path.relpath(f, root) for f in files] == ["0.png", "1.png", "2.png"]
+  assert any("skipped 2 training run folder(s)" in r.getMessage() for r in caplog.records)
+
+
 @pytest.fixture
 def exported(trained_run):
   """The run directory of the session's tiny trained run (helpers.TINY_RUN: one channel, 32 px)."""

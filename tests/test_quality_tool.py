@@ -28,6 +28,34 @@ def test_parse_configs_and_budget_errors():
   assert "--max_train_minutes=2.0" in quality.budget_flags(None, 2.0, 4)
 
 
+def test_out_never_replaces_a_users_files_and_odd_eval_lines_are_skipped(tmp_path):
+  """--out holding a table.md or results.json of the user's was overwritten; an eval.jsonl line without a
+  step was a KeyError."""
+  quality.check_out(str(tmp_path / "new"))
+  quality.check_out(str(tmp_path))  # empty
+  (tmp_path / "runs").mkdir()
+  quality.check_out(str(tmp_path))  # an interrupted first configuration: only its run so far
+  (tmp_path / "table.md").write_text("notes\n")
+  (tmp_path / "results.json").write_text("x\n")
+  with pytest.raises(ValueError, match=r"--out=.* holds results.json, table.md but no results.json of an "
+                                       r"earlier run of this tool"):
+    quality.check_out(str(tmp_path))
+  assert (tmp_path / "table.md").read_text() == "notes\n"
+  result = subprocess.run([sys.executable, str(ROOT / "tools" / "quality.py"), f"--out={tmp_path}", "--losses=rep",
+                           "--steps=2"], capture_output=True, text=True, timeout=120, check=False, env=tool_env())
+  assert result.returncode == 2 and "but no results.json of an earlier run" in result.stderr, result.stderr[-600:]
+  assert not (tmp_path / "runs" / "rep").exists() and (tmp_path / "table.md").read_text() == "notes\n"
+  (tmp_path / "results.json").write_text(json.dumps({"configs": {}, "command": "tools/quality.py"}))
+  quality.check_out(str(tmp_path))  # an earlier output of the tool is updated
+  (tmp_path / "file").write_text("")
+  with pytest.raises(ValueError, match="exists and is not a folder"):
+    quality.check_out(str(tmp_path / "file"))
+  run = tmp_path / "run"
+  run.mkdir()
+  (run / "eval.jsonl").write_text('{"kid": 0.5}\n[1]\n{"step": 2, "kid": 0.4, "train_seconds": 1.0}\n{"step"\n')
+  assert [r["step"] for r in quality.read_records(str(run))] == [2]
+
+
 def test_seeds_expand_seed_major_and_refuse_a_given_seed():
   configs = {"rep": ["--loss=rep"], "hinge": ["--loss=hinge"]}
   assert quality.expand_seeds(configs, 1) == configs

@@ -215,7 +215,9 @@ def read_records(workdir: str) -> list:
           record = json.loads(line)
         except ValueError:
           continue  # a line cut by a crash
-        by_step[record["step"]] = record
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and "kid" in record \
+            and "train_seconds" in record:
+          by_step[record["step"]] = record  # any other line (edited by hand) is not an evaluation
   return [by_step[s] for s in sorted(by_step)]
 
 
@@ -223,6 +225,28 @@ def latest_grid(workdir: str):
   samples = os.path.join(workdir, "samples")
   names = sorted(n for n in os.listdir(samples) if n.endswith(".png")) if os.path.isdir(samples) else []
   return os.path.join(samples, names[-1]) if names else None
+
+
+# What the tool (re)writes directly in --out; runs/ and logs/ hold one entry per configuration.
+_OUTPUTS = ("results.json", "table.md", "seeds.md", "kid.png", "grids")
+
+
+def check_out(out: str) -> None:
+  """ValueError (naming --out) before any work unless --out is new, a folder without the tool's outputs, or an
+  earlier output of this tool (its results.json): it never replaces a user's table.md or results.json."""
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise ValueError(f"--out={out} exists and is not a folder")
+  present = [name for name in _OUTPUTS if os.path.lexists(os.path.join(out, name))]
+  if not present:
+    return
+  try:
+    with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
+      earlier = json.load(f)
+  except (OSError, ValueError):
+    earlier = None
+  if not (isinstance(earlier, dict) and isinstance(earlier.get("configs"), dict) and "command" in earlier):
+    raise ValueError(f"--out={out} holds {', '.join(present)} but no results.json of an earlier run of this tool: "
+                     "they would be replaced; give a new folder")
 
 
 def earlier_results(out: str) -> dict:
@@ -363,6 +387,7 @@ def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   out = os.path.abspath(FLAGS.out)
+  check_out(out)
   base = parse_configs(FLAGS.losses, FLAGS.config)
   configs = expand_seeds(base, FLAGS.seeds)
   budget_flags(FLAGS.steps, FLAGS.minutes, FLAGS.eval_points)

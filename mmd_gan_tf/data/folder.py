@@ -23,15 +23,22 @@ MAX_FILE_BYTES = 512 * 2**20
 _PROGRESS_EVERY = 50_000
 
 
+def _is_run_folder(folder: str) -> bool:
+  """A training run's folder: its lock file, or its config.json beside checkpoints/."""
+  return os.path.isfile(os.path.join(folder, ".lock")) or (
+      os.path.isfile(os.path.join(folder, "config.json")) and os.path.isdir(os.path.join(folder, "checkpoints")))
+
+
 def list_files(data_dir: str) -> List[str]:
   """Every regular, non-hidden file under `data_dir`, sorted; ValueError when it is missing or empty.
 
   Symbolic links to folders are followed, each real folder once: a link back up the tree (a loop) is
-  skipped with a warning instead of being walked again. Large folders log their progress.
+  skipped with a warning instead of being walked again, and so is a training run's folder (reached through
+  a link, its sample grids would become training images). Large folders log their progress.
   """
   if not os.path.isdir(data_dir):
     raise ValueError(f"data_dir {data_dir!r} does not exist or is not a directory")
-  paths, visited, loops, undecodable = [], set(), [], []
+  paths, visited, loops, undecodable, runs = [], set(), [], [], []
   for root, dirs, files in os.walk(data_dir, followlinks=True):
     real = os.path.realpath(root)
     if real in visited:  # reached again through a link
@@ -39,6 +46,10 @@ def list_files(data_dir: str) -> List[str]:
       dirs[:] = []
       continue
     visited.add(real)
+    if _is_run_folder(root):  # e.g. reached through a link: its sample grids and checkpoints are not data
+      runs.append(root)
+      dirs[:] = []
+      continue
     dirs[:] = sorted(d for d in dirs if not d.startswith("."))
     before = len(paths)
     for name in files:
@@ -54,6 +65,9 @@ def list_files(data_dir: str) -> List[str]:
   if loops:
     logging.warning("folder %r: skipped %d folder(s) reached again through symbolic links (loops), e.g. %r",
                     data_dir, len(loops), loops[0])
+  if runs:
+    logging.warning("folder %r: skipped %d training run folder(s) (their samples and checkpoints are not "
+                    "data), e.g. %r", data_dir, len(runs), runs[0])
   if undecodable:
     logging.warning("folder %r: skipped %d file(s) whose names are not valid UTF-8 (TensorFlow cannot open "
                     "them; rename them), e.g. %r", data_dir, len(undecodable), os.fsencode(undecodable[0]))
