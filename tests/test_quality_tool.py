@@ -136,3 +136,33 @@ def test_two_configurations_end_to_end(tmp_path):
   assert again.stdout.count("finished earlier with the same command: skipped") == 2  # no main.py started
   assert json.loads((out / "results.json").read_text())["configs"]["rep"]["points"] == \
       summary["configs"]["rep"]["points"]
+
+
+@pytest.mark.end_to_end
+def test_a_stop_signal_reaches_the_run_once_and_the_tool_exits_resumable(tmp_path):
+  """SIGTERM to the tool (or its process group) left main.py training as an orphan, or made the tool exit 143
+  with nothing said; now every stop signal (SIGTERM, SIGINT, SIGHUP) reaches the run once, the run saves its
+  step, the tool exits 75, and the same command continues."""
+  import signal  # pylint: disable=import-outside-toplevel
+  import time  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
+  out = tmp_path / "quality"
+  command = [sys.executable, str(ROOT / "tools" / "quality.py"), f"--out={out}", "--losses=rep", "--steps=5000",
+             "--eval_points=1", "--num_samples=12", "--kid_subset_size=6", "--kid_subsets=2",
+             f"--inception_weights={asset_path('inception/fid_inception_v3_2015_12_05.npz')}", "--poll_seconds=1",
+             "--common=--arch=li --width=0.0625 --batch_size=4 --cpu_devices=1 --log_every=1 --checkpoint_every=5000"]
+  tool = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(tmp_path),
+                          env=tool_env(), start_new_session=True)
+  log = out / "logs" / "rep.log"
+  deadline = time.monotonic() + 300
+  while time.monotonic() < deadline and not (log.exists() and "step 3/" in log.read_text(errors="replace")):
+    time.sleep(0.5)
+  assert log.exists() and "step 3/" in log.read_text(errors="replace"), "the run did not start training"
+  # Ctrl-C in a terminal: the whole process group. Had the run been in it, it would have seen two (the
+  # terminal's and the forwarded one) and stopped without saving.
+  os.killpg(tool.pid, signal.SIGINT)
+  _, stderr = tool.communicate(timeout=300)
+  assert tool.returncode == 75 and "interrupted: [rep] interrupted: its run saved its step" in stderr, stderr[-800:]
+  workdir = out / "runs" / "rep"
+  assert checkpointing.checkpoints_on_disk(str(workdir / "checkpoints"))  # the interrupted step was saved
+  checkpointing.WorkdirLock(str(workdir)).release()  # no main.py left holding the run

@@ -34,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -259,6 +260,28 @@ def earlier_results(out: str) -> dict:
   return configs if isinstance(configs, dict) else {}
 
 
+# The main.py child that runs now, and the stop signals this tool received (forwarded to it).
+_CHILD = {"process": None, "signals": []}
+EXIT_INTERRUPTED = 75  # main.py's "interrupted, resumable"
+
+
+class Interrupted(Exception):
+  """The tool was asked to stop and its child saved its step."""
+
+
+def _forward(signum, frame) -> None:  # pylint: disable=unused-argument
+  """SIGTERM, SIGINT, SIGHUP: passed once to the running main.py, which saves its step and exits 75."""
+  _CHILD["signals"].append(signum)
+  process = _CHILD["process"]
+  if process is not None and process.poll() is None:
+    process.send_signal(signum)
+
+
+def install_signal_forwarding() -> None:
+  for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(signum, _forward)
+
+
 def run_config(name: str, command: list, out: str, earlier: Optional[dict] = None) -> dict:
   """Runs (or resumes) one configuration to the end, printing each evaluation as it arrives.
 
@@ -275,7 +298,12 @@ def run_config(name: str, command: list, out: str, earlier: Optional[dict] = Non
   start = time.monotonic()
   shown = {r["step"] for r in read_records(workdir)}
   with open(log_path, "a", encoding="utf-8") as log:
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    if _CHILD["signals"]:
+      raise Interrupted(f"[{name}] not started: this tool was asked to stop")
+    # A session of its own: a Ctrl-C or a SIGTERM to the tool's process group reaches it once, through
+    # `_forward`, not twice (a second Ctrl-C would stop it without saving).
+    process = _CHILD["process"] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                                   start_new_session=True)
     while True:
       try:
         code = process.wait(timeout=FLAGS.poll_seconds)
@@ -288,6 +316,9 @@ def run_config(name: str, command: list, out: str, earlier: Optional[dict] = Non
                 f"KID x1e3 {1e3 * record['kid']:8.2f} +- {1e3 * record['kid_std']:.2f}", flush=True)
       if code is not None:
         break
+  _CHILD["process"] = None
+  if code == EXIT_INTERRUPTED and _CHILD["signals"]:
+    raise Interrupted(f"[{name}] interrupted: its run saved its step; the same command continues it")
   if code:
     raise RuntimeError(f"[{name}] main.py exited with {code}; see {log_path}")
   records = read_records(workdir)
@@ -394,9 +425,13 @@ def main(argv) -> int:
   commands = {name: run_command(name, config_flags, out) for name, config_flags in configs.items()}
   earlier = earlier_results(out)
   results = {}
+  install_signal_forwarding()
   for name, command in commands.items():
     try:
       results[name] = run_config(name, command, out, earlier.get(name))
+    except Interrupted as e:
+      print(f"interrupted: {e}", file=sys.stderr)
+      return EXIT_INTERRUPTED
     except RuntimeError as e:
       print(f"error: {e}", file=sys.stderr)
       return 1
