@@ -141,11 +141,21 @@ def main(argv) -> int:
     if ignored:
       print(f"warning: --mode=export exports the run's generator as it was trained; ignored: "
             f"{' '.join('--' + name for name in ignored)}", file=sys.stderr)
+    def stop(signum, frame):  # pylint: disable=unused-argument
+      raise KeyboardInterrupt  # SIGTERM and SIGHUP stop an export as Ctrl-C does: one line, not a silent 143
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
       _export(cfg)
     except trainer.DiskFullError as e:
       print(cli.one_line(e), file=sys.stderr)
       return EXIT_RUN_FAILED
+    except KeyboardInterrupt:
+      print(f"interrupted: the export of {cfg.workdir} was not finished; the previous export (if any) is intact "
+            "and the next export settles what this one left; run the same command again", file=sys.stderr)
+      return EXIT_INTERRUPTED
+    finally:
+      for signum, handler in previous.items():
+        signal.signal(signum, handler)
     return 0
   try:
     metrics = trainer.train(cfg)

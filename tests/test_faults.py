@@ -706,3 +706,20 @@ def test_a_users_folder_is_not_taken_for_a_run_and_its_files_are_kept(tmp_path, 
   own.mkdir()
   (own / "config.json").write_text(config_builder.build_config(dict(TINY, workdir=str(own))).to_json())
   checkpointing.refuse_foreign_files(str(own))
+
+
+def test_sigterm_during_an_export_is_one_line_and_resumable(trained_run, monkeypatch):
+  """SIGTERM during --mode=export killed it with 143 and nothing said."""
+  sys.path.insert(0, str(ROOT))
+  import main  # pylint: disable=import-outside-toplevel
+
+  def export_until_signalled(cfg):  # pylint: disable=unused-argument
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)  # the handler interrupts this
+
+  monkeypatch.setattr(main, "_export", export_until_signalled)
+  before = signal.getsignal(signal.SIGTERM)
+  result = main_in_process("--mode=export", f"--workdir={trained_run[0]}")
+  assert result.returncode == 75, result.stderr[-600:]
+  assert "interrupted: the export of" in result.stderr and "run the same command again" in result.stderr
+  assert signal.getsignal(signal.SIGTERM) == before  # the process's own handling comes back
