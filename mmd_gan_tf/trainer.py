@@ -713,7 +713,8 @@ def _step_function(run: _Run, iterator):
 
 def _files_gone_is_one_line(advance, cfg: config_lib.Config):
   """`advance`, with a file the input pipeline reads gone mid-run (a data folder moved or an image deleted:
-  TensorFlow's NotFoundError, 40 lines) as one ValueError naming it and where the run can resume."""
+  TensorFlow's NotFoundError, 40 lines) or damaged (a TFRecord shard's DataLossError) as one ValueError naming
+  it and where the run can resume."""
   def guarded(current: int):
     try:
       return advance(current)
@@ -723,6 +724,11 @@ def _files_gone_is_one_line(advance, cfg: config_lib.Config):
       raise ValueError(f"step {current + 1}: a file the run reads is gone ({what}); restore the "
                        f"data (--data_dir={cfg.data.data_dir}) and run the same command again: it resumes from "
                        "the last checkpoint") from None
+    except tf.errors.DataLossError as error:  # a TFRecord shard whose bytes changed (its checksums fail)
+      what = str(error).strip().splitlines()[0][:300]
+      raise ValueError(f"step {current + 1}: a data file is damaged ({what}); prepare the data again "
+                       f"(--data_dir={cfg.data.data_dir}) and run the same command again: it resumes from the "
+                       "last checkpoint") from None
   return guarded
 
 

@@ -723,3 +723,15 @@ def test_sigterm_during_an_export_is_one_line_and_resumable(trained_run, monkeyp
   assert result.returncode == 75, result.stderr[-600:]
   assert "interrupted: the export of" in result.stderr and "run the same command again" in result.stderr
   assert signal.getsignal(signal.SIGTERM) == before  # the process's own handling comes back
+
+
+def test_a_damaged_data_file_mid_run_is_one_line():
+  """A TFRecord shard with flipped bytes (its size unchanged) was a DataLossError traceback at step 1."""
+  cfg = config_builder.build_config(dict(TINY, workdir="/tmp/unused"), check_library=False)
+
+  def advance(current):
+    raise tf.errors.DataLossError(None, None, "corrupted record at 1024\nmore lines")
+
+  with pytest.raises(ValueError, match=r"^step 5: a data file is damaged \(corrupted record at 1024\); prepare "
+                                       r"the data again .* it resumes from the last checkpoint$"):
+    trainer._files_gone_is_one_line(advance, cfg)(4)  # pylint: disable=protected-access
