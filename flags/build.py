@@ -325,6 +325,11 @@ def _validate_library(cfg: config_lib.Config) -> None:
     update.validate(cfg)
   if os.path.isdir(cfg.workdir) and not os.access(cfg.workdir, os.W_OK | os.X_OK):
     raise ValueError(f"--workdir={cfg.workdir} is not writable")
+  parent = os.path.dirname(os.path.abspath(cfg.workdir))
+  while not os.path.exists(parent) and parent != os.path.dirname(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.exists(cfg.workdir) and os.path.isdir(parent) and not os.access(parent, os.W_OK | os.X_OK):
+    raise ValueError(f"--workdir={cfg.workdir} cannot be created: {parent} is not writable")
   if os.path.isdir(cfg.workdir):
     checkpointing.refuse_foreign_files(cfg.workdir)
   # Before anything is written: an export may only replace an earlier export.

@@ -72,6 +72,8 @@ def test_other_sizes_are_resized_by_the_presets(tmp_path):
     (lambda tmp: str(tmp / "x.npy"), "must name a .npz file"),
     (lambda tmp: _write(tmp, x_train=_images(4)) + ":nope", "no array 'nope'"),
     (lambda tmp: _write(tmp, a=_images(4), b=_images(4)), "name the image array"),
+    (lambda tmp: _write(tmp, v=np.zeros((2, 2, 8, 8, 3), np.uint8)),
+     r"no array of images \(\[N, H, W\] or \[N, H, W, C\]\) in .*; arrays: v \[2, 2, 8, 8, 3\]"),
     (lambda tmp: _write(tmp, x_train=_images(4).astype(np.float32)), "dtype float32"),
     (lambda tmp: _write(tmp, x_train=_images(4, channels=4)), r"shape \(4, 32, 32, 4\)"),
     (lambda tmp: _write(tmp, x_train=np.zeros((0, 32, 32, 3), np.uint8)), "has no images"),

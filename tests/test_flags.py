@@ -342,6 +342,9 @@ def test_a_read_only_workdir_is_named_before_its_export_folder(tmp_path, monkeyp
                       else real_access(path, mode))
   with pytest.raises(ValueError, match=f"^--workdir={workdir} is not writable$"):
     config_builder.build_config({"workdir": str(workdir)})
+  # A new workdir under a folder that cannot be written is named as such (it blamed --export_dir, not given).
+  with pytest.raises(ValueError, match=f"^--workdir={workdir}/a/run cannot be created: {workdir} is not writable$"):
+    config_builder.build_config({"workdir": str(workdir / "a" / "run")})
 
 
 @pytest.mark.parametrize("inside", ["export", "checkpoints", "samples/new_run"])

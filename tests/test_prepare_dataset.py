@@ -124,6 +124,13 @@ def test_the_out_dir_is_checked_before_the_scan_and_locked_while_writing(tmp_pat
   (tmp_path / "a_file").write_text("")
   with pytest.raises(ValueError, match="exists and is not a folder"):
     prepare(source, str(tmp_path / "a_file"), progress=False)
+  with pytest.raises(ValueError, match="--out_dir is empty"):
+    prepare(source, "", progress=False)
+  run = tmp_path / "run"  # a training run: its folders are its own (its export would then be refused)
+  (run / "checkpoints").mkdir(parents=True)
+  (run / "config.json").write_text("{}")
+  with pytest.raises(ValueError, match=r"--out_dir=.*run/export/data is inside the run .*\(its export/\)"):
+    prepare(source, str(run / "export" / "data"), progress=False)
   theirs = tmp_path / "theirs"  # shard-named files without an interrupted run's lock beside them: the user's
   theirs.mkdir()
   (theirs / "images-00000-of-00001.tfrecord").write_bytes(b"someone's data")

@@ -66,6 +66,10 @@ def _pick(spec: str, path: str, data, key: str, split: str):
   if not key:
     images = _image_keys(data)
     key = f"x_{split}" if f"x_{split}" in data.files else (images[0] if len(images) == 1 else "")
+    if not key and not images:
+      shapes = ", ".join(f"{k} {list(data[k].shape)}" for k in sorted(data.files))
+      raise ValueError(f"data_dir {spec!r}: no array of images ([N, H, W] or [N, H, W, C]) in {path!r}; arrays: "
+                       f"{shapes or 'none'}")
     if not key:
       raise ValueError(f"data_dir {spec!r}: name the image array as {path}:KEY; image arrays in the "
                        f"file: {images}")

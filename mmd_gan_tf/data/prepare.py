@@ -73,8 +73,11 @@ def _check_out_dir(cfg: DataConfig, out_dir: str, interrupted: bool = False) -> 
   run of `prepare` left its lock file beside them (`interrupted`: that file was there before this run took the
   lock); shard-named files without it are the user's and make the folder 'not empty'. Returns whether the lock
   file of an earlier run is there."""
+  if not out_dir:
+    raise ValueError("--out_dir is empty: name the folder to write the prepared dataset to")
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
     raise ValueError(f"--out_dir={out_dir} exists and is not a folder; choose a new or empty folder")
+  checkpointing.refuse_inside_runs("--out_dir", out_dir)
   source = os.path.realpath(cfg.data_dir)
   target = os.path.realpath(out_dir)
   inside = DATASETS[cfg.dataset].reads_tree and target.startswith(source.rstrip(os.sep) + os.sep)

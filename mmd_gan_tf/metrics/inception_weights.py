@@ -61,7 +61,7 @@ def verify_weights(convs, logits) -> None:
   """Raises ValueError unless every layer of `inception.LAYERS` is there with the right shapes."""
   missing = [s for s in inception.LAYERS if s not in convs]
   if missing:
-    raise ValueError(f"Inception weights: {len(missing)} conv layers missing, e.g. {missing[:3]}")
+    raise ValueError(f"Inception weights: {len(missing)} conv layers missing (for example {', '.join(missing[:3])})")
   for scope in inception.LAYERS:
     for name in TENSOR_NAMES:
       if name not in convs[scope]:
