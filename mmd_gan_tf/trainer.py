@@ -156,9 +156,19 @@ def _restore(checkpoint: tf.train.Checkpoint, prefix: str, advice: str, source: 
     if optional:  # a run that trained without KID saved none: they start afresh
       tf.train.Checkpoint(**optional).restore(prefix).expect_partial()
   except (AssertionError, ValueError, tf.errors.OpError) as e:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise ValueError(f"{source}{prefix} does not fit the networks of this config ({first[:300]}); "
+    raise ValueError(f"{source}{prefix} does not fit the networks of this config ({_mismatch(e)}); "
                      f"{advice}") from None
+
+
+def _mismatch(error: Exception) -> str:
+  """The gist of a failed restore: which variable has which shape here and in the checkpoint (Keras' message
+  goes on to print the variable's values), else the error's first line."""
+  text = str(error).strip()
+  shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))\. Target variable: "
+                     r"<Variable path=([^,\s]+)", text)
+  if shapes:
+    return f"{shapes.group(3)} has shape {shapes.group(1)} here, {shapes.group(2)} in the checkpoint"
+  return (text.splitlines()[0] if text else type(error).__name__)[:300]
 
 
 def _initialise_from(checkpoint: tf.train.Checkpoint, step: tf.Variable, cfg: config_lib.Config) -> None:

@@ -134,7 +134,8 @@ def test_init_from_starts_a_new_run_from_another_runs_variables(trained_run, tmp
   assert checkpointing.load_config(str(tmp_path)).loss.name == "rep_b"
   assert tf.train.latest_checkpoint(str(source / "checkpoints")).endswith("ckpt-4")
   # Networks that do not fit: one error naming the flag.
-  with pytest.raises(ValueError, match="--init_from=.*does not fit the networks"):
+  with pytest.raises(ValueError, match=r"--init_from=.*does not fit the networks of this config \(\S+ has shape "
+                                       r"\([\d, ]+\) here, \([\d, ]+\) in the checkpoint\); give the architecture"):
     trainer.train(_cfg(tmp_path.parent / f"{tmp_path.name}_wider", steps=5, width=0.25, init_from=str(source)),
                   strategy=strategy)  # beside the run above: a workdir inside a run is refused
 
