@@ -27,6 +27,7 @@ from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import files
 from mmd_gan_tf import images as images_lib
 from mmd_gan_tf import models
+from mmd_gan_tf.models import common as model_common
 from mmd_gan_tf import noise
 
 METADATA_FILE = "mmd_gan_tf.json"
@@ -145,10 +146,12 @@ def recover_interrupted_export(export_dir: str) -> None:
 
 
 def _plain_copy(generator: keras.Model, model_cfg: config_lib.ModelConfig) -> keras.Model:
-  """A copy of `generator` with plain (not distributed) variables, for a portable SavedModel."""
+  """A copy of `generator` with plain (not distributed) variables and Keras' own layers, for a portable
+  SavedModel and Keras file."""
   if tf.distribute.has_strategy():
     raise RuntimeError("export_generator must be called outside strategy.scope()")
-  copy = models.build_generator(model_cfg)
+  with model_common.keras_batch_norm():  # generator.keras loads in plain Keras
+    copy = models.build_generator(model_cfg)
   copy.set_weights(generator.get_weights())
   return copy
 

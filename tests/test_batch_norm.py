@@ -93,3 +93,16 @@ def test_other_ranks_are_keras_own(shape):
   ours, theirs = _layer(shape=shape), _layer(keras.layers.BatchNormalization, shape=shape)
   np.testing.assert_allclose(ours(x, training=True).numpy(), theirs(x, training=True).numpy(), atol=1e-6)
   np.testing.assert_allclose(ours.moving_variance.numpy(), theirs.moving_variance.numpy(), rtol=1e-6)
+
+
+def test_training_networks_use_the_fused_layer_and_exports_keras_own():
+  """An exported generator.keras must load in plain Keras (without this package's classes registered)."""
+  from mmd_gan_tf import config as config_lib  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf import models  # pylint: disable=import-outside-toplevel
+  cfg = config_lib.ModelConfig(arch="dcgan", width=0.0625)
+  kinds = lambda net: {type(layer) for layer in net.layers if isinstance(layer, keras.layers.BatchNormalization)}
+  assert kinds(models.build_generator(cfg)) == {common.BatchNorm}
+  with common.keras_batch_norm():
+    plain = models.build_generator(cfg)
+  assert kinds(plain) == {keras.layers.BatchNormalization}
+  assert kinds(models.build_generator(cfg)) == {common.BatchNorm}  # only inside the context

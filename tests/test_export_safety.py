@@ -25,7 +25,7 @@ def _run(tmp_path):
   for name in ("a", "b"):
     for part in ("checkpoints", "tensorboard", "samples"):
       os.makedirs(runs / name / part)
-    (runs / name / "config.json").write_text("{}")
+    (runs / name / "config.json").write_text('{"data": {}, "model": {}, "loss": {}, "train": {}}')
   return runs, runs / "a"
 
 

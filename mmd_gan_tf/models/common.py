@@ -1,5 +1,7 @@
 """Pieces shared by every architecture: channel scaling, SN layer factory, the critic wrapper."""
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -60,8 +62,24 @@ class SNLayers:
     return multiplier
 
 
+_FUSED_BATCH_NORM = [True]
+
+
 def batch_norm(cfg: ModelConfig, **kwargs) -> keras.layers.BatchNormalization:
-  return BatchNorm(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon, **kwargs)
+  """The fused `BatchNorm` for training; Keras' own class inside `keras_batch_norm()` (exports)."""
+  cls = BatchNorm if _FUSED_BATCH_NORM[0] else keras.layers.BatchNormalization
+  return cls(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon, **kwargs)
+
+
+@contextlib.contextmanager
+def keras_batch_norm():
+  """Networks built inside use Keras' own BatchNormalization (the same variables, in the same order): an
+  exported `generator.keras` then loads in plain Keras, without this package."""
+  _FUSED_BATCH_NORM[0] = False
+  try:
+    yield
+  finally:
+    _FUSED_BATCH_NORM[0] = True
 
 
 @keras.saving.register_keras_serializable(package="mmd_gan_tf")
