@@ -16,6 +16,7 @@ from mmd_gan_tf import adaptation
 from mmd_gan_tf import checkpointing
 from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import distribute
+from mmd_gan_tf import files
 from mmd_gan_tf import noise
 from mmd_gan_tf import steps as steps_lib
 from mmd_gan_tf.metrics import inception_weights
@@ -86,6 +87,7 @@ class Evaluator:
     record = {"step": step, "train_seconds": round(train_seconds, 3), "num_samples": self._cfg.eval.num_samples,
               "num_real": self._num_real,
               **{k.split("/", 1)[1]: v for k, v in scores.items()}}
+    files.unshare(self._log_path)  # a hard-linked copy of a run must not append to the original's log
     with open(self._log_path, "ab+") as f:
       line = (json.dumps(record) + "\n").encode("utf-8")
       if f.seek(0, os.SEEK_END):  # a line cut by a crash is ended first, so that this record stays a line

@@ -2,6 +2,7 @@
 colleagues (mode 0666 minus the umask, where `tempfile` would leave 0600)."""
 
 import os
+import shutil
 import tempfile
 
 
@@ -24,3 +25,20 @@ def _umask() -> int:
   mask = os.umask(0)
   os.umask(mask)
   return mask
+
+
+def unshare(path: str) -> None:
+  """Gives `path` an inode of its own when other names share it (a run copied with `cp -al`), so that a file
+  appended in place changes only this name's copy."""
+  try:
+    if os.stat(path).st_nlink <= 1:
+      return
+  except FileNotFoundError:
+    return
+  with open(path, "rb") as f:
+    content = f.read()
+  temporary = f"{path}.unshare.tmp"
+  with open(temporary, "wb") as f:
+    f.write(content)
+  shutil.copymode(path, temporary)
+  os.replace(temporary, path)

@@ -839,8 +839,10 @@ def _loop(run: _Run, iterator, writer, start_step: int, train_seconds: float, st
     if run.chief and due.samples:
       try:
         _write_samples(nets, cfg, fixed_z, cfg.workdir, writer, current)
-      except OSError as error:  # a preview image is not worth the steps since the last checkpoint
-        logging.warning("step %d: no sample grid written (%s); training goes on", current, error)
+      except (OSError, tf.errors.OpError) as error:  # a preview image is not worth the steps since the last
+        # checkpoint (TensorFlow's file writer raises its own PermissionDeniedError, not OSError)
+        reason = getattr(error, "message", None) or str(error)
+        logging.warning("step %d: no sample grid written (%s); training goes on", current, reason.splitlines()[0])
     # A stop request skips the evaluation: the checkpoint comes first (a scheduler's grace period is short).
     if run.evaluator is not None and not interrupted and _evaluation_due(cfg, current, start_step, last,
                                                                          eval_clock, train_seconds):

@@ -579,8 +579,10 @@ def test_a_folder_that_loses_write_permission_is_one_line_and_a_failed_sample_gr
     return real_save(self, checkpoint_number=checkpoint_number, **kwargs)
 
   def samples(nets, cfg, fixed_z, workdir_, writer, step):
-    if step == 2:
-      raise PermissionError(13, "Permission denied", f"{workdir_}/samples/step_0000002.png.tmp")
+    if step == 2:  # TensorFlow's file writer raises its own error (an unwritable samples/ killed the run)
+      raise tf.errors.PermissionDeniedError(None, None, f"{workdir_}/samples/step_0000002.png.tmp; Permission denied")
+    if step == 4:
+      raise PermissionError(13, "Permission denied", f"{workdir_}/samples/step_0000004.png.tmp")
     return real_samples(nets, cfg, fixed_z, workdir_, writer, step)
 
   monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
@@ -590,6 +592,7 @@ def test_a_folder_that_loses_write_permission_is_one_line_and_a_failed_sample_gr
     with pytest.raises(trainer.DiskFullError, match=r"cannot checkpoint step 4 .*Operation not permitted.*ckpt-2"):
       trainer.train(cfg, strategy=make_two_replica_strategy())
   assert any("step 2: no sample grid written" in r.getMessage() for r in caplog.records)
+  assert any("step 4: no sample grid written" in r.getMessage() for r in caplog.records)
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-2")  # trained on after step 2
 
 
@@ -735,3 +738,21 @@ def test_a_damaged_data_file_mid_run_is_one_line():
   with pytest.raises(ValueError, match=r"^step 5: a data file is damaged \(corrupted record at 1024\); prepare "
                                        r"the data again .* it resumes from the last checkpoint$"):
     trainer._files_gone_is_one_line(advance, cfg)(4)  # pylint: disable=protected-access
+
+
+def test_a_hard_linked_copy_of_a_run_never_appends_to_the_originals_eval_log(tmp_path):
+  """`cp -al A B` then resuming B with KID appended B's record to A's eval.jsonl (one inode, two names)."""
+  from mmd_gan_tf import evaluation  # pylint: disable=import-outside-toplevel
+  original, copy = tmp_path / "a" / "eval.jsonl", tmp_path / "b" / "eval.jsonl"
+  original.parent.mkdir()
+  copy.parent.mkdir()
+  original.write_text('{"step": 2, "kid": 0.5}\n')
+  os.link(original, copy)
+  evaluator = evaluation.Evaluator.__new__(evaluation.Evaluator)  # only its log: no Inception network needed
+  evaluator._log_path, evaluator._num_real = str(copy), 4  # pylint: disable=protected-access
+  evaluator._cfg = config_builder.build_config(dict(TINY, workdir=str(tmp_path / "b")), check_library=False)  # pylint: disable=protected-access
+  evaluator.log(4, 1.0, {"eval/kid": 0.25})
+  assert original.read_text() == '{"step": 2, "kid": 0.5}\n'
+  assert [json.loads(line)["step"] for line in copy.read_text().splitlines()] == [2, 4]
+  assert os.stat(copy).st_nlink == 1 and os.stat(original).st_nlink == 1
+  files.unshare(str(tmp_path / "missing"))  # nothing there: nothing to do
