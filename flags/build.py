@@ -289,6 +289,9 @@ def _check_workdir_outside_data(cfg: config_lib.Config) -> None:
       if workdir == root or workdir.startswith(root.rstrip(os.sep) + os.sep):
         raise ValueError(f"--workdir={cfg.workdir} is inside {flag}={folder}: the run would read its own "
                          "samples and checkpoints as data; put the run elsewhere")
+      if root.startswith(workdir.rstrip(os.sep) + os.sep):
+        raise ValueError(f"{flag}={folder} is inside --workdir={cfg.workdir}: the run would read its own "
+                         "samples or checkpoints as data; give the images' own folder")
 
 
 def _check_outside_other_runs(cfg: config_lib.Config) -> None:

@@ -554,23 +554,24 @@ def at_workdir(saved: config_lib.Config, workdir: str) -> config_lib.Config:
   return dataclasses.replace(saved, workdir=workdir, export_dir=export_dir)
 
 
-def refuse_inside_runs(flag: str, path: str) -> None:
+def refuse_inside_runs(flag: str, path: str, shown: Optional[str] = None) -> None:
   """ValueError naming `flag` when a tool would write `path` inside a run's own folders (`export/`,
   `checkpoints/`, `samples/`, ...) or inside an export of this project: that run's resume or export would then
   find a folder with other contents and be refused."""
   from mmd_gan_tf import export  # pylint: disable=import-outside-toplevel  (export imports this module)
+  shown = shown or path  # the flag's value, where `path` is something the tool writes below it
   real = os.path.realpath(path)
   folder = os.path.dirname(real)
   while folder != os.path.dirname(folder):
     if os.path.isdir(folder) and os.listdir(folder) and export.is_export(folder):
-      raise ValueError(f"{flag}={path} is inside the exported generator {folder}: an export holds only what the "
+      raise ValueError(f"{flag}={shown} is inside the exported generator {folder}: an export holds only what the "
                        "export wrote; write it elsewhere")
     folder = os.path.dirname(folder)
   run = enclosing_run(real)
   if run:
     entry = os.path.relpath(real, run).split(os.sep)[0]
     if entry in RUN_ENTRIES or entry == "export":
-      raise ValueError(f"{flag}={path} is inside the run {run} (its {entry}/): that run owns what is there; "
+      raise ValueError(f"{flag}={shown} is inside the run {run} (its {entry}/): that run owns what is there; "
                        "write it elsewhere")
 
 

@@ -342,3 +342,34 @@ def test_16_bit_png_folders_read_as_training_reads_them(tmp_path):
   assert sixteen.dtype == np.uint8 and sixteen.shape == (3, 8, 8, 3)
   np.testing.assert_array_equal(sixteen, eight)
   np.testing.assert_array_equal(eight[..., 0], grey)
+
+
+def test_wider_integer_pixels_are_pixels_and_the_cache_stays_out_of_runs(tmp_path):
+  """An int64 .npz of 0-255 pixels was read as floats in [-1, 1] (KID x 10^3 567 against the same images as
+  uint8); --cache_dir inside a run's export/ made that run's resume and export refused."""
+  pixels = np.random.default_rng(0).integers(0, 256, size=[4, 8, 8, 3])
+  np.savez(tmp_path / "wide.npz", x=pixels.astype(np.int64))
+  np.savez(tmp_path / "narrow.npz", x=pixels.astype(np.uint8))
+  np.savez(tmp_path / "bad.npz", x=(pixels * 4).astype(np.int64))
+  args = _args(tmp_path, tmp_path / "narrow.npz", tmp_path / "wide.npz")
+  wide = evaluate.make_source(str(tmp_path / "wide.npz"), 4, args)
+  [batch] = list(wide.batches())
+  assert wide.image_range == "pixels" and batch.dtype == np.uint8
+  np.testing.assert_array_equal(batch, pixels)
+  with pytest.raises(ValueError, match=r"bad.npz: integer images \(int64\) outside 0-255 \(from 0 to 1020\)"):
+    evaluate.make_source(str(tmp_path / "bad.npz"), 4, args)
+  run = tmp_path / "run"
+  (run / "checkpoints").mkdir(parents=True)
+  (run / "config.json").write_text("{}")
+  for inside in (run / "export", run / "checkpoints"):
+    with pytest.raises(ValueError, match=rf"--cache_dir={inside} is inside the run "):
+      evaluate.check_cache_dir(str(inside))
+  (tmp_path / "afile").write_text("")
+  with pytest.raises(ValueError, match="--cache_dir=.*afile exists and is not a folder"):
+    evaluate.check_cache_dir(str(tmp_path / "afile"))
+  evaluate.check_cache_dir(str(tmp_path / "cache"))  # anywhere else is fine
+  evaluate.check_cache_dir(None)
+  with pytest.raises(ValueError, match="--cache_dir=.* is inside the run"):  # checked before any work
+    evaluate.report(_args(tmp_path, tmp_path / "narrow.npz", tmp_path / "wide.npz",
+                          f"--cache_dir={run / 'export'}"))
+  assert not (run / "export").exists()

@@ -161,6 +161,11 @@ def test_the_export_dir_must_be_writable_and_the_workdir_outside_the_data(tmp_pa
   for workdir_flag in (images, images / "runs" / "a"):
     with pytest.raises(ValueError, match=f"--workdir={workdir_flag} is inside --data_dir={images}: the run"):
       config_builder.build_config({"dataset": "folder", "data_dir": str(images), "workdir": str(workdir_flag)})
+  # The other way round: the run's own samples/ as its data folder.
+  os.makedirs(workdir / "samples" / "more")
+  with pytest.raises(ValueError, match=f"--data_dir={workdir}/samples is inside --workdir={workdir}: the run"):
+    config_builder.build_config({"dataset": "folder", "data_dir": str(workdir / "samples"),
+                                 "workdir": str(workdir)})
 
 
 def test_an_export_of_another_run_or_a_newer_step_is_never_replaced(tmp_path, monkeypatch):
