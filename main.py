@@ -163,13 +163,15 @@ def main(argv) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # saved: a late second Ctrl-C must not turn 75 into 130
     print(f"interrupted: {e}", file=sys.stderr)
     return EXIT_INTERRUPTED
-  except KeyboardInterrupt:  # the second Ctrl-C: no checkpoint of this step
+  except KeyboardInterrupt:  # a second Ctrl-C, or one before the stop handler is in place: no checkpoint of this step
     from mmd_gan_tf import checkpointing  # pylint: disable=g-import-not-at-top
     if checkpointing.checkpoints_on_disk(os.path.join(cfg.workdir, "checkpoints")):
-      print(f"stopped at once by a second Ctrl-C: nothing saved since the last checkpoint in {cfg.workdir}; "
+      print(f"stopped at once by Ctrl-C (a second one, or one during start-up): nothing saved since the last "
+            f"checkpoint in {cfg.workdir}; "
             "run the same command again to continue from it", file=sys.stderr)
     else:
-      print(f"stopped at once by a second Ctrl-C before the first checkpoint of {cfg.workdir}: run the same "
+      print(f"stopped at once by Ctrl-C (a second one, or one during start-up) before the first checkpoint of "
+            f"{cfg.workdir}: run the same "
             "command again to start it", file=sys.stderr)
     return cli.EXIT_CTRL_C
   except (trainer.DivergedError, trainer.DiskFullError) as e:

@@ -166,3 +166,16 @@ def test_a_stop_signal_reaches_the_run_once_and_the_tool_exits_resumable(tmp_pat
   workdir = out / "runs" / "rep"
   assert checkpointing.checkpoints_on_disk(str(workdir / "checkpoints"))  # the interrupted step was saved
   checkpointing.WorkdirLock(str(workdir)).release()  # no main.py left holding the run
+
+
+def test_a_changed_command_is_refused_where_its_run_already_exists(tmp_path):
+  """A rerun with another --common said "done" with the old run's points: main.py had resumed that run at
+  its last step and trained nothing."""
+  workdir = tmp_path / "runs" / "rep"
+  workdir.mkdir(parents=True)
+  command = [sys.executable, "main.py", "--loss=rep", "--batch_size=16", f"--workdir={workdir}"]
+  earlier = {"command": "main.py --loss=rep --batch_size=8 --workdir=" + str(workdir), "finished": True,
+             "points": [{"step": 4, "kid": 0.5}]}
+  with pytest.raises(RuntimeError, match=r"\[rep\] its run .*rep was made by another command \(main.py --loss=rep "
+                                         r"--batch_size=8 .*\); give another --out"):
+    quality.run_config("rep", command, str(tmp_path), earlier)

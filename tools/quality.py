@@ -292,6 +292,11 @@ def run_config(name: str, command: list, out: str, earlier: Optional[dict] = Non
   if earlier and earlier.get("finished") and earlier.get("command") == shlex.join(command[1:]):
     print(f"[{name}] finished earlier with the same command: skipped", flush=True)
     return dict(earlier, points=read_records(workdir) or earlier["points"], grid=latest_grid(workdir))
+  if earlier and earlier.get("command") != shlex.join(command[1:]) and os.path.isdir(workdir):
+    # main.py would resume that run (already at its steps: nothing trained) and its points would be reported
+    # as this command's.
+    raise RuntimeError(f"[{name}] its run {workdir} was made by another command ({earlier.get('command')}); "
+                       "give another --out to compare the two, or remove that run to redo it")
   os.makedirs(os.path.join(out, "logs"), exist_ok=True)
   log_path = os.path.join(out, "logs", f"{name}.log")
   print(f"[{name}] {shlex.join(command[1:])}", flush=True)
