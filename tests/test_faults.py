@@ -270,6 +270,18 @@ def test_sample_tool_checks_its_input(exported, tmp_path):
     with pytest.raises(ValueError, match=rf"--out={inside} {why}"):
       sample.check_args(str(exported / "export"), 4, 4, str(inside))
   sample.check_args(str(exported / "export"), 4, 4, str(exported / "grid.png"))  # beside them is fine
+  # A folder that cannot be written is named before the generator runs, not after.
+  (tmp_path / "locked").mkdir()
+  real_access = os.access
+  try:
+    os.access = lambda path, mode: False if str(path) == str(tmp_path / "locked") else real_access(path, mode)
+    with pytest.raises(ValueError, match=r"--out=.*locked/new/g.png cannot be written: .*locked is not writable"):
+      sample.check_args(str(exported / "export"), 4, 4, str(tmp_path / "locked" / "new" / "g.png"))
+  finally:
+    os.access = real_access
+  (tmp_path / "afile").write_text("")
+  with pytest.raises(ValueError, match=r"--out=.*afile/g.png cannot be written: .*afile is not a folder"):
+    sample.check_args(str(exported / "export"), 4, 4, str(tmp_path / "afile" / "g.png"))
 
 
 @pytest.mark.end_to_end

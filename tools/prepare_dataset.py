@@ -10,6 +10,8 @@ first; images whose compressed data fails to decode are skipped too), unless --c
 """
 
 import os
+import signal
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -24,6 +26,7 @@ from mmd_gan_tf.data import prepare as prepare_lib  # noqa: E402
 from mmd_gan_tf.data.prepare import prepare  # noqa: E402
 
 FLAGS = flags.FLAGS
+EXIT_INTERRUPTED = 75  # as main.py: interrupted, the same command continues
 
 
 def define_flags():
@@ -52,7 +55,16 @@ def main(argv) -> int:
   if FLAGS.limit < 0 or FLAGS.num_shards < 0:
     raise ValueError(f"--limit={FLAGS.limit} and --num_shards={FLAGS.num_shards} must be >= 0 (0: all images, "
                      "shards of ~128 MiB)")
-  info = prepare(cfg, FLAGS.out_dir, FLAGS.num_shards, FLAGS.limit)
+  def stop(signum, frame):  # pylint: disable=unused-argument
+    raise KeyboardInterrupt  # SIGTERM and SIGHUP stop it as Ctrl-C does: one line, not a silent 143
+  for signum in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(signum, stop)
+  try:
+    info = prepare(cfg, FLAGS.out_dir, FLAGS.num_shards, FLAGS.limit)
+  except KeyboardInterrupt:
+    print(f"interrupted: the dataset in --out_dir={FLAGS.out_dir} is unfinished; run the same command again "
+          "(it removes the unfinished shards first)", file=sys.stderr)
+    return EXIT_INTERRUPTED
   print(f"prepared {info['num_examples']} images ({info['skipped']} skipped, {info['decode_failures']} failed "
         f"to decode) in {FLAGS.out_dir}; train with --dataset=tfrecord --data_dir={FLAGS.out_dir} "
         f"--image_size={info['image_size']} --channels={info['channels']}")

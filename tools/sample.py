@@ -41,6 +41,11 @@ def check_args(model: str, num: int, batch_size: int, out: str = "samples.png") 
   if os.path.isdir(out):
     raise ValueError(f"--out={out} is a directory; name the PNG file to write")
   checkpointing.refuse_inside_runs("--out", out)
+  folder = os.path.dirname(os.path.abspath(out))
+  while not os.path.exists(folder) and folder != os.path.dirname(folder):
+    folder = os.path.dirname(folder)
+  if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+    raise ValueError(f"--out={out} cannot be written: {folder} is {'not a folder' if not os.path.isdir(folder) else 'not writable'}")
   if not model or not os.path.isdir(model):
     raise ValueError(f"--model={model} is not a SavedModel directory")
   if not 0 < num <= MAX_GRID:
