@@ -52,6 +52,13 @@ def is_export(path: str, finished: bool = True) -> bool:
   return not finished or not names or _has_our_metadata(path)
 
 
+def _damaged_metadata(path: str) -> bool:
+  """A folder of export entries only, whose metadata file is there but does not read as ours."""
+  if not os.path.isdir(path) or os.path.islink(path) or not set(os.listdir(path)) <= _EXPORT_ENTRIES:
+    return False
+  return os.path.isfile(os.path.join(path, METADATA_FILE)) and not _has_our_metadata(path)
+
+
 def _has_our_metadata(path: str) -> bool:
   try:
     with open(os.path.join(path, METADATA_FILE), encoding="utf-8") as f:
@@ -77,6 +84,10 @@ def check_export_dir(export_dir: str, workdir: str) -> None:
     _check_export_path_usable(export_dir)
   for path in (export_dir, export_dir + ".tmp", export_dir + ".old"):
     if os.path.lexists(path) and not is_export(path, finished=not path.endswith(".tmp")):
+      if _damaged_metadata(path):
+        raise ValueError(f"--export_dir={export_dir}: {path} looks like an export but its {METADATA_FILE} is "
+                         "damaged (emptied or cut short), so it cannot be told from someone else's folder: if it "
+                         "is this run's export, delete that folder and export again; else give a new path")
       kind = ("a symbolic link" if os.path.islink(path) else
               "a folder with other contents" if os.path.isdir(path) else "a file")
       raise ValueError(f"--export_dir={export_dir}: {path} exists and is {kind}, not an earlier export; an "

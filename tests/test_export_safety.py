@@ -54,6 +54,11 @@ def test_check_export_dir_refuses_what_an_export_would_destroy(tmp_path):
   export.check_export_dir(str(tmp_path / "empty"), str(workdir))
   _fake_export(workdir / "export")
   export.check_export_dir(str(workdir / "export"), str(workdir))
+  # An export whose metadata was emptied or cut short is named as such (not "a folder with other contents").
+  for damaged in ("", '{"model": {'):
+    (workdir / "export" / export.METADATA_FILE).write_text(damaged)
+    with pytest.raises(ValueError, match=r"export looks like an export but its mmd_gan_tf.json is damaged"):
+      export.check_export_dir(str(workdir / "export"), str(workdir))
 
 
 def test_a_refused_export_dir_stops_the_run_before_anything_is_written(tmp_path):
