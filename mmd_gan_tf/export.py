@@ -77,6 +77,9 @@ def check_export_dir(export_dir: str, workdir: str) -> None:
     raise ValueError(f"--export_dir={export_dir} is the run's workdir or holds it ({workdir}); an export "
                      "replaces its folder: give a path of its own, e.g. the default <workdir>/export")
   inside = os.path.relpath(export_dir, workdir).split(os.sep)[0]
+  real_inside = os.path.relpath(os.path.realpath(export_dir), os.path.realpath(workdir)).split(os.sep)[0]
+  if real_inside in checkpointing.RUN_ENTRIES:  # also through a linked parent folder
+    inside = real_inside
   if inside in checkpointing.RUN_ENTRIES:
     raise ValueError(f"--export_dir={export_dir} is inside the run's own {inside} (which the run writes and "
                      "rotates); give a path of its own, e.g. the default <workdir>/export")

@@ -43,6 +43,9 @@ def test_check_export_dir_refuses_what_an_export_would_destroy(tmp_path):
   for path, reason in refused.items():
     with pytest.raises(ValueError, match=reason):
       export.check_export_dir(path, str(workdir))
+  os.symlink(workdir, tmp_path / "alias")  # the same checkpoints/ through a linked parent folder
+  with pytest.raises(ValueError, match="is inside the run's own checkpoints"):
+    export.check_export_dir(str(tmp_path / "alias" / "checkpoints" / "x"), str(workdir))
   # A user's folder where the export would put its temporary or old copy is refused too.
   os.makedirs(tmp_path / "out.old")
   (tmp_path / "out.old" / "thesis.tex").write_text("x")
