@@ -296,6 +296,7 @@ class WorkdirLock:
     if os.path.islink(path):  # writing the holder's name would overwrite whatever the link points to
       raise ValueError(f"--workdir={workdir}: its {LOCK_FILE} is a symbolic link (to {os.readlink(path)}); a "
                        f"run's lock is a plain file: remove the link")
+    files.unshare(path)  # a run copied with `cp -al` shares the original's lock file: lock a file of its own
     try:  # O_NOFOLLOW: a link put there after the check is refused too
       descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_APPEND, 0o644)
     except OSError as e:

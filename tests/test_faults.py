@@ -769,3 +769,19 @@ def test_a_hard_linked_copy_of_a_run_never_appends_to_the_originals_eval_log(tmp
   assert [json.loads(line)["step"] for line in copy.read_text().splitlines()] == [2, 4]
   assert os.stat(copy).st_nlink == 1 and os.stat(original).st_nlink == 1
   files.unshare(str(tmp_path / "missing"))  # nothing there: nothing to do
+
+
+def test_a_hard_linked_copy_of_a_run_takes_a_lock_of_its_own(tmp_path):
+  """`cp -al A B` shared A's .lock: B was refused as "in use" by A's own process."""
+  original, copy = tmp_path / "a", tmp_path / "b"
+  original.mkdir()
+  copy.mkdir()
+  holder = checkpointing.WorkdirLock(str(original))
+  try:
+    os.link(original / ".lock", copy / ".lock")
+    checkpointing.WorkdirLock(str(copy)).release()  # not refused
+    assert holder.held() and os.stat(original / ".lock").st_nlink == 1
+    with pytest.raises(ValueError, match="is in use by PID"):  # the original is still locked
+      checkpointing.WorkdirLock(str(original))
+  finally:
+    holder.release()
