@@ -336,7 +336,15 @@ def _validate_library(cfg: config_lib.Config) -> None:
   if os.path.isdir(cfg.workdir):
     checkpointing.refuse_foreign_files(cfg.workdir)
   # Before anything is written: an export may only replace an earlier export.
-  export.check_export_dir(cfg.export_dir or os.path.join(cfg.workdir, "export"), cfg.workdir)
+  export_dir = cfg.export_dir or os.path.join(cfg.workdir, "export")
+  export.check_export_dir(export_dir, cfg.workdir)
+  newer = export.exported_step(export_dir)
+  checkpoints = checkpointing.checkpoints_on_disk(os.path.join(cfg.workdir, "checkpoints"))
+  reachable = max([cfg.train.steps] + [int(p.rsplit("-", 1)[1]) for p in checkpoints])
+  if newer is not None and newer > reachable:  # else refused only after the whole run had trained
+    raise ValueError(f"--export_dir={export_dir} holds the generator of step {newer}, past this run's "
+                     f"--steps={cfg.train.steps}: no export of this run could replace it; give another "
+                     "--export_dir (or more --steps)")
 
 
 def _flag_error(error: config_lib.ConfigError) -> ValueError:

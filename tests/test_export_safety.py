@@ -202,6 +202,10 @@ def test_an_export_of_another_run_or_a_newer_step_is_never_replaced(tmp_path, mo
   assert export.exported_step(str(workdir / "export")) == 4
   export.export_generator(generator, cfg, str(workdir / "export"), step=6)
   assert export.exported_step(str(workdir / "export")) == 6
+  # A run that could never reach that step is refused at its start, not after training.
+  with pytest.raises(ValueError, match=r"holds the generator of step 6, past this run's --steps=2: no export"):
+    config_builder.build_config({"workdir": str(workdir), "steps": 2})
+  config_builder.build_config({"workdir": str(workdir), "steps": 6})
   # A mount point cannot be replaced by a rename: refused before the run.
   monkeypatch.setattr(os.path, "ismount", lambda path: str(path) == str(tmp_path / "mnt"))
   with pytest.raises(ValueError, match="is a mount point"):
