@@ -532,7 +532,7 @@ def load_config(workdir: str) -> config_lib.Config:
   for prefix in reversed(checkpoint_list(os.path.join(workdir, "checkpoints"))):
     try:
       saved = config_in_checkpoint(prefix)
-    except (tf.errors.OpError, ValueError):
+    except (tf.errors.OpError, ValueError, IndexError, OSError):  # IndexError: a data file emptied or nearly
       continue
     break
   saved = saved or saved_config(workdir, None)

@@ -405,7 +405,8 @@ def test_a_lost_checkpoint_state_file_is_rebuilt_from_the_checkpoints_on_disk(tr
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-6")
 
 
-@pytest.mark.parametrize("damage", ["emptied state file", "emptied newest index", "newest index cut short"])
+@pytest.mark.parametrize("damage", ["emptied state file", "emptied newest index", "newest index cut short",
+                                    "emptied newest data file"])
 def test_a_runs_own_settings_are_found_past_a_damaged_state_file_or_newest_checkpoint(trained_run, tmp_path,
                                                                                       damage):
   """An emptied state file hid the checkpoints (the rerun took the preset's batch size and learning rates); an
@@ -419,6 +420,9 @@ def test_a_runs_own_settings_are_found_past_a_damaged_state_file_or_newest_check
     (workdir / "checkpoints" / "checkpoint").write_text("")
   elif damage == "emptied newest index":
     index.write_bytes(b"")
+  elif damage == "emptied newest data file":  # an IndexError inside TensorFlow's reader, not an OpError
+    for data in (workdir / "checkpoints").glob("ckpt-4.data-*"):
+      data.write_bytes(b"")
   else:
     index.write_bytes(index.read_bytes()[:len(index.read_bytes()) // 2])
   assert checkpointing.load_config(str(workdir)).to_dict() == expected
