@@ -44,6 +44,12 @@ def test_symlink_loops_are_listed_once_without_hanging(tmp_path, links, caplog):
   assert time.monotonic() - start < 5
   assert [os.path.basename(f) for f in files] == ["0.png", "1.png", "2.png"]
   assert any("symbolic links" in r.getMessage() for r in caplog.records)
+  # Links to nothing are counted in a warning (they were skipped without a word).
+  os.symlink(tmp_path / "nowhere.png", root / "sub" / "gone.png")
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    assert len(folder.list_files(str(root))) == 3
+  assert any("skipped 1 symbolic link(s) to nothing" in r.getMessage() for r in caplog.records)
 
 
 def test_a_run_reached_through_a_link_in_the_data_folder_is_not_data(trained_run, tmp_path, caplog):

@@ -144,3 +144,14 @@ def test_a_weights_file_of_random_bytes_is_one_line_naming_it(tmp_path, name):
   path.write_bytes(np.random.default_rng(0).bytes(4096))
   with pytest.raises(ValueError, match=f"{name} is not a readable Inception graph"):
     inception_weights.load_inception_weights(str(path))
+
+
+def test_weights_with_a_nan_are_refused():
+  """One NaN tensor in the weights made every KID 0.0, written to eval.jsonl as a result."""
+  with np.load(asset_path("inception/fid_inception_v3_2015_12_05.npz")) as data:
+    arrays = {key: data[key] for key in data.files}
+  inception_weights.weights_from_arrays(arrays, "x", "asset")  # as shipped: accepted
+  arrays["conv/beta"] = arrays["conv/beta"].copy()
+  arrays["conv/beta"][0] = np.nan
+  with pytest.raises(ValueError, match="conv/beta holds NaN or infinite values: the file is damaged"):
+    inception_weights.weights_from_arrays(arrays, "x", "asset")

@@ -38,7 +38,7 @@ def list_files(data_dir: str) -> List[str]:
   """
   if not os.path.isdir(data_dir):
     raise ValueError(f"data_dir {data_dir!r} does not exist or is not a directory")
-  paths, visited, loops, undecodable, runs = [], set(), [], [], []
+  paths, visited, loops, undecodable, runs, dangling = [], set(), [], [], [], []
   for root, dirs, files in os.walk(data_dir, followlinks=True):
     real = os.path.realpath(root)
     if real in visited:  # reached again through a link
@@ -54,7 +54,11 @@ def list_files(data_dir: str) -> List[str]:
     before = len(paths)
     for name in files:
       path = os.path.join(root, name)
-      if name.startswith(".") or not os.path.isfile(path):
+      if name.startswith("."):
+        continue
+      if not os.path.isfile(path):
+        if os.path.islink(path):  # a link to nothing (or to a folder that is gone)
+          dangling.append(path)
         continue
       if not _utf8(path):
         undecodable.append(path)
@@ -65,6 +69,9 @@ def list_files(data_dir: str) -> List[str]:
   if loops:
     logging.warning("folder %r: skipped %d folder(s) reached again through symbolic links (loops), e.g. %r",
                     data_dir, len(loops), loops[0])
+  if dangling:
+    logging.warning("folder %r: skipped %d symbolic link(s) to nothing, e.g. %r", data_dir, len(dangling),
+                    dangling[0])
   if runs:
     logging.warning("folder %r: skipped %d training run folder(s) (their samples and checkpoints are not "
                     "data), e.g. %r", data_dir, len(runs), runs[0])

@@ -67,8 +67,12 @@ def verify_weights(convs, logits) -> None:
       if name not in convs[scope]:
         raise ValueError(f"Inception weights: {scope}/{name} is missing")
       inception.check_weights_shape(scope, name, convs[scope][name])
+      if not np.isfinite(convs[scope][name]).all():  # one NaN made every KID 0.0, reported as a result
+        raise ValueError(f"Inception weights: {scope}/{name} holds NaN or infinite values: the file is damaged")
   if logits is not None:
     weights, biases = logits
+    if not (np.isfinite(weights).all() and np.isfinite(biases).all()):
+      raise ValueError("Inception weights: the softmax weights hold NaN or infinite values: the file is damaged")
     if weights.ndim != 2 or weights.shape[0] != inception.FEATURE_DIM or biases.shape != weights.shape[1:]:
       raise ValueError(f"Inception weights: softmax weights {weights.shape} / biases {biases.shape} "
                        f"do not fit [{inception.FEATURE_DIM}, K] / [K]")
