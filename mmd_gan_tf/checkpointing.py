@@ -572,8 +572,9 @@ def refuse_inside_runs(flag: str, path: str, shown: Optional[str] = None) -> Non
   if run:
     entry = os.path.relpath(real, run).split(os.sep)[0]
     if entry in RUN_ENTRIES or entry == "export":
-      raise ValueError(f"{flag}={shown} is inside the run {run} (its {entry}/): that run owns what is there; "
-                       "write it elsewhere")
+      shown_entry = entry + ("/" if RUN_ENTRIES.get(entry, True) else "")
+      raise ValueError(f"{flag}={shown} is inside the run {run} (its {shown_entry}): that run owns what is "
+                       "there; write it elsewhere")
 
 
 def enclosing_run(path: str) -> Optional[str]:

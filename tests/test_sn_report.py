@@ -55,3 +55,27 @@ def test_features_of_a_trained_run_and_a_chosen_checkpoint(trained_run):
   assert geometry["feature_norm_real"] > 0.0 and geometry["feature_norm_fake"] > 0.0
   with pytest.raises(ValueError, match="--features=1 must be 0"):
     sn_report.report(str(workdir), iterations=1, features=1)
+
+
+def test_report_and_plot_outputs_never_replace_a_runs_files_or_a_users(trained_run, tmp_path):
+  """sn_report.py --out replaced a checkpoint's index file; plot_scalars.py --out=RUN/config a run's config."""
+  from tools import plot_scalars  # pylint: disable=import-outside-toplevel
+  workdir = trained_run[0]
+  for out in (workdir / "checkpoints" / "ckpt-4.index", workdir / "export" / "report.json"):
+    with pytest.raises(ValueError, match="is inside the"):
+      sn_report.check_out(str(out))
+  (tmp_path / "notes.json").write_text('{"mine": 1}')
+  with pytest.raises(ValueError, match="exists and is not a report of this tool"):
+    sn_report.check_out(str(tmp_path / "notes.json"))
+  (tmp_path / "earlier.json").write_text('{"checkpoint": "x", "layers": []}')
+  sn_report.check_out(str(tmp_path / "earlier.json"))
+  sn_report.check_out(str(tmp_path / "new.json"))
+  with pytest.raises(ValueError, match=r"is inside the run .* \(its config.json\)"):
+    plot_scalars.check_out(str(workdir / "config"))  # would replace the run's config.json
+  with pytest.raises(ValueError, match="exist\\(s\\) and are not an earlier output"):
+    plot_scalars.check_out(str(tmp_path / "notes"))
+  with pytest.raises(ValueError, match="is inside the run"):
+    plot_scalars.check_out(str(workdir / "samples" / "scalars"))
+  (tmp_path / "scalars.json").write_text('{"run": {"loss/critic": [[1, 0.5]]}}')
+  plot_scalars.check_out(str(tmp_path / "scalars"))  # an earlier output is replaced
+  plot_scalars.check_out(str(tmp_path / "fresh"))

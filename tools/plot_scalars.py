@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from mmd_gan_tf import checkpointing  # noqa: E402
 from mmd_gan_tf import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -87,8 +88,28 @@ def plot(data: dict, tags, path: str) -> None:
   plt.close(figure)
 
 
+def check_out(out: str) -> None:
+  """ValueError naming --out unless <out>.json/.md/.png are new or an earlier output of this tool, outside any
+  run's own folders (--out=RUN/config replaced a run's config.json)."""
+  for suffix in (".json", ".md", ".png"):
+    checkpointing.refuse_inside_runs("--out", out + suffix, out)
+  earlier = None
+  if os.path.exists(out + ".json"):
+    try:
+      with open(out + ".json", encoding="utf-8") as f:
+        earlier = json.load(f)
+    except (OSError, ValueError):
+      earlier = None
+  ours = isinstance(earlier, dict) and all(isinstance(v, dict) for v in earlier.values())
+  theirs = [out + s for s in (".json", ".md", ".png") if os.path.lexists(out + s)]
+  if theirs and not ours:
+    raise ValueError(f"--out={out}: {', '.join(theirs)} exist(s) and are not an earlier output of this tool "
+                     "(its .json); give another --out")
+
+
 def main(argv) -> int:
   del argv
+  check_out(FLAGS.out)  # before the work
   data = {}
   for entry in FLAGS.run:
     name, _, workdir = entry.partition(":")

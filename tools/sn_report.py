@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from mmd_gan_tf import checkpointing  # noqa: E402
 from mmd_gan_tf import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -118,10 +119,28 @@ def report(workdir: str, iterations: int, checkpoint_path: str = None, features:
   return result
 
 
+def check_out(out: str) -> None:
+  """ValueError naming --out unless it is a new file or an earlier report of this tool, outside any run's own
+  folders (it replaced a checkpoint's index file)."""
+  checkpointing.refuse_inside_runs("--out", out)
+  if os.path.isdir(out):
+    raise ValueError(f"--out={out} is a folder; give a file name for the JSON report")
+  if os.path.exists(out):
+    try:
+      with open(out, encoding="utf-8") as f:
+        earlier = json.load(f)
+    except (OSError, ValueError):
+      earlier = None
+    if not (isinstance(earlier, dict) and {"checkpoint", "layers"} <= set(earlier)):
+      raise ValueError(f"--out={out} exists and is not a report of this tool; give a new file or move it")
+
+
 def main(argv) -> int:
   del argv
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required")
+  if FLAGS.out:
+    check_out(FLAGS.out)  # before the work
   result = report(FLAGS.workdir, FLAGS.iterations, FLAGS.checkpoint, FLAGS.features)
   print(f"{result['checkpoint']} (step {result['step']})")
   for layer in result["layers"]:
