@@ -414,6 +414,16 @@ def is_run_config(saved) -> bool:
   return isinstance(saved, dict) and all(isinstance(saved.get(k), dict) for k in _RUN_CONFIG_SECTIONS)
 
 
+def _recorded_step(workdir: str) -> int:
+  """The step progress.json records (0 when it is missing or unreadable)."""
+  try:
+    with open(os.path.join(workdir, PROGRESS_FILE), encoding="utf-8") as f:
+      step = json.load(f).get("step")
+  except (OSError, ValueError, AttributeError):
+    return 0
+  return step if isinstance(step, int) and step > 0 else 0
+
+
 def refuse_foreign_files(workdir: str) -> None:
   """A folder without checkpoints whose config.json is not a run's config, or that holds progress.json or
   eval.jsonl without a config.json, is someone's folder, not a run: a run would overwrite those files
@@ -428,10 +438,17 @@ def refuse_foreign_files(workdir: str) -> None:
     except (ValueError, OSError, UnicodeDecodeError):
       own = False
     if own:
+      trained = _recorded_step(workdir)
+      if trained:  # a restart from step 0 would append a second history to eval.jsonl and best_kid/
+        raise ValueError(f"--workdir={workdir} has no checkpoint, but its {PROGRESS_FILE} says it trained to "
+                         f"step {trained}: its checkpoints were deleted or moved; put them back to resume, or use "
+                         "a new --workdir")
       return
     raise ValueError(f"--workdir={workdir} holds a {CONFIG_FILE} that is not a run's config and no checkpoint: "
                      "not a run of this project, and a run would overwrite that file; use another --workdir")
   present = [name for name in ("progress.json", "eval.jsonl") if os.path.isfile(os.path.join(workdir, name))]
+  present += [name + "/" for name in ("checkpoints", "samples")
+              if os.path.isdir(os.path.join(workdir, name)) and os.listdir(os.path.join(workdir, name))]
   if present:
     raise ValueError(f"--workdir={workdir} holds {' and '.join(present)} but no {CONFIG_FILE} and no checkpoint: "
                      "not a run of this project, and a run would overwrite them; use another --workdir")

@@ -795,3 +795,23 @@ def test_a_hard_linked_copy_of_a_run_takes_a_lock_of_its_own(tmp_path):
       checkpointing.WorkdirLock(str(original))
   finally:
     holder.release()
+
+
+def test_a_folder_with_only_a_runs_folder_names_or_a_run_without_its_checkpoints_is_refused(trained_run, tmp_path):
+  """A user's checkpoints/ and samples/ files were overwritten; a run whose checkpoints/ was deleted restarted
+  at step 0 saying it resumed, with a second history in eval.jsonl."""
+  user = tmp_path / "user"
+  (user / "checkpoints").mkdir(parents=True)
+  (user / "samples").mkdir()
+  (user / "checkpoints" / "checkpoint").write_text("mine")
+  (user / "samples" / "step_0000002.png").write_text("mine")
+  with pytest.raises(ValueError, match=r"holds checkpoints/ and samples/ but no config.json and no checkpoint"):
+    config_builder.build_config(dict(TINY, workdir=str(user), steps=2))
+  assert (user / "checkpoints" / "checkpoint").read_text() == "mine"
+  run = copy_of_trained_run(trained_run, tmp_path / "run")
+  for path in (run / "checkpoints").iterdir():
+    if path.is_file():
+      path.unlink()
+  with pytest.raises(ValueError, match=r"has no checkpoint, but its progress.json says it trained to step 4: its "
+                                       r"checkpoints were deleted or moved"):
+    config_builder.build_config(dict(TINY, workdir=str(run), steps=6))
