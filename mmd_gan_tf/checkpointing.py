@@ -447,8 +447,9 @@ def refuse_foreign_files(workdir: str) -> None:
     raise ValueError(f"--workdir={workdir} holds a {CONFIG_FILE} that is not a run's config and no checkpoint: "
                      "not a run of this project, and a run would overwrite that file; use another --workdir")
   present = [name for name in ("progress.json", "eval.jsonl") if os.path.isfile(os.path.join(workdir, name))]
-  present += [name + "/" for name in ("checkpoints", "samples")
-              if os.path.isdir(os.path.join(workdir, name)) and os.listdir(os.path.join(workdir, name))]
+  present += [name + "/" for name in ("checkpoints", "samples")  # (a lone state file is checked by the resume)
+              if os.path.isdir(os.path.join(workdir, name))
+              and set(os.listdir(os.path.join(workdir, name))) - {"checkpoint"}]
   if present:
     raise ValueError(f"--workdir={workdir} holds {' and '.join(present)} but no {CONFIG_FILE} and no checkpoint: "
                      "not a run of this project, and a run would overwrite them; use another --workdir")
