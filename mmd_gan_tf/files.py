@@ -1,6 +1,7 @@
 """Writing result files safely: atomically (a crash leaves the old file or the new one) and readable by
 colleagues (mode 0666 minus the umask, where `tempfile` would leave 0600)."""
 
+import json
 import os
 import shutil
 import tempfile
@@ -42,3 +43,13 @@ def unshare(path: str) -> None:
     f.write(content)
   shutil.copymode(path, temporary)
   os.replace(temporary, path)
+
+
+def read_json(path: str):
+  """The JSON value in `path`, or None when it is missing, unreadable or not JSON (a tool then refuses to
+  replace a file it cannot tell for one of its own results)."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None

@@ -390,11 +390,7 @@ def check_out(out: str, inputs) -> None:
       raise ValueError(f"--out={out} is inside an input of this evaluation ({path}); give a file elsewhere")
   checkpointing.refuse_inside_runs("--out", out)
   if os.path.exists(out):
-    try:
-      with open(out, encoding="utf-8") as f:
-        earlier = json.load(f)
-    except (OSError, ValueError):
-      earlier = None
+    earlier = files.read_json(out)
     if not (isinstance(earlier, dict) and {"metrics", "protocol"} <= set(earlier)):
       raise ValueError(f"--out={out} exists and is not a JSON result of this tool; give a new file or move it")
 

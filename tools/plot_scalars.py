@@ -17,6 +17,7 @@ from absl import flags  # noqa: E402
 
 from mmd_gan_tf import checkpointing  # noqa: E402
 from mmd_gan_tf import cli  # noqa: E402
+from mmd_gan_tf import files  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -93,13 +94,7 @@ def check_out(out: str) -> None:
   run's own folders (--out=RUN/config replaced a run's config.json)."""
   for suffix in (".json", ".md", ".png"):
     checkpointing.refuse_inside_runs("--out", out + suffix, out)
-  earlier = None
-  if os.path.exists(out + ".json"):
-    try:
-      with open(out + ".json", encoding="utf-8") as f:
-        earlier = json.load(f)
-    except (OSError, ValueError):
-      earlier = None
+  earlier = files.read_json(out + ".json")
   ours = isinstance(earlier, dict) and all(isinstance(v, dict) for v in earlier.values())
   theirs = [out + s for s in (".json", ".md", ".png") if os.path.lexists(out + s)]
   if theirs and not ours:

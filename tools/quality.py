@@ -44,6 +44,7 @@ from absl import app
 from absl import flags
 
 from mmd_gan_tf import cli
+from mmd_gan_tf import files
 from mmd_gan_tf.kernel_health import TAGS as KERNEL_TAGS, kernel_state
 
 FLAGS = flags.FLAGS
@@ -240,11 +241,7 @@ def check_out(out: str) -> None:
   present = [name for name in _OUTPUTS if os.path.lexists(os.path.join(out, name))]
   if not present:
     return
-  try:
-    with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
-      earlier = json.load(f)
-  except (OSError, ValueError):
-    earlier = None
+  earlier = files.read_json(os.path.join(out, "results.json"))
   if not (isinstance(earlier, dict) and isinstance(earlier.get("configs"), dict) and "command" in earlier):
     raise ValueError(f"--out={out} holds {', '.join(present)} but no results.json of an earlier run of this tool: "
                      "they would be replaced; give a new folder")

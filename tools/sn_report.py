@@ -28,6 +28,7 @@ from absl import flags  # noqa: E402
 
 from mmd_gan_tf import checkpointing  # noqa: E402
 from mmd_gan_tf import cli  # noqa: E402
+from mmd_gan_tf import files  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -126,11 +127,7 @@ def check_out(out: str) -> None:
   if os.path.isdir(out):
     raise ValueError(f"--out={out} is a folder; give a file name for the JSON report")
   if os.path.exists(out):
-    try:
-      with open(out, encoding="utf-8") as f:
-        earlier = json.load(f)
-    except (OSError, ValueError):
-      earlier = None
+    earlier = files.read_json(out)
     if not (isinstance(earlier, dict) and {"checkpoint", "layers"} <= set(earlier)):
       raise ValueError(f"--out={out} exists and is not a report of this tool; give a new file or move it")
 
