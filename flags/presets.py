@@ -147,6 +147,6 @@ def advice(cfg) -> list:
   lines = []
   if cfg.loss.name == "rep" and cfg.model.width < 1:
     lines.append(f"warning: --loss=rep at --width={cfg.model.width:g} stalled in a saturated or all-zero kernel "
-                 "state for 5 of 11 seeds at widths 1/4 and 1/2 (MNIST 2 of 3 at each, CIFAR-10 1 of 5); "
+                 "state for 5 of 12 seeds at widths 1/4 and 1/2 (MNIST 2 of 3 at each, CIFAR-10 1 of 6); "
                  "--loss=rep_b for 1 of 12 (docs/training.md, 'Which loss at small widths')")
   return lines
