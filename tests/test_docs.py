@@ -5,7 +5,7 @@ For README.md, BENCHMARKS.md, ARCHITECTURE.md, docs/*.md, examples/*.md and resu
 2. every `--flag` of a command line (code block or inline code) that runs main.py or a tool is a flag that
    program defines (read from its `--helpfull`, one process per program per test session);
 3. every `tools/<name>.py`, `python -m tools.<name>` and `scripts/<name>` mentioned exists;
-4. (README.md, BENCHMARKS.md, ARCHITECTURE.md, docs/*.md only) no `../shared` and no issue numbers.
+4. no `../shared`, no issue numbers and no words about development sessions (dates instead).
 
 The helpers are pure functions of Markdown text; their own tests below show that each check can fail.
 """
@@ -33,8 +33,8 @@ from helpers import ROOT, tool_env
 
 DOC_PATTERNS = ("README.md", "BENCHMARKS.md", "ARCHITECTURE.md", "docs/*.md", "examples/*.md",
                 "results/**/README.md")
-# Rule 4 (no ../shared, no issue numbers) covers only these.
-PROSE_PATTERNS = ("README.md", "BENCHMARKS.md", "ARCHITECTURE.md", "docs/*.md")
+# Rule 4 (no ../shared, no issue numbers, no development-session words) covers every doc a user reads.
+PROSE_PATTERNS = DOC_PATTERNS
 SKIPPED_DIRS = frozenset({".venv", ".git", "runs", "node_modules", ".pytest_cache"})
 
 
@@ -488,6 +488,7 @@ def repo_path_problems(text: str, root: pathlib.Path) -> List[Tuple[int, str]]:
 _FORBIDDEN = (
     (re.compile(re.escape("../shared")), "mentions ../shared (outside the repository)"),
     (re.compile(r"\bissues?\s+#?\d+", re.IGNORECASE), "mentions an issue number"),
+    (re.compile(r"\bsessions?\b", re.IGNORECASE), "speaks of development sessions (say the date)"),
 )
 
 
@@ -674,7 +675,9 @@ def test_a_missing_tools_path_is_reported(tmp_path):
 
 
 def test_forbidden_text():
-  text = "Fine: tissue 3, issues.\nBad (issue 12) and Issue #7.\nsee ../shared/assets\n"
+  text = ("Fine: tissue 3, issues, obsession.\nBad (issue 12) and Issue #7.\nsee ../shared/assets\n"
+          "measured in the previous session\n")
   assert forbidden_text(text) == [
       (2, "mentions an issue number: 'Issue #7'"), (2, "mentions an issue number: 'issue 12'"),
-      (3, "mentions ../shared (outside the repository): '../shared'")]
+      (3, "mentions ../shared (outside the repository): '../shared'"),
+      (4, "speaks of development sessions (say the date): 'session'")]
