@@ -212,7 +212,8 @@ def test_leaky_relu_matches_tensorflows_to_the_second_derivative():
 
 def test_a_conv_leaky_relu_step_graph_gets_through_grapplers_remapper():
   """keras.layers.LeakyReLU after a biased conv makes Grappler's remapper fail on the gradient graph (an E-line
-  on every run, and none of its fusions there); common.LeakyReLU's gradient reads the output instead."""
+  on every run, and none of its fusions there); common.LeakyReLU's gradient reads the output instead, also
+  in the second-order graph of a gradient penalty."""
   script = (
       "import numpy as np, tensorflow as tf, keras\n"
       "from mmd_gan_tf.models import common\n"
@@ -225,7 +226,17 @@ def test_a_conv_leaky_relu_step_graph_gets_through_grapplers_remapper():
       "  with tf.GradientTape() as tape:\n"
       "    loss = tf.reduce_sum(model(images))\n"
       "  return tape.gradient(loss, model.trainable_variables)\n"
-      "step(tf.constant(np.ones([2, 8, 8, 3], np.float32)))\n"
+      "@tf.function\n"
+      "def penalty_step(images):\n"  # a gradient penalty: the critic's input gradient, differentiated again
+      "  with tf.GradientTape() as outer:\n"
+      "    with tf.GradientTape() as inner:\n"
+      "      inner.watch(images)\n"
+      "      out = tf.reduce_sum(model(images))\n"
+      "    penalty = tf.reduce_sum(inner.gradient(out, images) ** 2)\n"
+      "  return outer.gradient(penalty, model.trainable_variables)\n"
+      "images = tf.constant(np.random.default_rng(0).normal(size=[2, 8, 8, 3]).astype(np.float32))\n"
+      "step(images)\n"
+      "penalty_step(images)\n"
       "print('stepped')\n")
   from helpers import ROOT, tool_env  # pylint: disable=import-outside-toplevel
   result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=tool_env(), capture_output=True,

@@ -126,14 +126,17 @@ def leaky_relu(x: tf.Tensor, alpha: float) -> tf.Tensor:
   With TensorFlow's own gradient, the bias add before the activation feeds both LeakyRelu and LeakyReluGrad,
   and Grappler's remapper fails on every training-step graph ("remapper failed: ... fanout ... LeakyReluGrad
   exist for missing node .../BiasAdd", an E-line per run) and gives up all of its fusions in that graph.
-  Second derivatives (the gradient penalties) go through LeakyReluGrad's registered gradient as before.
+  Second derivatives (the gradient penalties) go through LeakyReluGrad's registered gradient as before; its
+  gradient with respect to `features` is zero, so the output enters through `stop_gradient`: otherwise an
+  outer tape differentiates the forward LeakyRelu op with TensorFlow's own gradient (all zeros) and brings
+  the remapper failure back into the penalties' graphs.
   """
   @tf.custom_gradient
   def forward(inputs):
     outputs = tf.nn.leaky_relu(inputs, alpha)
 
     def backward(upstream):
-      return tf.raw_ops.LeakyReluGrad(gradients=upstream, features=outputs, alpha=alpha)
+      return tf.raw_ops.LeakyReluGrad(gradients=upstream, features=tf.stop_gradient(outputs), alpha=alpha)
 
     return outputs, backward
 
