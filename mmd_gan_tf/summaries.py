@@ -2,19 +2,57 @@
 
 import math
 import os
+import struct
 import time
+import zlib
 from typing import Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
 
 
-def write_png(path: str, image: np.ndarray) -> None:
-  """Writes a uint8 [h, w, c] image as PNG (atomically)."""
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+  return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def write_png(path: str, image: np.ndarray, text: Optional[Mapping[str, str]] = None) -> None:
+  """Writes a uint8 [h, w, c] image as PNG (atomically), with `text` as PNG tEXt chunks (keyword -> Latin-1
+  text) after the header, e.g. {"Software": ...} to recognise the file later (`png_text`)."""
+  encoded = tf.io.encode_png(image).numpy()
+  if text:
+    header_end = len(_PNG_SIGNATURE) + 25  # the IHDR chunk: length, type, 13 bytes, CRC
+    chunks = b"".join(_png_chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
+                      for key, value in text.items())
+    encoded = encoded[:header_end] + chunks + encoded[header_end:]
   # A short temporary name beside it: `path` + ".tmp" may exceed the file system's name limit.
   tmp = os.path.join(os.path.dirname(path), f".{os.getpid()}.png.tmp")
-  tf.io.write_file(tmp, tf.io.encode_png(image))
+  tf.io.write_file(tmp, encoded)
   os.replace(tmp, path)
+
+
+def png_text(path: str, limit: int = 1 << 16) -> dict:
+  """The tEXt chunks before the image data of the PNG at `path` ({} for any other file or an unreadable
+  one); reads at most `limit` bytes."""
+  try:
+    with open(path, "rb") as f:
+      head = f.read(limit)
+  except OSError:
+    return {}
+  if not head.startswith(_PNG_SIGNATURE):
+    return {}
+  found, at = {}, len(_PNG_SIGNATURE)
+  while at + 8 <= len(head):
+    length, kind = struct.unpack(">I", head[at:at + 4])[0], head[at + 4:at + 8]
+    if kind in (b"IDAT", b"IEND") or at + 12 + length > len(head):
+      break
+    if kind == b"tEXt":
+      key, _, value = head[at + 8:at + 8 + length].partition(b"\0")
+      found[key.decode("latin-1")] = value.decode("latin-1")
+    at += 12 + length
+  return found
 
 
 def write_config(writer, cfg) -> None:

@@ -19,6 +19,7 @@ from helpers import ROOT, TINY_RUN, copy_of_trained_run, main_in_process, make_t
 from flags import build as config_builder
 from mmd_gan_tf import checkpointing
 from mmd_gan_tf import files
+from mmd_gan_tf import summaries
 from mmd_gan_tf import trainer
 from mmd_gan_tf.data import folder
 
@@ -270,6 +271,13 @@ def test_sample_tool_checks_its_input(exported, tmp_path):
   with pytest.raises(ValueError, match="is a directory"):
     sample.check_args(str(exported / "export"), 4, 4, str(tmp_path / "grids.png"))
   sample.check_args(str(exported / "export"), 4, 4, str(tmp_path / "GRID.PNG"))  # accepted
+  # An existing file is replaced only if it is a grid of this tool (its PNG mark), never a user's image.
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "photo.png")
+  with pytest.raises(ValueError, match=r"--out=.*photo.png exists and is not a grid this tool wrote"):
+    sample.check_args(str(exported / "export"), 4, 4, str(tmp_path / "photo.png"))
+  summaries.write_png(str(tmp_path / "old_grid.png"), np.zeros((4, 4, 3), np.uint8), text={"Software": sample.SOFTWARE})
+  sample.check_args(str(exported / "export"), 4, 4, str(tmp_path / "old_grid.png"))  # its own: replaced
   # Not into a run's own folders or an export: that run's resume or export would be refused afterwards.
   for inside, why in ((exported / "export" / "g.png", "is inside the exported generator"),
                       (exported / "samples" / "g.png", r"is inside the run .* \(its samples/\)")):

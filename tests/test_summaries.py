@@ -27,3 +27,21 @@ def test_a_png_with_a_name_at_the_file_systems_limit_is_written(tmp_path):
   path = tmp_path / ("g" * 251 + ".png")  # 255 bytes: the name plus ".tmp" would not fit
   summaries.write_png(str(path), np.zeros([4, 4, 3], np.uint8))
   assert path.read_bytes().startswith(b"\x89PNG") and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_png_text_chunks_are_written_and_read_back(tmp_path):
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  image = np.arange(4 * 5 * 3, dtype=np.uint8).reshape([4, 5, 3])
+  marked, plain = tmp_path / "marked.png", tmp_path / "plain.png"
+  summaries.write_png(str(marked), image, text={"Software": "mmd_gan_tf test", "Note": "two"})
+  summaries.write_png(str(plain), image)
+  assert summaries.png_text(str(marked)) == {"Software": "mmd_gan_tf test", "Note": "two"}
+  assert summaries.png_text(str(plain)) == {}
+  with Image.open(marked) as read:  # still a valid PNG with the same pixels (CRCs checked by the decoder)
+    read.load()
+    np.testing.assert_array_equal(np.asarray(read), image)
+    assert read.text == {"Software": "mmd_gan_tf test", "Note": "two"}
+  (tmp_path / "text.png").write_text("not a png")
+  assert summaries.png_text(str(tmp_path / "text.png")) == {}
+  assert summaries.png_text(str(tmp_path / "missing.png")) == {}

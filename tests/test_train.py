@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from helpers import ROOT, TINY_RUN, copy_of_trained_run, make_two_replica_strategy
 from flags import build as config_builder
 from mmd_gan_tf import noise
+from mmd_gan_tf import summaries
 from mmd_gan_tf import kernel_health
 from mmd_gan_tf import trainer
 
@@ -251,6 +252,9 @@ def test_sample_tool_writes_a_grid(trained_run, tmp_path):
   assert result.returncode == 0, result.stderr
   grid = tf.io.decode_png(tf.io.read_file(str(out))).numpy()
   assert grid.shape == (3 * 32, 4 * 32, 1)  # the built-in digits are one channel: a grey PNG
+  sys.path.insert(0, str(ROOT))
+  from tools import sample  # pylint: disable=import-outside-toplevel
+  assert summaries.png_text(str(out)) == {"Software": sample.SOFTWARE}  # its mark: a rerun may replace it
 
 
 @pytest.mark.end_to_end

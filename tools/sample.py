@@ -23,6 +23,7 @@ from mmd_gan_tf import images as images_lib  # noqa: E402
 from mmd_gan_tf import summaries  # noqa: E402
 
 MAX_GRID = 4096  # a grid of more images would be a PNG of hundreds of megapixels
+SOFTWARE = "mmd_gan_tf tools/sample.py"  # the PNG tEXt mark of its grids: the only files --out replaces
 FLAGS = flags.FLAGS
 
 
@@ -41,6 +42,9 @@ def check_args(model: str, num: int, batch_size: int, out: str = "samples.png") 
   if os.path.isdir(out):
     raise ValueError(f"--out={out} is a directory; name the PNG file to write")
   checkpointing.refuse_inside_runs("--out", out)
+  if os.path.lexists(out) and summaries.png_text(out).get("Software") != SOFTWARE:
+    raise ValueError(f"--out={out} exists and is not a grid this tool wrote; name a new file (it replaces only "
+                     "its own grids)")
   folder = os.path.dirname(os.path.abspath(out))
   while not os.path.exists(folder) and folder != os.path.dirname(folder):
     folder = os.path.dirname(folder)
@@ -82,7 +86,7 @@ def main(argv) -> int:
       for index, start in enumerate(range(0, FLAGS.num, FLAGS.batch_size))])
   try:
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-    summaries.write_png(FLAGS.out, images_lib.image_grid(images))
+    summaries.write_png(FLAGS.out, images_lib.image_grid(images), text={"Software": SOFTWARE})
   except (OSError, tf.errors.OpError) as e:  # a file where a folder should be, no permission, a full disk
     reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
     raise ValueError(f"--out={FLAGS.out} cannot be written: {reason}") from None
