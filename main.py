@@ -84,9 +84,9 @@ def _export(cfg) -> None:
     if writable:
       for line in filter(None, [checkpointing.repair_checkpoint_state(checkpoint_dir)]):
         print(f"warning: {line}", file=sys.stderr)
-      for bad, error in checkpointing.quarantine_unreadable(checkpoint_dir):
-        print(f"warning: checkpoint {bad} is unreadable ({error}): moved to checkpoints/corrupt/, exporting the "
-              "previous one", file=sys.stderr)
+      for bad, error, folder in checkpointing.quarantine_unreadable(checkpoint_dir):
+        print(f"warning: checkpoint {bad} is unreadable ({error}): moved to checkpoints/{folder}/, exporting "
+              "the previous one", file=sys.stderr)
     listed = checkpointing.checkpoint_list(checkpoint_dir)
     if writable:  # the quarantine above left the newest listed one readable
       latest = listed[-1] if listed else None

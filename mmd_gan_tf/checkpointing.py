@@ -3,6 +3,7 @@
 import dataclasses
 import errno
 import fcntl
+import itertools
 import json
 import math
 import os
@@ -156,10 +157,25 @@ def _write_state(checkpoint_dir: str, paths: list) -> None:
     logger.setLevel(level)
 
 
+def set_aside(directory: str, prefix: str) -> str:
+  """Moves the files of checkpoint `prefix` into <directory>/corrupt/ (kept for inspection, not deleted), or
+  corrupt-2/, corrupt-3/, ... where a file or a link already has that name; returns that folder's name."""
+  for index in itertools.count(1):
+    name = "corrupt" if index == 1 else f"corrupt-{index}"
+    folder = os.path.join(directory, name)
+    if not os.path.lexists(folder) or (os.path.isdir(folder) and not os.path.islink(folder)):
+      break
+  os.makedirs(folder, exist_ok=True)
+  for file_name in os.listdir(directory):
+    if file_name.startswith(os.path.basename(prefix) + "."):
+      os.replace(os.path.join(directory, file_name), os.path.join(folder, file_name))
+  return name
+
+
 def quarantine_unreadable(checkpoint_dir: str) -> list:
   """Moves unreadable newest checkpoints to <checkpoint_dir>/corrupt/ until the newest one reads back.
 
-  Returns [(checkpoint prefix, error)] of the moved ones; the checkpoint state then names the newest
+  Returns [(checkpoint prefix, error, the folder's name: corrupt or corrupt-N)] of the moved ones; the checkpoint state then names the newest
   readable checkpoint, so a resume (or an export) falls back to it. The bad files are kept, not deleted.
 
   Raises:
@@ -184,12 +200,7 @@ def quarantine_unreadable(checkpoint_dir: str) -> list:
     if error is None:
       break
     bad = paths.pop()
-    corrupt_dir = os.path.join(checkpoint_dir, "corrupt")
-    os.makedirs(corrupt_dir, exist_ok=True)
-    for name in os.listdir(checkpoint_dir):
-      if name.startswith(os.path.basename(bad) + "."):
-        os.replace(os.path.join(checkpoint_dir, name), os.path.join(corrupt_dir, name))
-    moved.append((bad, error))
+    moved.append((bad, error, set_aside(checkpoint_dir, bad)))
   if moved:
     if paths:
       _write_state(checkpoint_dir, paths)

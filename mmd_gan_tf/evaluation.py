@@ -48,12 +48,8 @@ class Evaluator:
     """Moves a best-KID checkpoint that does not read back to best_kid/corrupt/ (kept, not deleted)."""
     for prefix in checkpointing.checkpoints_on_disk(best_dir):
       if not checkpointing.readable(prefix):
-        corrupt = os.path.join(best_dir, "corrupt")
-        os.makedirs(corrupt, exist_ok=True)
-        for name in os.listdir(best_dir):
-          if name.startswith(os.path.basename(prefix) + "."):
-            os.replace(os.path.join(best_dir, name), os.path.join(corrupt, name))
-        logging.warning("the best-KID checkpoint %s is unreadable: moved to best_kid/corrupt/", prefix)
+        folder = checkpointing.set_aside(best_dir, prefix)
+        logging.warning("the best-KID checkpoint %s is unreadable: moved to best_kid/%s/", prefix, folder)
     if not checkpointing.checkpoints_on_disk(best_dir) and os.path.exists(os.path.join(best_dir, "checkpoint")):
       os.remove(os.path.join(best_dir, "checkpoint"))
 

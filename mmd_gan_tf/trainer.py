@@ -652,9 +652,9 @@ def _setup(cfg: config_lib.Config, strategy: tf.distribute.Strategy) -> _Run:
     repaired = checkpointing.repair_checkpoint_state(checkpoint_dir)
     if repaired:
       logging.warning(repaired)
-    for bad, error in checkpointing.quarantine_unreadable(checkpoint_dir):
-      logging.warning("checkpoint %s is unreadable (%s): moved to checkpoints/corrupt/, falling back to the "
-                      "previous one", bad, error)
+    for bad, error, folder in checkpointing.quarantine_unreadable(checkpoint_dir):
+      logging.warning("checkpoint %s is unreadable (%s): moved to checkpoints/%s/, falling back to the "
+                      "previous one", bad, error, folder)
   manager = tf.train.CheckpointManager(checkpoint, distribute.write_dir(checkpoint_dir, strategy),
                                        max_to_keep=cfg.train.keep_checkpoints)
   if chief:

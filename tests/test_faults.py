@@ -4,6 +4,7 @@ import dataclasses
 import json
 import logging
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -823,3 +824,21 @@ def test_a_folder_with_only_a_runs_folder_names_or_a_run_without_its_checkpoints
   with pytest.raises(ValueError, match=r"has no checkpoint, but its progress.json says it trained to step 4: its "
                                        r"checkpoints were deleted or moved"):
     config_builder.build_config(dict(TINY, workdir=str(run), steps=6))
+
+
+def test_unreadable_checkpoints_are_set_aside_beside_a_users_file_named_corrupt(tmp_path):
+  """A file (or a link) already named checkpoints/corrupt is kept: the unreadable checkpoint goes to
+  corrupt-2/ instead of failing with 'File exists'."""
+  directory = tmp_path / "checkpoints"
+  manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable([1.0, 2.0])), str(directory), 3)
+  manager.save(checkpoint_number=2)
+  newest = manager.save(checkpoint_number=4)
+  data = pathlib.Path(newest + ".data-00000-of-00001")
+  data.write_bytes(data.read_bytes()[:3])  # cut short
+  (directory / "corrupt").write_text("the user's notes")
+  os.symlink(tmp_path, directory / "corrupt-2")  # a link is not followed either
+  moved = checkpointing.quarantine_unreadable(str(directory))
+  assert [(os.path.basename(prefix), folder) for prefix, _, folder in moved] == [("ckpt-4", "corrupt-3")]
+  assert (directory / "corrupt").read_text() == "the user's notes"
+  assert (directory / "corrupt-3" / data.name).exists() and not data.exists()
+  assert tf.train.latest_checkpoint(str(directory)).endswith("ckpt-2")
