@@ -295,6 +295,9 @@ RUN_ENTRIES = _RUN_ENTRIES = {"checkpoints": True, "samples": True, "tensorboard
 LOCK_FILE = ".lock"
 
 
+_HOLDER_LINE = re.compile(r"PID \d+ on .* since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n?$")  # what a lock holds
+
+
 class WorkdirLock:
   """An exclusive lock on a run directory, held while one run trains in it.
 
@@ -323,6 +326,13 @@ class WorkdirLock:
       holder = self._file.read().strip() or "another process"
       self._file.close()
       raise ValueError(f"--workdir={workdir} is in use by {holder}; {advice}") from None
+    self._file.seek(0)
+    content = self._file.read(4096)
+    if content.strip() and not _HOLDER_LINE.match(content):  # a file of the user's that happens to be named so
+      self.release()
+      raise ValueError(f"--workdir={workdir}: its {LOCK_FILE} is not a run's lock (it holds "
+                       f"{content.strip().splitlines()[0][:60]!r}...); a run would overwrite it: move it away or "
+                       "use another --workdir")
     self._file.seek(0)
     self._file.truncate()
     self._file.write(f"PID {os.getpid()} on {socket.gethostname()} since "

@@ -152,11 +152,26 @@ def recover_interrupted_export(export_dir: str) -> None:
   tmp_dir, old_dir = export_dir + ".tmp", export_dir + ".old"
   if is_export(old_dir):
     if os.path.lexists(export_dir):
-      shutil.rmtree(old_dir)
+      _remove_export(old_dir)
     else:
       os.replace(old_dir, export_dir)
   if is_export(tmp_dir, finished=False):
     shutil.rmtree(tmp_dir)
+
+
+def _remove_export(path: str) -> None:
+  """Deletes a finished export with its metadata file last, so that a kill midway leaves a folder that
+  `is_export` still recognises (and the next export settles), never one that looks like someone else's."""
+  for name in os.listdir(path):
+    if name != METADATA_FILE:
+      entry = os.path.join(path, name)
+      if os.path.isdir(entry) and not os.path.islink(entry):
+        shutil.rmtree(entry)
+      else:
+        os.remove(entry)
+  if os.path.lexists(os.path.join(path, METADATA_FILE)):
+    os.remove(os.path.join(path, METADATA_FILE))
+  os.rmdir(path)
 
 
 def _plain_copy(generator: keras.Model, model_cfg: config_lib.ModelConfig) -> keras.Model:
@@ -218,6 +233,9 @@ def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir:
                      "is kept; give another --export_dir")
   tmp_dir, old_dir = export_dir + ".tmp", export_dir + ".old"
   metadata = dict(cfg.to_dict(), **({STEP_KEY: int(step)} if step is not None else {}))
+  # The run it came from, as an absolute path: a relative --workdir names different runs from different
+  # folders (another run of that name must not take this export over; this one resumed elsewhere must).
+  metadata["workdir"] = os.path.abspath(cfg.workdir)
   try:
     archive.write_out(tmp_dir, verbose=False)
     files.atomic_write_text(os.path.join(tmp_dir, METADATA_FILE),
@@ -231,5 +249,5 @@ def export_generator(generator: keras.Model, cfg: config_lib.Config, export_dir:
     os.replace(export_dir, old_dir)
   os.replace(tmp_dir, export_dir)
   if os.path.lexists(old_dir):
-    shutil.rmtree(old_dir)
+    _remove_export(old_dir)
   return export_dir

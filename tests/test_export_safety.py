@@ -1,5 +1,7 @@
 """An export removes nothing it did not write, and settles what a killed export left."""
 
+import functools
+import json
 import os
 
 import pytest
@@ -93,6 +95,54 @@ def test_an_export_killed_midway_is_settled_by_the_next(tmp_path, leftover):
   assert sorted(os.listdir(tmp_path / "run")) == ["export"]
   with open(os.path.join(export_dir, export.METADATA_FILE), encoding="utf-8") as f:
     assert '"loss"' in f.read()  # the new export, not a leftover
+
+
+def test_an_export_killed_while_it_deletes_the_previous_one_is_settled_by_the_next(tmp_path, monkeypatch):
+  """A kill at any point of deleting `<export>.old` (after the new export is in place) leaves a folder the next
+  export still recognises as an earlier export, and settles; it is never refused as someone else's folder."""
+  real = {name: getattr(os, name) for name in ("unlink", "remove", "rmdir")}
+  for cut in range(1, 6):  # the fake export's 5 deletions: 3 files, variables/, the folder itself
+    workdir = tmp_path / f"cut{cut}"
+    export_dir = str(workdir / "export")
+    _fake_export(export_dir, "new")
+    _fake_export(export_dir + ".old", "previous")
+    calls = []
+
+    def deleting(*args, name, **kwargs):
+      calls.append(args[0])
+      if len(calls) == cut:
+        raise KeyboardInterrupt  # the kill
+      return real[name](*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+      for name in real:
+        patch.setattr(os, name, functools.partial(deleting, name=name))
+      with pytest.raises(KeyboardInterrupt):
+        export.recover_interrupted_export(export_dir)
+    export.check_export_dir(export_dir, str(workdir))  # not refused
+    export.recover_interrupted_export(export_dir)
+    assert sorted(os.listdir(workdir)) == ["export"], cut
+    assert export.exported_step(export_dir) == 1 and "new" in (workdir / "export" / "saved_model.pb").read_text()
+
+
+def test_the_export_names_its_run_by_absolute_path(tmp_path, monkeypatch):
+  """A relative --workdir names another run from another folder: that run must not take this export over,
+  and this run resumed from another folder keeps it."""
+  monkeypatch.chdir(tmp_path)
+  os.makedirs("first")
+  cfg = config_builder.build_config(dict(dataset="shapes", loss="rep", arch="li", width=0.0625, batch_size=4,
+                                         workdir="rel", export_dir=str(tmp_path / "shared_export")))
+  monkeypatch.chdir(tmp_path / "first")
+  export.export_generator(trainer.build_networks(cfg).generator, cfg, cfg.export_dir, step=2)
+  with open(tmp_path / "shared_export" / export.METADATA_FILE, encoding="utf-8") as f:
+    assert json.load(f)["workdir"] == str(tmp_path / "first" / "rel")
+  export.check_export_dir(str(tmp_path / "shared_export"), str(tmp_path / "first" / "rel"))  # its own
+  monkeypatch.chdir(tmp_path)
+  export.check_export_dir(str(tmp_path / "shared_export"), "first/rel")  # the same run, from elsewhere
+  os.makedirs("second")
+  monkeypatch.chdir(tmp_path / "second")
+  with pytest.raises(ValueError, match=r"holds the export of another run \(.*first/rel"):
+    export.check_export_dir(str(tmp_path / "shared_export"), "rel")  # another run named rel
 
 
 @pytest.mark.end_to_end

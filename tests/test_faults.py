@@ -713,6 +713,23 @@ def test_a_lock_that_is_a_symbolic_link_is_refused_and_its_target_kept(tmp_path)
   assert precious.read_text() == "data\n" and not (tmp_path / "nothing").exists()
 
 
+def test_a_users_file_named_lock_is_refused_and_kept(tmp_path):
+  """A `.lock` with other contents is not a run's lock: refused, not overwritten with the holder's name."""
+  workdir = tmp_path / "notes"
+  workdir.mkdir()
+  (workdir / ".lock").write_text("my precious\n")
+  with pytest.raises(ValueError, match=r"--workdir=.*notes: its \.lock is not a run's lock \(it holds 'my precious'"):
+    checkpointing.WorkdirLock(str(workdir))
+  assert (workdir / ".lock").read_text() == "my precious\n"
+  result = main_in_process(f"--workdir={workdir}", "--steps=2", "--inception_weights=none")
+  assert result.returncode == 2 and "is not a run's lock" in result.stderr, result.stderr[-2000:]
+  assert (workdir / ".lock").read_text() == "my precious\n" and sorted(os.listdir(workdir)) == [".lock"]
+  # A run's own lock (left by a killed run, or emptied) is taken over as before.
+  for left in ("PID 12 on host since 2026-12-07 01:02:03\n", ""):
+    (workdir / ".lock").write_text(left)
+    checkpointing.WorkdirLock(str(workdir)).release()
+
+
 @pytest.mark.parametrize("files, message", [
     ({"config.json": '{"notes": "mine"}'}, "holds a config.json that is not a run's config and no checkpoint"),
     ({"config.json": "[1]"}, "holds a config.json that is not a run's config"),
