@@ -119,7 +119,7 @@ def _overrides(flag_values: Mapping[str, Any], base: Optional[config_lib.Config]
 
 def _no_kid(resolved: dict, flag_values: Mapping[str, Any]) -> None:
   """`--inception_weights=none`: the in-training evaluation off; refused where KID is asked for."""
-  for name in ("eval_every", "eval_every_minutes"):
+  for name in ("eval_every", "eval_every_minutes", "lr_adaptation"):
     if flag_values.get(name):
       raise ValueError(f"--{name}={flag_values[name]} needs the Inception weights, but --inception_weights=none")
   if resolved.get("eval.lr_adaptation") and flag_values.get("lr_adaptation") is not False:
@@ -173,6 +173,8 @@ def validate(cfg: config_lib.Config) -> None:
       raise ValueError(f"{_flag_name(field)}={_get(cfg, field)} must be positive")
   if cfg.train.batch_size < 2:
     raise ValueError(f"--batch_size={cfg.train.batch_size} must be >= 2 (kernel estimates need pairs)")
+  if cfg.cpu_devices < 0:
+    raise ValueError(f"--cpu_devices={cfg.cpu_devices} must be >= 0")
   if cfg.cpu_devices and cfg.train.batch_size % cfg.cpu_devices:
     raise ValueError(f"--batch_size={cfg.train.batch_size} must be divisible by --cpu_devices={cfg.cpu_devices}")
   if cfg.cpu_devices and cfg.train.batch_size // cfg.cpu_devices < 2:
@@ -181,6 +183,8 @@ def validate(cfg: config_lib.Config) -> None:
   if not str(cfg.workdir).strip():
     raise ValueError("--workdir must not be empty")
   _check_glob_free(cfg)
+  if cfg.eval.num_real < 0:
+    raise ValueError(f"--eval_num_real={cfg.eval.num_real} must be >= 0 (0: as many as --eval_num_samples)")
   if cfg.eval.kid_subset_size > cfg.eval.num_samples or cfg.eval.kid_subset_size > (
       cfg.eval.num_real or cfg.eval.num_samples):
     raise ValueError(f"--kid_subset_size={cfg.eval.kid_subset_size} exceeds --eval_num_samples="
@@ -198,14 +202,18 @@ def validate(cfg: config_lib.Config) -> None:
     raise ValueError("--sigmas must not be empty")
   if any(s <= 0 for s in cfg.loss.sigmas):
     raise ValueError(f"--sigmas={','.join(map(str, cfg.loss.sigmas))} must all be positive")
-  if cfg.cpu_devices < 0:
-    raise ValueError(f"--cpu_devices={cfg.cpu_devices} must be >= 0")
   if cfg.eval.lr_adaptation:
     e = cfg.eval
     if e.lr_adaptation_samples < 3:
       raise ValueError(f"--lr_adaptation_samples={e.lr_adaptation_samples} must be >= 3")
     if not 0 < e.lr_adaptation_factor < 1:
       raise ValueError(f"--lr_adaptation_factor={e.lr_adaptation_factor} must be in (0, 1)")
+  for name in ("beta1", "beta2"):
+    if not 0 <= getattr(cfg.optim, name) < 1:
+      raise ValueError(f"--{name}={getattr(cfg.optim, name)} must be in [0, 1)")
+  for name in ("gp_weight", "l2_weight"):
+    if getattr(cfg.loss, name) < 0:
+      raise ValueError(f"--{name}={getattr(cfg.loss, name)} must be >= 0 (a penalty's weight)")
   if cfg.optim.clipnorm is not None and cfg.optim.clipnorm < 0:
     raise ValueError(f"--clipnorm={cfg.optim.clipnorm} must be >= 0")
   if cfg.optim.weight_clip is not None and cfg.optim.weight_clip < 0:
@@ -247,12 +255,16 @@ def _check_eval_metrics(eval_cfg: config_lib.EvalConfig) -> None:
 
 
 def check_given_flags_used(cfg: config_lib.Config, flag_values: Mapping[str, Any]) -> None:
-  """Rejects a kernel flag given explicitly that the resolved loss and kernel never read.
+  """Rejects a flag given explicitly that the resolved run never reads: a kernel parameter of another
+  kernel, a loss parameter of another loss, a generator update's setting with a loss that does not use that
+  update, a learning-rate adaptation setting with the adaptation off.
 
   A silently ignored flag makes a run differ from what its command line says (e.g. --sigmas with
-  --kernel=mix_rq, which reads --alphas).
+  --kernel=mix_rq, which reads --alphas; --gp_weight with --loss=rep_b).
   """
   spec = losses.get_loss(cfg.loss.name)
+  _check_loss_parameters_used(cfg, spec, flag_values)
+  _check_update_and_adaptation_flags_used(cfg, spec, flag_values)
   if flag_values.get("kernel") is not None and not spec.uses_kernel:
     raise ValueError(f"--kernel={cfg.loss.kernel} has no effect: --loss={cfg.loss.name} uses no kernel")
   parameters = kernels.get_kernel_spec(cfg.loss.kernel).parameters if spec.uses_kernel else ()
@@ -261,6 +273,38 @@ def check_given_flags_used(cfg: config_lib.Config, flag_values: Mapping[str, Any
       value = config_lib.format_value(getattr(cfg.loss, name))
       raise ValueError(f"--{name}={value} has no effect with --loss={cfg.loss.name} --kernel={cfg.loss.kernel}"
                        f" (it reads {', '.join('--' + p for p in parameters) or 'no kernel parameter'})")
+
+
+def _given(flag_values: Mapping[str, Any], prefix: str):
+  """(flag name, field) of the flags given explicitly that set a field starting with `prefix`."""
+  return [(name, field) for name, fields in definitions.FLAG_FIELDS.items() if flag_values.get(name) is not None
+          for field in fields if field.startswith(prefix)]
+
+
+def _check_loss_parameters_used(cfg: config_lib.Config, spec: losses.LossSpec,
+                                flag_values: Mapping[str, Any]) -> None:
+  """A loss parameter (a LossConfig field that some loss reads) given for a loss that does not read it."""
+  read_by_some = {p for other in losses.LOSSES.values() for p in other.parameters}
+  for name, field in _given(flag_values, "loss."):
+    parameter = field.split(".", 1)[1]
+    if parameter in read_by_some and parameter not in spec.parameters:
+      readers = sorted(loss for loss, other in losses.LOSSES.items() if parameter in other.parameters)
+      raise ValueError(f"--{name}={config_lib.format_value(getattr(cfg.loss, parameter))} has no effect with "
+                       f"--loss={cfg.loss.name} (only --loss={' / '.join(readers)} read it)")
+
+
+def _check_update_and_adaptation_flags_used(cfg: config_lib.Config, spec: losses.LossSpec,
+                                            flag_values: Mapping[str, Any]) -> None:
+  """A generator update's setting with another loss; an --lr_adaptation_* setting with the adaptation off."""
+  for update in {other.generator_update for other in losses.LOSSES.values()} - {losses.GRADIENT}:
+    if update is not spec.generator_update:
+      for name, _ in _given(flag_values, update.section + "."):
+        raise ValueError(f"--{name}={flag_values[name]} has no effect with --loss={cfg.loss.name} (only the losses "
+                         f"with the {update.name} generator update read it)")
+  if not cfg.eval.lr_adaptation:
+    for name, _ in _given(flag_values, "eval.lr_adaptation_"):
+      raise ValueError(f"--{name}={flag_values[name]} has no effect: the learning-rate adaptation is off (add "
+                       "--lr_adaptation)")
 
 
 # TensorFlow's checkpoint and SavedModel readers treat these paths as glob patterns: a "[" or "]" (a character

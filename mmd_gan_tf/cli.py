@@ -21,6 +21,7 @@ from typing import Callable, List
 from absl import app
 from absl import flags
 
+from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import console
 
 EXIT_USER_ERROR = 2
@@ -36,6 +37,16 @@ def one_line(error: BaseException) -> str:
   """`error: <message>` with the message's line breaks folded, so it stays one line."""
   message = " ".join(str(error).split()) or type(error).__name__
   return f"error: {message}"
+
+
+def _naming_the_flag(error: BaseException, flag_values: flags.FlagValues = flags.FLAGS) -> BaseException:
+  """A library ConfigError about field `section.name` as `--name=value: reason` where this program has a flag
+  `--name` (a tool whose flags are named after the config's fields, e.g. prepare_dataset's --image_size)."""
+  if isinstance(error, config_lib.ConfigError):
+    name = error.field.split(".")[-1]
+    if name in flag_values:
+      return ValueError(f"--{name}={config_lib.format_value(error.value)}: {error.reason}")
+  return error
 
 
 def define_verbose_flag(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -63,7 +74,7 @@ def guarded(main: Callable[[List[str]], int]) -> Callable[[List[str]], int]:
     except USER_ERRORS as error:
       if flags.FLAGS["verbose"].value:
         raise
-      print(one_line(error), file=sys.stderr)
+      print(one_line(_naming_the_flag(error)), file=sys.stderr)
       return EXIT_USER_ERROR
     except KeyboardInterrupt:  # a Ctrl-C the program did not handle itself: one line, not a traceback
       if flags.FLAGS["verbose"].value:

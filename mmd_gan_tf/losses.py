@@ -76,6 +76,7 @@ class GeneratorUpdateKind:
   """
   name: str
   module: str
+  section: str  # the Config section of its settings (e.g. "flow"): a flag setting one has no effect elsewhere
 
   def build(self, cfg: Config):
     return importlib.import_module(self.module).build_generator_update(cfg)
@@ -86,7 +87,7 @@ class GeneratorUpdateKind:
 
 # How the generator moves: by the gradient of its loss (None), or by the gradient flow of flow/update.py.
 GRADIENT = None
-FLOW = GeneratorUpdateKind("flow", "mmd_gan_tf.flow.update")
+FLOW = GeneratorUpdateKind("flow", "mmd_gan_tf.flow.update", "flow")
 
 
 class LossSpec(NamedTuple):
@@ -106,6 +107,8 @@ class LossSpec(NamedTuple):
     generator_optimizer: the optimizer the generator must use whatever `optim.optimizer` says, or None.
     checks: fns(Config) raising ConfigError for a combination this loss cannot train; run by
       `check_config` when the config is built.
+    parameters: the LossConfig fields the loss itself reads, besides its kernel's (`KernelSpec.parameters`):
+      a flag setting another one has no effect with this loss and is refused.
     description: one line for `--help`.
   """
   critic_loss: LossFn
@@ -117,6 +120,7 @@ class LossSpec(NamedTuple):
   second_order: bool = False
   generator_optimizer: Optional[str] = None
   checks: Tuple[Check, ...] = ()
+  parameters: Tuple[str, ...] = ()
   description: str = ""
 
 
@@ -424,24 +428,28 @@ _MMD_CHECKS = (check_unbounded_kernel,)
 
 LOSSES: Dict[str, LossSpec] = {
     "rep": LossSpec(rep_critic_loss, rep_generator_loss, uses_kernel=True, checks=_MMD_CHECKS,
-                    description="Wang et al. 2019 repulsive"),
+                    parameters=("rep_lambda",), description="Wang et al. 2019 repulsive"),
     "rep_b": LossSpec(rep_b_critic_loss, rep_b_generator_loss, uses_kernel=True, checks=(check_gaussian_kernel,),
+                      parameters=("rep_lambda", "bound_low", "bound_high"),
                       description="rep with Wang's bounded Gaussian kernel"),
     "mmd": LossSpec(mmd_critic_loss, mmd_generator_loss, needs_decoder=True, uses_kernel=True,
-                    checks=_MMD_CHECKS, description="Li et al. 2017 MMD GAN"),
+                    checks=_MMD_CHECKS, parameters=("mmd_epsilon", "one_sided_weight", "ae_weight"),
+                    description="Li et al. 2017 MMD GAN"),
     "mmd_gp": LossSpec(mmd_gp_critic_loss, mmd_gp_generator_loss, needs_activations=True, uses_kernel=True,
-                       second_order=True, checks=_MMD_CHECKS, description="Binkowski et al. 2018 MMD GAN-GP"),
+                       second_order=True, checks=_MMD_CHECKS, parameters=("gp_weight", "l2_weight"),
+                       description="Binkowski et al. 2018 MMD GAN-GP"),
     "smmd": LossSpec(smmd_critic_loss, smmd_generator_loss, uses_kernel=True, second_order=True,
-                     checks=_MMD_CHECKS, description="Arbel et al. 2018 scaled MMD"),
+                     checks=_MMD_CHECKS, parameters=("smmd_scale",), description="Arbel et al. 2018 scaled MMD"),
     "wgan_gp": LossSpec(wgan_gp_critic_loss, wgan_gp_generator_loss, second_order=True,
-                        checks=(check_one_critic_output,), description="Gulrajani et al. 2017 baseline"),
+                        checks=(check_one_critic_output,), parameters=("gp_weight",),
+                        description="Gulrajani et al. 2017 baseline"),
     "hinge": LossSpec(hinge_critic_loss, hinge_generator_loss, description="Miyato et al. 2018 baseline"),
     # Mroueh & Nguyen: the critic is trained as in MMD-GP; the generator loss (MMD2_u) is only
     # logged, its update is the gradient flow of mmd_gan_tf/flow/update.py. Its step J^T w is a
     # natural-gradient direction: Adam's per-coordinate rescaling would destroy it, hence plain SGD.
     "flow": LossSpec(mmd_gp_critic_loss, mmd_gp_generator_loss, needs_activations=True, uses_kernel=True,
                      second_order=True, generator_update=FLOW, generator_optimizer="sgd",
-                     checks=_MMD_CHECKS + (check_alternating_schedule,),
+                     checks=_MMD_CHECKS + (check_alternating_schedule,), parameters=("gp_weight", "l2_weight"),
                      description="Mroueh & Nguyen gradient flow"),
 }
 

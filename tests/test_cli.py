@@ -87,3 +87,16 @@ def test_a_flag_that_does_not_parse_is_one_line():
   assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
   [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
   assert "--num" in line and "many" in line
+
+
+def test_a_library_config_error_names_the_programs_own_flag():
+  """prepare_dataset.py's --image_size=0 was 'image_size 0 is outside [4, 1024]': no flag named."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf import cli  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf import config as config_lib  # pylint: disable=import-outside-toplevel
+  flag_values = flags.FlagValues()
+  flags.DEFINE_integer("image_size", 64, "size", flag_values=flag_values)
+  error = config_lib.ConfigError("data.image_size", 0, "is outside [4, 1024]")
+  assert str(cli._naming_the_flag(error, flag_values)) == "--image_size=0: is outside [4, 1024]"  # pylint: disable=protected-access
+  other = config_lib.ConfigError("data.channels", 2, "must be 1 or 3")  # no such flag in this program
+  assert cli._naming_the_flag(other, flag_values) is other  # pylint: disable=protected-access

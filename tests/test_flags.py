@@ -267,6 +267,24 @@ INCOMPATIBLE = [  # (flags, the start of the one-line error)
     ({"loss": "rep", "dot_weight": 0.5}, "--dot_weight=0.5 has no effect with --loss=rep --kernel=rbf"),
     ({"loss": "hinge", "kernel": "rbf"}, "--kernel=rbf has no effect: --loss=hinge uses no kernel"),
     ({"loss": "wgan_gp", "sigmas": ["2"]}, "--sigmas=2.0 has no effect with --loss=wgan_gp"),
+    ({"loss": "rep_b", "gp_weight": 100.0}, "--gp_weight=100.0 has no effect with --loss=rep_b (only "
+     "--loss=flow / mmd_gp / wgan_gp read it)"),
+    ({"loss": "wgan_gp", "l2_weight": 2.0}, "--l2_weight=2.0 has no effect with --loss=wgan_gp (only --loss=flow"),
+    ({"loss": "hinge", "rep_lambda": -1.0}, "--rep_lambda=-1.0 has no effect with --loss=hinge (only --loss=rep "),
+    ({"loss": "mmd_gp", "flow_lambda": 5.0}, "--flow_lambda=5.0 has no effect with --loss=mmd_gp (only the losses "
+     "with the flow generator update read it)"),
+    ({"loss": "rep_b", "lr_adaptation_factor": 2.0}, "--lr_adaptation_factor=2.0 has no effect: the learning-rate "
+     "adaptation is off"),
+    # Values out of range.
+    ({"beta1": 1.5}, "--beta1=1.5 must be in [0, 1)"),
+    ({"beta2": -0.5}, "--beta2=-0.5 must be in [0, 1)"),
+    ({"loss": "mmd_gp", "gp_weight": -1.0}, "--gp_weight=-1.0 must be >= 0"),
+    ({"eval_num_real": -1}, "--eval_num_real=-1 must be >= 0"),
+    ({"cpu_devices": -1}, "--cpu_devices=-1 must be >= 0"),
+    ({"shuffle_buffer": -1}, "--shuffle_buffer=-1: must be >= 1"),
+    ({"sn_multiplier": 0.0}, "--sn_multiplier=0.0: must be > 0"),
+    ({"inception_weights": "none", "lr_adaptation": True}, "--lr_adaptation=True needs the Inception weights, "
+     "but --inception_weights=none"),
 ]
 
 
@@ -281,7 +299,9 @@ def test_incompatible_combinations_fail_in_build_config(flags, error):
 @pytest.mark.parametrize("flags", [
     {"loss": "hinge", "critic_dim": 16}, {"loss": "hinge", "critic_dim": 1}, {"loss": "smmd", "critic_dim": 16},
     {"loss": "wgan_gp", "arch": "li"}, {"loss": "mmd_gp", "arch": "li"}, {"loss": "rep_b", "kernel": "bounded_rbf"},
-    {"loss": "mmd_gp", "kernel": "mix_rbf", "sigmas": ["1", "2"]}, {"loss": "mmd", "alphas": None}])
+    {"loss": "mmd_gp", "kernel": "mix_rbf", "sigmas": ["1", "2"]}, {"loss": "mmd", "alphas": None},
+    {"loss": "flow", "gp_weight": 2.0, "l2_weight": 0.5, "flow_lambda": 5.0}, {"loss": "rep", "rep_lambda": -1.0},
+    {"lr_adaptation": True, "lr_adaptation_factor": 0.8}, {"beta1": 0.0, "beta2": 0.0}])
 def test_compatible_combinations_build(flags):
   _build(**flags)
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Tuple
 import tensorflow as tf
 
 from mmd_gan_tf import images as images_lib
-from mmd_gan_tf.config import DataConfig
+from mmd_gan_tf.config import ConfigError, DataConfig
 from mmd_gan_tf.data import folder, lsun, npz, preprocessing, shapes, tfrecord
 from mmd_gan_tf.data.tfds_source import tfds_images
 
@@ -314,11 +314,11 @@ def validate_data_config(cfg: DataConfig) -> None:
     raise ValueError(f"unknown dataset {cfg.dataset!r}; expected one of {sorted(DATASETS)}")
   images_lib.check_range(cfg.image_range)
   if cfg.channels not in (1, 3):
-    raise ValueError(f"channels must be 1 or 3, got {cfg.channels}")
+    raise ConfigError("data.channels", cfg.channels, "must be 1 or 3")
   if not MIN_IMAGE_SIZE <= cfg.image_size <= MAX_IMAGE_SIZE:
-    raise ValueError(f"image_size {cfg.image_size} is outside [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]")
+    raise ConfigError("data.image_size", cfg.image_size, f"is outside [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]")
   if cfg.shuffle_buffer < 1:
-    raise ValueError(f"shuffle_buffer must be >= 1, got {cfg.shuffle_buffer}")
+    raise ConfigError("data.shuffle_buffer", cfg.shuffle_buffer, "must be >= 1")
   preprocessing_preset(cfg)
   _validate_source(cfg)
 

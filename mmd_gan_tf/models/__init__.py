@@ -70,17 +70,17 @@ def validate_model_config(cfg: ModelConfig) -> None:
                      f"{list(OUTPUT_ACTIVATIONS)}")
   for name in ("z_dim", "critic_dim", "channels"):
     if int(getattr(cfg, name)) < 1:
-      raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+      raise ConfigError(f"model.{name}", getattr(cfg, name), "must be >= 1")
   if not cfg.width > 0:
-    raise ValueError(f"width must be > 0, got {cfg.width}")
+    raise ConfigError("model.width", cfg.width, "must be > 0")
   if cfg.sn_multiplier is not None and not cfg.sn_multiplier > 0:
-    raise ValueError(f"sn_multiplier must be > 0 or None, got {cfg.sn_multiplier}")
+    raise ConfigError("model.sn_multiplier", cfg.sn_multiplier, "must be > 0 (or left out for the preset's)")
   if not cfg.sn_total_gain > 0:
-    raise ValueError(f"sn_total_gain must be > 0, got {cfg.sn_total_gain}")
+    raise ConfigError("model.sn_total_gain", cfg.sn_total_gain, "must be > 0")
   if not 0.0 <= cfg.bn_momentum < 1.0:
-    raise ValueError(f"bn_momentum must be in [0, 1), got {cfg.bn_momentum}")
+    raise ConfigError("model.bn_momentum", cfg.bn_momentum, "must be in [0, 1)")
   if not cfg.bn_epsilon > 0:
-    raise ValueError(f"bn_epsilon must be > 0, got {cfg.bn_epsilon}")
+    raise ConfigError("model.bn_epsilon", cfg.bn_epsilon, "must be > 0")
 
 
 def build_generator(cfg: ModelConfig) -> keras.Model:
