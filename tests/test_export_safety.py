@@ -97,6 +97,14 @@ def test_an_export_killed_midway_is_settled_by_the_next(tmp_path, leftover):
     assert '"loss"' in f.read()  # the new export, not a leftover
 
 
+def _deleting(*args, real, calls, cut, **kwargs):
+  """os.unlink / os.remove / os.rmdir that raise KeyboardInterrupt (a kill) at the `cut`-th deletion."""
+  calls.append(args[0])
+  if len(calls) == cut:
+    raise KeyboardInterrupt
+  return real(*args, **kwargs)
+
+
 def test_an_export_killed_while_it_deletes_the_previous_one_is_settled_by_the_next(tmp_path, monkeypatch):
   """A kill at any point of deleting `<export>.old` (after the new export is in place) leaves a folder the next
   export still recognises as an earlier export, and settles; it is never refused as someone else's folder."""
@@ -106,17 +114,10 @@ def test_an_export_killed_while_it_deletes_the_previous_one_is_settled_by_the_ne
     export_dir = str(workdir / "export")
     _fake_export(export_dir, "new")
     _fake_export(export_dir + ".old", "previous")
-    calls = []
-
-    def deleting(*args, name, **kwargs):
-      calls.append(args[0])
-      if len(calls) == cut:
-        raise KeyboardInterrupt  # the kill
-      return real[name](*args, **kwargs)
-
     with monkeypatch.context() as patch:
+      calls = []
       for name in real:
-        patch.setattr(os, name, functools.partial(deleting, name=name))
+        patch.setattr(os, name, functools.partial(_deleting, real=real[name], calls=calls, cut=cut))
       with pytest.raises(KeyboardInterrupt):
         export.recover_interrupted_export(export_dir)
     export.check_export_dir(export_dir, str(workdir))  # not refused
