@@ -19,6 +19,7 @@ from mmd_gan_tf import kernels
 from mmd_gan_tf import losses
 from mmd_gan_tf import models
 from mmd_gan_tf.metrics import registry as metric_registry
+from mmd_gan_tf.metrics import training_eval
 
 _POSITIVE_INTS = ("train.steps", "train.batch_size", "train.n_critic", "train.log_every",
                   "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
@@ -362,11 +363,25 @@ def _check_outside_other_runs(cfg: config_lib.Config) -> None:
                        "give this run's export a path outside it")
 
 
+def _check_held_out_data(cfg: config_lib.Config) -> None:
+  """--eval_data_dir / --eval_split name images KID can read: checked now, not at the first evaluation, and
+  the error names the flag (the data checks speak of data_dir and split)."""
+  given = [f"{flag}={value}" for flag, value in (("--eval_data_dir", cfg.eval.real_data_dir),
+                                                   ("--eval_split", cfg.eval.real_split)) if value]
+  if not given:
+    return
+  try:
+    data.validate_data_config(training_eval.real_data_config(cfg))
+  except ValueError as error:
+    raise ValueError(f"{' '.join(given)}: the held-out images for KID cannot be read: {error}") from None
+
+
 def _validate_library(cfg: config_lib.Config) -> None:
   """Checks the library can build what the config asks for (data sources, the loss's generator update)."""
   _check_workdir_outside_data(cfg)
   _check_outside_other_runs(cfg)
   data.validate_data_config(cfg.data)
+  _check_held_out_data(cfg)
   update = losses.get_loss(cfg.loss.name).generator_update
   if update is not None:
     update.validate(cfg)

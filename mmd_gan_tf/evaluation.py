@@ -15,6 +15,7 @@ from absl import logging
 from mmd_gan_tf import adaptation
 from mmd_gan_tf import checkpointing
 from mmd_gan_tf import config as config_lib
+from mmd_gan_tf import data
 from mmd_gan_tf import distribute
 from mmd_gan_tf import files
 from mmd_gan_tf import noise
@@ -36,7 +37,12 @@ class Evaluator:
     self._cfg = cfg
     self._weights, self._network = inception
     self._num_real = cfg.eval.num_real or cfg.eval.num_samples
-    self._real = training_eval.real_features(cfg, self._weights, self._network, self._num_real)
+    try:
+      self._real = training_eval.real_features(cfg, self._weights, self._network, self._num_real)
+    except data.TooFewImages as error:
+      flag = "--eval_num_real" if cfg.eval.num_real else "--eval_num_samples"
+      raise ValueError(f"{flag}={self._num_real}: too many for the held-out real images of KID ({error}); "
+                       f"lower {flag} or give more held-out images") from None
     self.best_kid = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_kid")
     self._best_dir = best_dir
     if log_path:  # the chief
@@ -97,7 +103,10 @@ def make_lr_adapter(cfg: config_lib.Config, nets: steps_lib.Networks, inception,
   """The KID-driven learning-rate adaptation on the shared Inception network."""
   weights, network = inception
   num = cfg.eval.lr_adaptation_samples
-  real = training_eval.real_features(cfg, weights, network, num, held_out=False)  # Binkowski: training images
+  try:
+    real = training_eval.real_features(cfg, weights, network, num, held_out=False)  # Binkowski: training images
+  except data.TooFewImages as error:
+    raise ValueError(f"--lr_adaptation_samples={num}: too many for the training images ({error})") from None
 
   def fake_codes(generator, step):
     # Fresh noise per test (keyed by the step): the test assumes independent new and old samples.

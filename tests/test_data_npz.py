@@ -144,3 +144,27 @@ def test_one_colour_image_without_its_batch_axis_is_named_not_read_as_thin_grays
   with pytest.raises(ValueError, match=r"shape \(32, 32, 3\), which reads as 32 grayscale images 3 px wide; one "
                                        r"colour image is \[1, 32, 32, 3\]"):
     validate_data_config(_config(spec))
+
+
+def test_held_out_images_are_checked_when_the_config_is_built_naming_the_eval_flags(tmp_path):
+  """--eval_data_dir / --eval_split: a bad one is named at once, not as 'data_dir' at the first evaluation."""
+  from flags import build as config_builder  # pylint: disable=import-outside-toplevel
+  train = _write(tmp_path, x_train=_images(8), x_test=_images(8, seed=1))
+  notes = tmp_path / "notes.txt"
+  notes.write_text("mine")
+  common = dict(dataset="npz", data_dir=train, workdir=str(tmp_path / "run"), inception_weights="none")
+  with pytest.raises(ValueError, match=rf"^--eval_data_dir={re.escape(str(notes))}: the held-out "
+                     "images for KID cannot be read: "):
+    config_builder.build_config(dict(common, eval_data_dir=str(notes)))
+  with pytest.raises(ValueError, match=r"^--eval_split=validation: the held-out images for KID cannot be read: "
+                     r".*x_train.*x_test"):
+    config_builder.build_config(dict(common, eval_split="validation"))
+  config_builder.build_config(dict(common, eval_split="test"))  # x_test is there
+
+
+def test_too_few_held_out_images_name_the_count_flag(tmp_path):
+  from mmd_gan_tf.data import TooFewImages, first_images  # pylint: disable=import-outside-toplevel
+  cfg = _config(_write(tmp_path, x_test=_images(6)), split="test")
+  with pytest.raises(TooFewImages, match=r"npz:test of .*images.npz has 4 images \(in whole batches of 4\), 8 "
+                     "requested"):
+    list(first_images(cfg, 8, 4))

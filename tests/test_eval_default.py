@@ -178,3 +178,19 @@ def test_a_run_trained_without_kid_resumes_with_kid_and_lr_adaptation(tmp_path, 
   trainer.train(on, strategy=make_two_replica_strategy())
   assert os.path.basename(tf.train.latest_checkpoint(str(tmp_path / "run" / "best_kid"))) == "ckpt-4"
   assert [json.loads(line)["step"] for line in (tmp_path / "run" / "eval.jsonl").read_text().splitlines()] == [4]
+
+
+def test_more_held_out_images_than_there_are_is_one_line_naming_the_flag(tmp_path):
+  from helpers import FakeInception, _FakeInceptionWeights  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf import evaluation  # pylint: disable=import-outside-toplevel
+  path = tmp_path / "few.npz"
+  rng = np.random.default_rng(0)
+  np.savez(path, x_train=rng.integers(0, 256, (8, 32, 32, 3), np.uint8),
+           x_test=rng.integers(0, 256, (6, 32, 32, 3), np.uint8))
+  cfg = config_builder.build_config(dict(dataset="npz", data_dir=str(path), eval_split="test", eval_num_samples=8,
+                                         eval_num_real=8, kid_subset_size=4, workdir=str(tmp_path / "run"),
+                                         inception_weights="none"))
+  with pytest.raises(ValueError, match=r"^--eval_num_real=8: too many for the held-out real images of KID \(data_dir "
+                     r".*few.npz' has 6 images .*fewer than one batch of 8\); lower --eval_num_real"):
+    evaluation.Evaluator(cfg, tf.train.Checkpoint(), str(tmp_path / "best"),
+                         (_FakeInceptionWeights(), FakeInception()))

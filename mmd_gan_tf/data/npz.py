@@ -14,6 +14,8 @@ from typing import Tuple
 
 import numpy as np
 
+from mmd_gan_tf.data.errors import TooFewImages
+
 NPZ_SUFFIX = ".npz"
 
 
@@ -97,8 +99,8 @@ def _checked(spec: str, key: str, array: np.ndarray) -> np.ndarray:
 
 
 def check_count(spec: str, available: int, batch_size: int, num_pipelines: int) -> None:
-  """ValueError when one input pipeline's shard has fewer images than one batch."""
+  """TooFewImages (a ValueError) when one input pipeline's shard has fewer images than one batch."""
   per_pipeline = available // num_pipelines
   if per_pipeline < batch_size:
-    raise ValueError(f"data_dir {spec!r} has {available} images ({per_pipeline} per input pipeline), fewer "
+    raise TooFewImages(f"data_dir {spec!r} has {available} images ({per_pipeline} per input pipeline), fewer "
                      f"than one batch of {batch_size}")

@@ -19,6 +19,7 @@ import tensorflow as tf
 from mmd_gan_tf import images as images_lib
 from mmd_gan_tf.config import ConfigError, DataConfig
 from mmd_gan_tf.data import folder, lsun, npz, preprocessing, shapes, tfrecord
+from mmd_gan_tf.data.errors import TooFewImages
 from mmd_gan_tf.data.tfds_source import tfds_images
 
 MIN_IMAGE_SIZE = 4
@@ -347,6 +348,6 @@ def first_images(cfg: DataConfig, num: int, batch_size: int) -> Iterator[tf.Tens
     yield batch
     if seen >= num:
       return
-  raise ValueError(f"{cfg.dataset}:{cfg.split} has {seen} images (in whole batches of "
-                   f"{min(batch_size, num)}), {num} requested")
+  raise TooFewImages(f"{cfg.dataset}:{cfg.split}{' of ' + cfg.data_dir if cfg.data_dir else ''} has {seen} "
+                     f"images (in whole batches of {min(batch_size, num)}), {num} requested")
 
