@@ -367,7 +367,14 @@ def test_wider_integer_pixels_are_pixels_and_the_cache_stays_out_of_runs(tmp_pat
   (tmp_path / "afile").write_text("")
   with pytest.raises(ValueError, match="--cache_dir=.*afile exists and is not a folder"):
     evaluate.check_cache_dir(str(tmp_path / "afile"))
+  with pytest.raises(ValueError, match=rf"--cache_dir={run} is inside the run {run}: the feature cache stays out"):
+    evaluate.check_cache_dir(str(run))  # not beside its folders either
+  images = tmp_path / "images"
+  images.mkdir()
+  with pytest.raises(ValueError, match=rf"--cache_dir={images} is inside the input folder {images}"):
+    evaluate.check_cache_dir(str(images), [str(tmp_path / "x.npz"), str(images)])
   evaluate.check_cache_dir(str(tmp_path / "cache"))  # anywhere else is fine
+  evaluate.check_cache_dir(str(tmp_path / "cache"), [str(images)])
   evaluate.check_cache_dir(None)
   with pytest.raises(ValueError, match="--cache_dir=.* is inside the run"):  # checked before any work
     evaluate.report(_args(tmp_path, tmp_path / "narrow.npz", tmp_path / "wide.npz",

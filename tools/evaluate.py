@@ -355,7 +355,7 @@ def report(args) -> Dict:
   tf.config.experimental.enable_tensor_float_32_execution(False)
   if args.out:
     check_out(args.out, [args.real, args.fake, args.inception_weights])  # before the work, not after
-  check_cache_dir(args.cache_dir)
+  check_cache_dir(args.cache_dir, [args.real, args.fake])
   result = evaluate(args)
   text = json.dumps(result, indent=2, sort_keys=True)
   print(text)
@@ -365,14 +365,27 @@ def report(args) -> Dict:
   return result
 
 
-def check_cache_dir(cache_dir: Optional[str]) -> None:
-  """ValueError (naming --cache_dir) when the feature cache could not be a folder, or would go inside a run's
-  own folders or an export (that run's resume and export would then be refused)."""
+def check_cache_dir(cache_dir: Optional[str], inputs=()) -> None:
+  """ValueError (naming --cache_dir) when the feature cache could not be a folder, or would go inside a run
+  (its own folders or beside them) or an export (that run's resume and export would then be refused), or
+  inside one of the `inputs` (an image folder would gain a features/ folder of ours)."""
   if not cache_dir:
     return
   if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
     raise ValueError(f"--cache_dir={cache_dir} exists and is not a folder")
-  checkpointing.refuse_inside_runs("--cache_dir", os.path.join(cache_dir, "features"), cache_dir)
+  features = os.path.join(cache_dir, "features")
+  checkpointing.refuse_inside_runs("--cache_dir", features, cache_dir)
+  run = checkpointing.enclosing_run(features)
+  if run:
+    raise ValueError(f"--cache_dir={cache_dir} is inside the run {run}: the feature cache stays out of runs; "
+                     "give a folder of its own")
+  real = os.path.realpath(features)
+  for source in inputs:
+    if source and os.path.isdir(source):
+      folder = os.path.realpath(source)
+      if real.startswith(folder.rstrip(os.sep) + os.sep):
+        raise ValueError(f"--cache_dir={cache_dir} is inside the input folder {source}: the cache would add a "
+                         "features/ folder to your images; give a folder of its own")
 
 
 def check_out(out: str, inputs) -> None:
