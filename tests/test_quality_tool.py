@@ -179,3 +179,108 @@ def test_a_changed_command_is_refused_where_its_run_already_exists(tmp_path):
   with pytest.raises(RuntimeError, match=r"\[rep\] its run .*rep was made by another command \(main.py --loss=rep "
                                          r"--batch_size=8 .*\); give another --out"):
     quality.run_config("rep", command, str(tmp_path), earlier)
+
+
+def _quality_main(monkeypatch, *argv):
+  """tools/quality.py ARGV in this process (its flags on a FlagValues of their own); starting a main.py child
+  is a test failure."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  flag_values = flags.FlagValues()
+  quality.define_flags(flag_values)
+  flag_values(["quality.py", *argv])
+  monkeypatch.setattr(quality, "FLAGS", flag_values)
+  monkeypatch.setattr(quality, "install_signal_forwarding", lambda: None)
+
+  def no_child(name, command, out, earlier=None):
+    raise AssertionError(f"[{name}] main.py was started: {command}")
+
+  monkeypatch.setattr(quality, "run_config", no_child)
+  return quality.main(["quality.py"])
+
+
+# (flags, the one-line error) that quality.py itself refuses, before main.py starts.
+_REFUSED = {
+    "unknown_loss": (("--losses=rep,bogus",), r"^--losses=rep,bogus: unknown loss 'bogus'; known: .*\brep_b\b"),
+    "no_samples": (("--losses=rep", "--num_samples=0"), r"^--num_samples=0 must be >= 1$"),
+    "no_real": (("--losses=rep", "--num_real=0"), r"^--num_real=0 must be >= 1$"),
+    "no_subset": (("--losses=rep", "--kid_subset_size=0"), r"^--kid_subset_size=0 must be >= 1$"),
+    "no_subsets": (("--losses=rep", "--kid_subsets=-1"), r"^--kid_subsets=-1 must be >= 1$"),
+    "no_poll": (("--losses=rep", "--poll_seconds=0"), r"^--poll_seconds=0 must be >= 1$"),
+    "nan_minutes": (("--losses=rep", "--minutes=nan"), r"^--minutes=nan must be a finite number > 0$"),
+    "inf_minutes": (("--losses=rep", "--minutes=inf"), r"^--minutes=inf must be a finite number > 0$"),
+    "no_colon": (("--config=bad",), r"^--config=bad must be NAME:FLAGS, e\.g\. --config='rep_fast:--loss=rep "),
+    "main_flag": (("--losses=rep", "--common=--batch_size=1"),
+                  r"^configuration 'rep': --batch_size=1 must be >= 2"),
+    "unknown_main_flag": (("--losses=rep", "--common=--no_such_flag=3"),
+                          r"^configuration 'rep': .*no_such_flag"),
+}
+
+
+@pytest.mark.parametrize("case", list(_REFUSED))
+def test_bad_flags_are_refused_before_anything_is_written(tmp_path, monkeypatch, case):
+  """--losses=bogus, --num_samples=0, --kid_subset_size=0, --minutes=nan started main.py (which failed) after
+  OUT/logs/ was written; --config=bad trained a default configuration named "bad"."""
+  argv, message = _REFUSED[case]
+  with pytest.raises(ValueError, match=message):
+    budget = [] if any(arg.startswith("--minutes=") for arg in argv) else ["--steps=2"]
+    _quality_main(monkeypatch, f"--out={tmp_path / 'out'}", *budget, *argv)
+  assert not (tmp_path / "out").exists()
+
+
+def test_out_that_is_a_training_run_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+  """--out=RUN wrote RUN/logs/ (and would have put the configurations' runs inside that run)."""
+  run = tmp_path / "run"
+  (run / "checkpoints").mkdir(parents=True)
+  (run / "config.json").write_text("{}")
+  for out, where in ((run, "a training run"), (run / "quality", f"inside the training run {run}")):
+    with pytest.raises(ValueError, match=rf"^--out={out} is {where}: the configurations' runs and logs would be "
+                                         r"written into that run's folder; give another --out$"):
+      _quality_main(monkeypatch, f"--out={out}", "--losses=rep", "--steps=2")
+  with pytest.raises(ValueError, match=r"^--out=.*checkpoints is inside the run .* \(its checkpoints/\)"):
+    quality.check_out(str(run / "checkpoints"))
+  assert sorted(os.listdir(run)) == ["checkpoints", "config.json"] and not os.listdir(run / "checkpoints")
+
+
+def test_a_users_own_log_file_is_refused(tmp_path, monkeypatch):
+  """OUT/logs/NAME.log of the user's got main.py's output appended to it."""
+  logs = tmp_path / "logs"
+  logs.mkdir()
+  (logs / "rep.log").write_text("my notes\n")
+  with pytest.raises(ValueError, match=rf"^--out={tmp_path}: logs/rep.log exists and was not written by this "
+                                       r"tool for configuration 'rep'; move it or give another --out$"):
+    _quality_main(monkeypatch, f"--out={tmp_path}", "--losses=rep", "--steps=2")
+  assert (logs / "rep.log").read_text() == "my notes\n" and sorted(os.listdir(tmp_path)) == ["logs"]
+  # The tool's own logs: its first line names the configuration, or the run folder or results.json has it.
+  (logs / "hinge.log").write_text("tools/quality.py [hinge] main.py --loss=hinge\n")
+  (tmp_path / "runs" / "rep").mkdir(parents=True)
+  (logs / "mmd.log").write_text("older log\n")
+  quality.check_logs(str(tmp_path), ["rep", "hinge", "mmd", "new"], {"mmd": {"command": "main.py --loss=mmd"}})
+  with pytest.raises(ValueError, match="logs/mmd.log exists"):
+    quality.check_logs(str(tmp_path), ["mmd"], {})
+
+
+def test_each_command_is_checked_as_main_py_would_and_resolves_the_preset_steps(tmp_path, monkeypatch):
+  monkeypatch.setattr(quality, "FLAGS", _parsed(f"--out={tmp_path}", "--num_samples=12", "--kid_subset_size=6"))
+  command = quality.run_command("rep", ["--loss=rep", "--v=1"], str(tmp_path))
+  steps = quality.main_config(["--loss=rep"]).train.steps
+  assert f"--eval_every={steps // 4}" in command and command[-1] == f"--workdir={tmp_path / 'runs' / 'rep'}"
+  assert not os.listdir(tmp_path)
+
+
+def _parsed(*argv):
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  flag_values = flags.FlagValues()
+  quality.define_flags(flag_values)
+  flag_values(["quality.py", *argv])
+  return flag_values
+
+
+def test_the_tools_own_log_is_recognised_by_its_first_line(tmp_path, monkeypatch):
+  """A configuration whose main.py failed before making its run folder: the log is still the tool's."""
+  monkeypatch.setattr(quality, "FLAGS", _parsed(f"--out={tmp_path}", "--poll_seconds=1"))
+  workdir = tmp_path / "runs" / "rep"
+  with pytest.raises(RuntimeError, match="wrote no evaluation"):
+    quality.run_config("rep", [sys.executable, "-c", "print('child')", f"--workdir={workdir}"], str(tmp_path))
+  log = (tmp_path / "logs" / "rep.log").read_text().splitlines()
+  assert log[0].startswith("tools/quality.py [rep] -c ") and log[1] == "child" and not workdir.exists()
+  quality.check_logs(str(tmp_path), ["rep"], {})

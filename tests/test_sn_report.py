@@ -79,3 +79,71 @@ def test_report_and_plot_outputs_never_replace_a_runs_files_or_a_users(trained_r
   (tmp_path / "scalars.json").write_text('{"run": {"loss/critic": [[1, 0.5]]}}')
   plot_scalars.check_out(str(tmp_path / "scalars"))  # an earlier output is replaced
   plot_scalars.check_out(str(tmp_path / "fresh"))
+
+
+def test_fewer_than_one_power_iteration_is_refused(tmp_path):
+  """--iterations=0 or -1 reported the estimate as "converged" (ratio 1.000, bound = intended) and exited 0."""
+  for iterations in (0, -1):
+    with pytest.raises(ValueError, match=rf"^--iterations={iterations} must be >= 1$"):
+      sn_report.report(str(tmp_path), iterations=iterations)
+
+
+def _scalar_run(workdir, series):
+  """A run folder whose tensorboard/ holds `series` ({tag: [(step, value), ...]}), as the trainer logs them."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  writer = tf.summary.create_file_writer(str(workdir / "tensorboard"))
+  with writer.as_default():
+    for tag, points in series.items():
+      for step, value in points:
+        tf.summary.scalar(tag, value, step=step)
+  writer.close()
+  return str(workdir)
+
+
+def _plot_scalars_main(monkeypatch, *argv):
+  """tools/plot_scalars.py ARGV in this process (its flags on a FlagValues of their own)."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from tools import plot_scalars  # pylint: disable=import-outside-toplevel
+  flag_values = flags.FlagValues()
+  plot_scalars.define_flags(flag_values)
+  flag_values(["plot_scalars.py", *argv])
+  monkeypatch.setattr(plot_scalars, "FLAGS", flag_values)
+  return plot_scalars.main([])
+
+
+# (flags, the one-line error); FIRST and SECOND stand for the two runs' folders.
+_REFUSED_PLOTS = {
+    "every_zero": (("--every=0", "--run=a:FIRST"), r"^--every=0 must be >= 1$"),
+    "every_negative": (("--every=-2", "--run=a:FIRST"), r"^--every=-2 must be >= 1$"),
+    "no_run": (("--tags=kernel/real_real",), r"^give at least one --run=NAME:WORKDIR$"),
+    "name_twice": (("--run=k2:FIRST", "--run=k2:SECOND"), r"^--run=k2:.*second: the name 'k2' is given twice$"),
+    "unknown_tag": (("--run=a:FIRST", "--run=b:SECOND", "--tags=kernel/real_real,nonexistent/tag"),
+                    r"^--tags=kernel/real_real,nonexistent/tag: no run logged 'nonexistent/tag'; the runs have "
+                    r"kernel/real_real, loss/critic$"),
+    "no_tags": (("--run=a:FIRST", "--tags="), r"^--tags is empty: name at least one scalar tag$")}
+
+
+def _two_scalar_runs(tmp_path):
+  return {"FIRST": _scalar_run(tmp_path / "first", {"kernel/real_real": [(0, 0.5), (50, 0.25)]}),
+          "SECOND": _scalar_run(tmp_path / "second", {"kernel/real_real": [(0, 0.4)], "loss/critic": [(0, 1.0)]})}
+
+
+@pytest.mark.parametrize("case", list(_REFUSED_PLOTS))
+def test_plot_scalars_refuses_bad_flags_before_writing(tmp_path, monkeypatch, case):
+  """--every=0 was a ZeroDivisionError after the .json was written; --run=k2:A --run=k2:B kept one run; no
+  --run, or --tags naming a tag no run logged, wrote an empty table and said it had."""
+  runs = _two_scalar_runs(tmp_path)
+  argv, message = _REFUSED_PLOTS[case]
+  argv = [arg.replace("FIRST", runs["FIRST"]).replace("SECOND", runs["SECOND"]) for arg in argv]
+  with pytest.raises(ValueError, match=message):
+    _plot_scalars_main(monkeypatch, f"--out={tmp_path / 'results' / 'scalars'}", *argv)
+  assert not (tmp_path / "results").exists()  # nothing written
+
+
+def test_plot_scalars_table_of_two_runs(tmp_path, monkeypatch):
+  runs = _two_scalar_runs(tmp_path)
+  out = tmp_path / "results" / "scalars"
+  assert _plot_scalars_main(monkeypatch, f"--out={out}", f"--run=a:{runs['FIRST']}", f"--run=b:{runs['SECOND']}",
+                            "--tags=kernel/real_real,loss/critic") == 0
+  table = (tmp_path / "results" / "scalars.md").read_text().splitlines()
+  assert table[2:] == ["| 0 | 0.500 |  | 0.400 | 1.000 |", "| 50 | 0.250 |  |  |  |"]

@@ -12,7 +12,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from mmd_gan_tf import checkpointing  # noqa: E402
@@ -22,15 +21,23 @@ from mmd_gan_tf import files  # noqa: E402
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
-  flags.DEFINE_multi_string("run", [], "NAME:WORKDIR (its tensorboard/ folder is read); repeatable.")
-  flags.DEFINE_list("tags", ["kernel/real_real", "kernel/fake_fake", "kernel/real_fake"], "Scalar tags.")
-  flags.DEFINE_integer("every", 50, "Table rows at the steps that are multiples of this.")
-  flags.DEFINE_string("out", "scalars", "Output path without extension.")
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+  """The tool's flags on `flag_values` (the tool: the global FLAGS; tests: a fresh FlagValues)."""
+  flags.DEFINE_multi_string("run", [], "NAME:WORKDIR (its tensorboard/ folder is read); repeatable.",
+                            flag_values=flag_values)
+  flags.DEFINE_list("tags", ["kernel/real_real", "kernel/fake_fake", "kernel/real_fake"], "Scalar tags.",
+                    flag_values=flag_values)
+  flags.DEFINE_integer("every", 50, "Table rows at the steps that are multiples of this.", flag_values=flag_values)
+  flags.DEFINE_string("out", "scalars", "Output path without extension.", flag_values=flag_values)
 
 
 def read_scalars(workdir: str, tags) -> dict:
   """{tag: [(step, value), ...]} sorted by step (the last value wins for a repeated step)."""
+  return read_run(workdir, tags)[0]
+
+
+def read_run(workdir: str, tags) -> tuple:
+  """(read_scalars's {tag: [(step, value), ...]}, the set of every scalar tag the run logged)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=import-outside-toplevel
   directory = os.path.join(workdir, "tensorboard")
@@ -52,7 +59,7 @@ def read_scalars(workdir: str, tags) -> dict:
       for event in accumulator.Scalars(tag):
         values[event.step] = float(event.value)
     result[tag] = sorted(values.items())
-  return result
+  return result, available
 
 
 def table(data: dict, tags, every: int) -> str:
@@ -102,15 +109,43 @@ def check_out(out: str) -> None:
                      "(its .json); give another --out")
 
 
-def main(argv) -> int:
-  del argv
-  check_out(FLAGS.out)  # before the work
-  data = {}
-  for entry in FLAGS.run:
+def parse_runs(entries, tags, every: int) -> dict:
+  """{NAME: WORKDIR} of the --run entries; ValueError naming the flag and value of a bad --run, --tags or
+  --every (before anything is read or written)."""
+  if every < 1:
+    raise ValueError(f"--every={every} must be >= 1")
+  if not tags:
+    raise ValueError("--tags is empty: name at least one scalar tag")
+  if not entries:
+    raise ValueError("give at least one --run=NAME:WORKDIR")
+  runs = {}
+  for entry in entries:
     name, _, workdir = entry.partition(":")
     if not name or not workdir:
-      raise app.UsageError(f"--run={entry} must be NAME:WORKDIR")
-    data[name] = read_scalars(workdir, FLAGS.tags)
+      raise ValueError(f"--run={entry} must be NAME:WORKDIR")
+    if name in runs:
+      raise ValueError(f"--run={entry}: the name {name!r} is given twice")
+    runs[name] = workdir
+  return runs
+
+
+def check_tags(tags, logged: set) -> None:
+  """ValueError naming the first of `tags` that no run logged (it would be an empty column and panel)."""
+  for tag in tags:
+    if tag not in logged:
+      raise ValueError(f"--tags={','.join(tags)}: no run logged {tag!r}; the runs have "
+                       f"{', '.join(sorted(logged)) or 'no scalars'}")
+
+
+def main(argv) -> int:
+  del argv
+  runs = parse_runs(FLAGS.run, FLAGS.tags, FLAGS.every)
+  check_out(FLAGS.out)  # before the work
+  data, logged = {}, set()
+  for name, workdir in runs.items():
+    data[name], available = read_run(workdir, FLAGS.tags)
+    logged |= available
+  check_tags(FLAGS.tags, logged)
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
   with open(FLAGS.out + ".json", "w", encoding="utf-8") as f:
     json.dump(data, f)

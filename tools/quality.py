@@ -27,7 +27,10 @@ seed ended in (healthy, saturated or all-zero, from the `kernel/*` means of Tens
 `grids/<NAME>_median.png` (the grid of the seed with the median last KID). Re-running the same command skips finished runs and continues the others.
 """
 
+import copy
+import functools
 import json
+import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -43,6 +46,7 @@ from typing import Optional
 from absl import app
 from absl import flags
 
+from mmd_gan_tf import checkpointing
 from mmd_gan_tf import cli
 from mmd_gan_tf import files
 from mmd_gan_tf.kernel_health import TAGS as KERNEL_TAGS, kernel_state
@@ -52,33 +56,51 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_SAMPLES = 50000
 
 
-def define_flags() -> None:
-  flags.DEFINE_string("out", "runs/quality", "Output directory (runs, results.json, table.md, kid.png, grids).")
-  flags.DEFINE_list("losses", [], "Shorthand: one configuration per loss, named after it (--loss=NAME).")
-  flags.DEFINE_multi_string("config", [], "A configuration as NAME:FLAGS, e.g. 'rep_fast:--loss=rep "
-                            "--critic_lr=1e-3'; repeatable.")
-  flags.DEFINE_string("common", "", "main.py flags shared by every configuration (dataset, data, width...).")
-  flags.DEFINE_integer("steps", None, "Budget: generator steps per configuration.")
-  flags.DEFINE_float("minutes", None, "Budget: minutes of training time per configuration (evaluation "
-                     "excluded), the same for every configuration.")
-  flags.DEFINE_integer("eval_points", 4, "Evaluations over the budget (plus the baseline after step 1).")
-  flags.DEFINE_integer("num_samples", 2000, "Generated images per KID evaluation.")
-  flags.DEFINE_integer("num_real", None, "Held-out real images per KID evaluation (default: --num_samples).")
-  flags.DEFINE_integer("kid_subset_size", 1000, "KID subset size (<= num_samples).")
-  flags.DEFINE_integer("kid_subsets", 10, "KID subsets.")
-  flags.DEFINE_bool("fid", False, "Also FID (needs num_samples >= 2048).")
-  flags.DEFINE_enum("scale", "cpu", ["cpu", "paper"], "paper: the presets' step counts unless --steps/--minutes, "
-                    f"{PAPER_SAMPLES} samples for KID and FID, FID on.")
-  flags.DEFINE_string("inception_weights", None, "FID Inception weights (.npz/.tgz/.pb); default: the cache.")
-  flags.DEFINE_integer("seeds", 1, "Seeds per configuration: with N > 1 every configuration runs with --seed=0..N-1 "
-                       "and the results are summarised over seeds (seeds.md).")
-  flags.DEFINE_integer("poll_seconds", 15, "How often progress is read from the runs.")
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+  """The tool's flags on `flag_values` (the tool: the global FLAGS; tests: a fresh FlagValues)."""
+  f = {name: functools.partial(getattr(flags, "DEFINE_" + name), flag_values=flag_values)
+       for name in ("string", "list", "multi_string", "integer", "float", "bool", "enum")}
+  f["string"]("out", "runs/quality", "Output directory (runs, results.json, table.md, kid.png, grids).")
+  f["list"]("losses", [], "Shorthand: one configuration per loss, named after it (--loss=NAME).")
+  f["multi_string"]("config", [], "A configuration as NAME:FLAGS, e.g. 'rep_fast:--loss=rep "
+                    "--critic_lr=1e-3'; repeatable.")
+  f["string"]("common", "", "main.py flags shared by every configuration (dataset, data, width...).")
+  f["integer"]("steps", None, "Budget: generator steps per configuration.")
+  f["float"]("minutes", None, "Budget: minutes of training time per configuration (evaluation "
+             "excluded), the same for every configuration.")
+  f["integer"]("eval_points", 4, "Evaluations over the budget (plus the baseline after step 1).")
+  f["integer"]("num_samples", 2000, "Generated images per KID evaluation.")
+  f["integer"]("num_real", None, "Held-out real images per KID evaluation (default: --num_samples).")
+  f["integer"]("kid_subset_size", 1000, "KID subset size (<= num_samples).")
+  f["integer"]("kid_subsets", 10, "KID subsets.")
+  f["bool"]("fid", False, "Also FID (needs num_samples >= 2048).")
+  f["enum"]("scale", "cpu", ["cpu", "paper"], "paper: the presets' step counts unless --steps/--minutes, "
+            f"{PAPER_SAMPLES} samples for KID and FID, FID on.")
+  f["string"]("inception_weights", None, "FID Inception weights (.npz/.tgz/.pb); default: the cache.")
+  f["integer"]("seeds", 1, "Seeds per configuration: with N > 1 every configuration runs with --seed=0..N-1 "
+               "and the results are summarised over seeds (seeds.md).")
+  f["integer"]("poll_seconds", 15, "How often progress is read from the runs.")
 
 
-def parse_configs(losses, configs) -> dict:
+def check_counts(flag_values: flags.FlagValues) -> None:
+  """ValueError naming the first count flag below 1 (main.py refused it only after OUT/logs/ was written)."""
+  for name in ("num_samples", "num_real", "kid_subset_size", "kid_subsets", "poll_seconds"):
+    value = flag_values[name].value
+    if value is not None and value < 1:
+      raise ValueError(f"--{name}={value} must be >= 1")
+
+
+def parse_configs(loss_names, configs) -> dict:
   """{name: [main.py flags]} from --losses and --config; ValueError naming a bad or repeated entry."""
+  from mmd_gan_tf import losses  # pylint: disable=import-outside-toplevel  (TensorFlow: after cli.run's quiet import)
+  for loss in loss_names:
+    if loss not in losses.LOSSES:
+      raise ValueError(f"--losses={','.join(loss_names)}: unknown loss {loss!r}; known: {', '.join(losses.LOSSES)}")
+  for config in configs:
+    if ":" not in config:
+      raise ValueError(f"--config={config} must be NAME:FLAGS, e.g. --config='rep_fast:--loss=rep --critic_lr=1e-3'")
   parsed = {}
-  entries = [(loss, f"--loss={loss}") for loss in losses] + [tuple(c.partition(":")[::2]) for c in configs]
+  entries = [(loss, f"--loss={loss}") for loss in loss_names] + [tuple(c.partition(":")[::2]) for c in configs]
   for name, text in entries:
     if not name or not name.replace("_", "").replace("-", "").isalnum():
       raise ValueError(f"--config={name}:{text}: the name must be letters, digits, '_' or '-'")
@@ -173,37 +195,77 @@ def budget_flags(steps, minutes, eval_points: int) -> list:
       raise ValueError(f"--steps={steps} must be >= 1")
     return [f"--steps={steps}", f"--eval_every={max(1, steps // eval_points)}"]
   if minutes is not None:
-    if minutes <= 0:
-      raise ValueError(f"--minutes={minutes} must be > 0")
+    if not math.isfinite(minutes) or minutes <= 0:
+      raise ValueError(f"--minutes={minutes} must be a finite number > 0")
     return ["--steps=100000000", f"--max_train_minutes={minutes}", f"--eval_every_minutes={minutes / eval_points}",
             "--eval_every=0"]
   return []  # the preset's steps; evaluation every steps / eval_points needs the resolved config
 
 
 def run_command(name: str, config_flags: list, out: str) -> list:
-  """The main.py command line of one configuration."""
-  common = shlex.split(FLAGS.common)
+  """The main.py command line of one configuration, checked as main.py checks its flags (ValueError naming the
+  configuration, the flag and the value) before any main.py starts."""
+  chosen = shlex.split(FLAGS.common) + config_flags
   samples = PAPER_SAMPLES if FLAGS.scale == "paper" else FLAGS.num_samples
-  evaluation = [f"--eval_num_samples={samples}", f"--eval_num_real={FLAGS.num_real or samples}", f"--kid_subset_size={min(FLAGS.kid_subset_size, samples)}",
+  evaluation = [f"--eval_num_samples={samples}", f"--eval_num_real={FLAGS.num_real or samples}",
+                f"--kid_subset_size={min(FLAGS.kid_subset_size, samples)}",
                 f"--kid_subsets={FLAGS.kid_subsets}", f"--fid={FLAGS.fid or FLAGS.scale == 'paper'}",
                 "--eval_at_start=true"]
   if FLAGS.inception_weights:
     evaluation.append(f"--inception_weights={os.path.abspath(FLAGS.inception_weights)}")
+  workdir = [f"--workdir={os.path.join(out, 'runs', name)}"]
   budget = budget_flags(FLAGS.steps, FLAGS.minutes, FLAGS.eval_points)
-  if not budget:
-    budget = [f"--eval_every={max(1, preset_steps(common + config_flags) // FLAGS.eval_points)}"]
-  workdir = os.path.join(out, "runs", name)
-  return ([sys.executable, os.path.join(ROOT, "main.py")] + common + config_flags + budget + evaluation
-          + [f"--workdir={workdir}"])
+  try:
+    if not budget:  # the preset's steps (or a resumed run's own), as main.py resolves them
+      budget = [f"--eval_every={max(1, main_config(chosen + workdir).train.steps // FLAGS.eval_points)}"]
+    main_config(chosen + budget + evaluation + workdir)
+  except ValueError as e:
+    raise ValueError(f"configuration {name!r}: {e}") from None
+  return [sys.executable, os.path.join(ROOT, "main.py")] + chosen + budget + evaluation + workdir
 
 
-def preset_steps(flag_list: list) -> int:
-  """The step count main.py would resolve for these flags (its --dry_run)."""
-  result = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--dry_run"] + flag_list,
-                          capture_output=True, text=True, check=False)
-  if result.returncode:
-    raise ValueError(f"main.py --dry_run {' '.join(flag_list)} failed: {result.stderr.strip()[-300:]}")
-  return json.loads(result.stdout[result.stdout.index("{"):])["train"]["steps"]
+def _main_flag_values() -> flags.FlagValues:
+  """main.py's flags on a FlagValues of their own, with absl's (--v, --logtostderr, ...) and --verbose."""
+  if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+  from flags import definitions  # pylint: disable=import-outside-toplevel
+  flag_values = flags.FlagValues()
+  definitions.define_flags(flag_values)
+  cli.define_verbose_flag(flag_values)
+  for module, module_flags in flags.FLAGS.flags_by_module_dict().items():  # absl defines them there
+    if module.startswith("absl."):
+      for flag in module_flags:
+        flag_values[flag.name] = copy.deepcopy(flag)
+  return flag_values
+
+
+def main_config(flag_list: list):
+  """The Config that main.py resolves from `flag_list` (a resumed run's own settings, changed by the flags
+  given), by main.py's own parsing and checks in this process, less its data scan; ValueError naming the flag
+  and value main.py would refuse."""
+  flag_values = _main_flag_values()
+  from flags import build, definitions  # pylint: disable=import-outside-toplevel  (ROOT is on the path now)
+  try:
+    unparsed = flag_values(["main.py"] + flag_list)
+  except flags.Error as e:
+    raise ValueError(" ".join(str(e).split())) from None
+  if len(unparsed) > 1:
+    raise ValueError(f"main.py would refuse the arguments {' '.join(unparsed[1:])} (not flags)")
+  given = {name: flag_values[name].value for name in definitions.FLAG_FIELDS if flag_values[name].present}
+  return build.build_config(given, check_library=False, base=_resumed_settings(given.get("workdir")))
+
+
+def _resumed_settings(workdir: Optional[str]):
+  """main.py's base config: the settings of a run already in `workdir` (the tool always gives one), or None."""
+  if not workdir:
+    return None
+  if not (os.path.isdir(os.path.join(workdir, "checkpoints")) or
+          os.path.isfile(os.path.join(workdir, checkpointing.CONFIG_FILE))):
+    return None
+  try:
+    return checkpointing.at_workdir(checkpointing.load_config(workdir), workdir)
+  except (ValueError, OSError):
+    return None  # not readable as a run: main.py says why when it starts
 
 
 def read_records(workdir: str) -> list:
@@ -235,7 +297,14 @@ _OUTPUTS = ("results.json", "table.md", "seeds.md", "kid.png", "grids")
 
 def check_out(out: str) -> None:
   """ValueError (naming --out) before any work unless --out is new, a folder without the tool's outputs, or an
-  earlier output of this tool (its results.json): it never replaces a user's table.md or results.json."""
+  earlier output of this tool (its results.json): it never replaces a user's table.md or results.json, and never
+  writes into a training run (its logs/ and runs/ were written into the run given as --out)."""
+  checkpointing.refuse_inside_runs("--out", os.path.join(out, "results.json"), out)
+  run = checkpointing.enclosing_run(os.path.join(out, "results.json"))
+  if run:
+    where = "a training run" if os.path.realpath(out) == run else f"inside the training run {run}"
+    raise ValueError(f"--out={out} is {where}: the configurations' runs and logs would be written into that run's "
+                     "folder; give another --out")
   if os.path.exists(out) and not os.path.isdir(out):
     raise ValueError(f"--out={out} exists and is not a folder")
   present = [name for name in _OUTPUTS if os.path.lexists(os.path.join(out, name))]
@@ -255,6 +324,29 @@ def earlier_results(out: str) -> dict:
   except (OSError, ValueError, KeyError, TypeError):
     return {}
   return configs if isinstance(configs, dict) else {}
+
+
+def _log_header(name: str) -> str:
+  """The start of the line this tool writes into logs/<name>.log before each main.py it starts there."""
+  return f"tools/quality.py [{name}] "
+
+
+def check_logs(out: str, names, earlier: dict) -> None:
+  """ValueError naming --out unless each logs/<name>.log is new or this tool's log of that configuration: its
+  first line is the tool's, or the configuration has its run folder or an earlier result (a log from before the
+  tool wrote that line). main.py's output was appended to a user's own file of that name."""
+  for name in names:
+    path = os.path.join(out, "logs", f"{name}.log")
+    if not os.path.lexists(path) or name in earlier or os.path.isdir(os.path.join(out, "runs", name)):
+      continue
+    try:
+      with open(path, encoding="utf-8", errors="replace") as f:
+        ours = f.readline().startswith(_log_header(name))
+    except OSError:
+      ours = False
+    if not ours:
+      raise ValueError(f"--out={out}: logs/{name}.log exists and was not written by this tool for configuration "
+                       f"{name!r}; move it or give another --out")
 
 
 # The main.py child that runs now, and the stop signals this tool received (forwarded to it).
@@ -302,6 +394,8 @@ def run_config(name: str, command: list, out: str, earlier: Optional[dict] = Non
   with open(log_path, "a", encoding="utf-8") as log:
     if _CHILD["signals"]:
       raise Interrupted(f"[{name}] not started: this tool was asked to stop")
+    log.write(_log_header(name) + shlex.join(command[1:]) + "\n")  # the log is the tool's (check_logs)
+    log.flush()
     # A session of its own: a Ctrl-C or a SIGTERM to the tool's process group reaches it once, through
     # `_forward`, not twice (a second Ctrl-C would stop it without saving).
     process = _CHILD["process"] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
@@ -419,13 +513,16 @@ def write_outputs(out: str, results: dict, argv: list, base_names=()) -> None:
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  # Every check before anything is written (main.py refused bad values only after OUT/logs/ was).
+  check_counts(FLAGS)
   out = os.path.abspath(FLAGS.out)
   check_out(out)
   base = parse_configs(FLAGS.losses, FLAGS.config)
   configs = expand_seeds(base, FLAGS.seeds)
   budget_flags(FLAGS.steps, FLAGS.minutes, FLAGS.eval_points)
-  commands = {name: run_command(name, config_flags, out) for name, config_flags in configs.items()}
   earlier = earlier_results(out)
+  check_logs(out, configs, earlier)
+  commands = {name: run_command(name, config_flags, out) for name, config_flags in configs.items()}
   results = {}
   install_signal_forwarding()
   for name, command in commands.items():

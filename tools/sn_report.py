@@ -96,6 +96,8 @@ def report(workdir: str, iterations: int, checkpoint_path: str = None, features:
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from mmd_gan_tf import checkpointing, trainer  # pylint: disable=import-outside-toplevel
   from mmd_gan_tf.layers import spectral_norm as sn  # pylint: disable=import-outside-toplevel
+  if iterations < 1:  # 0 iterations reported the estimate itself as converged: ratio 1, bound = intended
+    raise ValueError(f"--iterations={iterations} must be >= 1")
   if features == 1 or features < 0:
     raise ValueError(f"--features={features} must be 0 (off) or >= 2")
   cfg = checkpointing.load_config(workdir)
