@@ -56,8 +56,7 @@ def _run_settings(given: dict):
   their config, or config.json) is resumed with its own settings; only the flags given change them (and a
   change of what the checkpoints mean is refused when the run starts)."""
   from mmd_gan_tf import checkpointing  # pylint: disable=g-import-not-at-top
-  workdir = config_builder.build_config({k: v for k, v in given.items() if k in ("dataset", "loss", "workdir")},
-                                        check_library=False).workdir
+  workdir = config_builder.default_workdir(given)  # not a whole build: a preset may need the flags given
   if not (os.path.isdir(os.path.join(workdir, "checkpoints")) or
           os.path.isfile(os.path.join(workdir, checkpointing.CONFIG_FILE))):
     return None

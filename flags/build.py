@@ -79,6 +79,14 @@ def _flatten(cfg: config_lib.Config) -> dict:
   return flat
 
 
+def default_workdir(flag_values: Mapping[str, Any]) -> str:
+  """The workdir a command line names: --workdir, else runs/<dataset>_<loss> (no preset needs to build)."""
+  if flag_values.get("workdir") is not None:
+    return _convert("workdir", flag_values["workdir"])
+  dataset = flag_values.get("dataset") or config_lib.DataConfig.dataset
+  return f"runs/{dataset}_{flag_values.get('loss') or config_lib.LossConfig.name}"
+
+
 def _overrides(flag_values: Mapping[str, Any], base: Optional[config_lib.Config] = None) -> dict:
   if base is not None:  # a resume: the run's own settings, then the flags given
     resolved = _flatten(base)
@@ -88,7 +96,7 @@ def _overrides(flag_values: Mapping[str, Any], base: Optional[config_lib.Config]
     resolved = presets.resolve_preset(dataset, loss)
     resolved["data.dataset"] = dataset
     resolved["loss.name"] = loss
-    resolved["workdir"] = f"runs/{dataset}_{loss}"
+    resolved["workdir"] = default_workdir(flag_values)
     resolved["preset"] = f"{dataset}/{loss}"
   for name, fields in definitions.FLAG_FIELDS.items():
     value = flag_values.get(name)

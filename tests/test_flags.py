@@ -405,3 +405,14 @@ def test_asking_a_kid_less_run_for_kid_names_its_own_inception_weights_setting(t
   cfg = config_builder.build_config({"eval_every": 2, "inception_weights": str(weights)}, base=base,
                                     check_library=False)
   assert cfg.eval.eval_every == 2 and cfg.eval.inception_weights == str(weights)
+
+
+def test_a_preset_that_needs_the_flags_given_is_built_with_them(tmp_path):
+  """lsun/smmd's preset is 64 px, which smmd's arch cannot make: the run folder was looked up by building the
+  preset from --dataset and --loss alone, which refused --image_size=32 although it was given."""
+  result = main_in_process("--dataset=lsun", "--loss=smmd", "--image_size=32", f"--data_dir={tmp_path / 'none'}",
+                           "--dry_run")
+  assert result.returncode == 2 and "image_size" not in result.stderr, result.stderr
+  assert "does not exist" in result.stderr
+  assert config_builder.default_workdir({"dataset": "lsun", "loss": "smmd"}) == "runs/lsun_smmd"
+  assert config_builder.default_workdir({"workdir": "~/r"}) == os.path.expanduser("~/r")
