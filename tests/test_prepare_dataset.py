@@ -172,3 +172,12 @@ def test_a_damaged_shard_is_named_before_training(lsun_dir, tmp_path, damage):
   with pytest.raises(ValueError, match=f"{shard} has {len(data) // 2 if damage == 'truncated' else 0} bytes, "
                                        f"not the {len(data)} of its 4 images"):
     validate_data_config(DataConfig(dataset="tfrecord", data_dir=str(out), image_size=16))
+
+
+def test_a_prepared_dataset_smaller_than_one_batch_is_refused_as_folders_and_npz_are(lsun_dir, tmp_path):
+  out = str(tmp_path / "prepared")
+  prepare(DataConfig(dataset="lsun", data_dir=lsun_dir, image_size=16), out, num_shards=1, progress=False)
+  cfg = DataConfig(dataset="tfrecord", data_dir=out, image_size=16)
+  with pytest.raises(ValueError, match=r"has 11 images \(11 per input pipeline\), fewer than one batch of 12"):
+    make_dataset(cfg, 12, 0)
+  assert next(iter(make_dataset(cfg, 11, 0))).shape == (11, 16, 16, 3)

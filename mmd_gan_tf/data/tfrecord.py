@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmd_gan_tf.config import DataConfig
+from mmd_gan_tf.data.errors import TooFewImages
 
 FORMAT = "mmd_gan_tf.tfrecord.v1"
 INFO_FILE = "dataset_info.json"
@@ -111,6 +112,10 @@ def tfrecord_batches(cfg: DataConfig, batch_size: int, seed: int, pipeline_id: i
   """
   info = read_info(cfg.data_dir)
   check_matches(cfg, info)
+  per_pipeline = info["num_examples"] // num_pipelines
+  if per_pipeline < batch_size:  # as the folder and npz sources: repeating would mix epochs in one batch
+    raise TooFewImages(f"data_dir {cfg.data_dir!r} has {info['num_examples']} images ({per_pipeline} per input "
+                       f"pipeline), fewer than one batch of {batch_size}")
   files = shard_files(cfg.data_dir, info)
   by_file = num_pipelines > 1 and len(files) % num_pipelines == 0
   if by_file:
