@@ -15,6 +15,7 @@ library raises ValueError (or OSError for files) with a message that names the f
 module is the only place that turns those into the one line, so main.py and every tool print them alike.
 """
 
+import logging
 import sys
 from typing import Callable, List
 
@@ -65,8 +66,12 @@ def _parse_flags(argv: List[str]) -> List[str]:
     sys.exit(EXIT_USER_ERROR)
 
 
-def guarded(main: Callable[[List[str]], int]) -> Callable[[List[str]], int]:
-  """`main` with USER_ERRORS printed as one line and returned as exit code 2 (unless --verbose)."""
+def guarded(main: Callable[[List[str]], int], quiet_after_error: bool = False) -> Callable[[List[str]], int]:
+  """`main` with USER_ERRORS printed as one line and returned as exit code 2 (unless --verbose).
+
+  quiet_after_error: after that line, TensorFlow's own warnings are off for the rest of the process (a
+  process about to exit: objects of a refused checkpoint restore print "unrestored values" warnings when they
+  are deleted at exit, which would follow the one line)."""
 
   def guarded_main(argv: List[str]) -> int:
     try:
@@ -75,6 +80,8 @@ def guarded(main: Callable[[List[str]], int]) -> Callable[[List[str]], int]:
       if flags.FLAGS["verbose"].value:
         raise
       print(one_line(_naming_the_flag(error)), file=sys.stderr)
+      if quiet_after_error:
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
       return EXIT_USER_ERROR
     except KeyboardInterrupt:  # a Ctrl-C the program did not handle itself: one line, not a traceback
       if flags.FLAGS["verbose"].value:
@@ -106,4 +113,4 @@ def run(main: Callable[[List[str]], int]) -> None:
   """
   define_verbose_flag()
   console.import_tensorflow_quietly()
-  app.run(guarded(main), flags_parser=_parse_flags)
+  app.run(guarded(main, quiet_after_error=True), flags_parser=_parse_flags)

@@ -100,3 +100,23 @@ def test_a_library_config_error_names_the_programs_own_flag():
   assert str(cli._naming_the_flag(error, flag_values)) == "--image_size=0: is outside [4, 1024]"  # pylint: disable=protected-access
   other = config_lib.ConfigError("data.channels", 2, "must be 1 or 3")  # no such flag in this program
   assert cli._naming_the_flag(other, flag_values) is other  # pylint: disable=protected-access
+
+
+def test_a_processs_user_error_silences_tensorflows_warnings_that_would_follow_it():
+  """Objects of a refused --init_from restore print "unrestored values" warnings when deleted at exit: after
+  the one line, a process (`cli.run`) keeps TensorFlow's logger at ERROR; an in-process call does not."""
+  import logging  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf import cli  # pylint: disable=import-outside-toplevel
+
+  def refused(argv):
+    raise ValueError("--init_from=x: does not fit")
+
+  cli.define_verbose_flag()
+  logger = logging.getLogger("tensorflow")
+  level = logger.level
+  try:
+    assert cli.guarded(refused)([]) == cli.EXIT_USER_ERROR and logger.level == level
+    assert cli.guarded(refused, quiet_after_error=True)([]) == cli.EXIT_USER_ERROR
+    assert logger.level == logging.ERROR
+  finally:
+    logger.setLevel(level)
