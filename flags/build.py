@@ -274,6 +274,10 @@ def check_given_flags_used(cfg: config_lib.Config, flag_values: Mapping[str, Any
   spec = losses.get_loss(cfg.loss.name)
   _check_loss_parameters_used(cfg, spec, flag_values)
   _check_update_and_adaptation_flags_used(cfg, spec, flag_values)
+  _check_data_options_used(cfg, flag_values)
+  for flag, applies, why in _CONDITIONAL_FLAGS:
+    if flag_values.get(flag) is not None and flag_values.get(flag) != 0 and not applies(cfg):
+      raise ValueError(f"--{flag}={flag_values[flag]} has no effect: {why}")
   if flag_values.get("kernel") is not None and not spec.uses_kernel:
     raise ValueError(f"--kernel={cfg.loss.kernel} has no effect: --loss={cfg.loss.name} uses no kernel")
   parameters = kernels.get_kernel_spec(cfg.loss.kernel).parameters if spec.uses_kernel else ()
@@ -300,6 +304,43 @@ def _check_loss_parameters_used(cfg: config_lib.Config, spec: losses.LossSpec,
       readers = sorted(loss for loss, other in losses.LOSSES.items() if parameter in other.parameters)
       raise ValueError(f"--{name}={config_lib.format_value(getattr(cfg.loss, parameter))} has no effect with "
                        f"--loss={cfg.loss.name} (only --loss={' / '.join(readers)} read it)")
+
+
+# Flags that only some settings read: (flag, whether the resolved config reads it, why not otherwise).
+_CONDITIONAL_FLAGS = (
+    ("weight_clip", lambda c: c.train.schedule == "alternating",
+     "only the alternating schedule clips the critic's weights (--schedule=alternating, Li's --loss=mmd)"),
+    ("n_critic", lambda c: c.train.schedule == "alternating",
+     "the simultaneous schedule takes one critic step per generator step (--schedule=alternating)"),
+    ("beta1", lambda c: c.optim.optimizer == "adam", "only --optimizer=adam reads it"),
+    ("beta2", lambda c: c.optim.optimizer == "adam", "only --optimizer=adam reads it"),
+    ("sn_total_gain", lambda c: c.model.spectral_norm == "conv" and c.model.sn_multiplier is None,
+     "it sets C only for --spectral_norm=conv without --sn_multiplier"),
+    ("sn_multiplier", lambda c: c.model.spectral_norm != "none", "--spectral_norm=none"),
+    ("flow_rff_dim", lambda c: c.flow.features == "rff", "only --flow_features=rff reads it"),
+    ("flow_rff_sigma", lambda c: c.flow.features == "rff", "only --flow_features=rff reads it"),
+    ("flow_cg_iterations", lambda c: c.flow.solver == "cg", "only --flow_solver=cg reads it"),
+)
+
+
+def _check_data_options_used(cfg: config_lib.Config, flag_values: Mapping[str, Any]) -> None:
+  """A source-specific data flag (--data_dir, --split, --lsun_category, ...) the chosen source does not read;
+  --eval_split where the held-out images come from a source without splits, or from a named npz array."""
+  source = data.DATASETS[cfg.data.dataset]
+  specific = {option for other in data.DATASETS.values() for option in other.options}
+  for name, field in _given(flag_values, "data."):
+    option = field.split(".", 1)[1]
+    if option in specific and option not in source.options:
+      raise ValueError(f"--{name}={flag_values[name]} has no effect with --dataset={cfg.data.dataset}")
+  if flag_values.get("eval_split") and not cfg.eval.real_data_dir:
+    if "split" not in source.options:
+      raise ValueError(f"--eval_split={flag_values['eval_split']} has no effect: --dataset={cfg.data.dataset} has "
+                       "no splits; give the held-out images with --eval_data_dir")
+    if cfg.data.dataset == "npz" and ".npz:" in cfg.data.data_dir:
+      raise ValueError(f"--eval_split={flag_values['eval_split']} has no effect: --data_dir={cfg.data.data_dir} names "
+                       "its array; give the held-out one with --eval_data_dir=FILE.npz:KEY")
+  if flag_values.get("split") and cfg.data.dataset == "npz" and ".npz:" in cfg.data.data_dir:
+    raise ValueError(f"--split={flag_values['split']} has no effect: --data_dir={cfg.data.data_dir} names its array")
 
 
 def _check_update_and_adaptation_flags_used(cfg: config_lib.Config, spec: losses.LossSpec,

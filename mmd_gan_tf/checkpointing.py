@@ -471,6 +471,9 @@ def refuse_foreign_files(workdir: str) -> None:
   present += [name + "/" for name in ("checkpoints", "samples")  # (a lone state file is checked by the resume)
               if os.path.isdir(os.path.join(workdir, name))
               and set(os.listdir(os.path.join(workdir, name))) - {"checkpoint"}]
+  best = os.path.join(workdir, "best_kid")  # the evaluation writes its state file there, whatever is in it
+  if os.path.isdir(best) and os.listdir(best):
+    present.append("best_kid/")
   if present:
     raise ValueError(f"--workdir={workdir} holds {' and '.join(present)} but no {CONFIG_FILE} and no checkpoint: "
                      "not a run of this project, and a run would overwrite them; use another --workdir")

@@ -168,3 +168,20 @@ def test_too_few_held_out_images_name_the_count_flag(tmp_path):
   with pytest.raises(TooFewImages, match=r"npz:test of .*images.npz has 4 images \(in whole batches of 4\), 8 "
                      "requested"):
     list(first_images(cfg, 8, 4))
+
+
+def test_a_split_that_the_source_never_reads_is_refused(tmp_path):
+  """--eval_split with a named npz array or a folder computed KID on the training images (exit 0)."""
+  from flags import build as config_builder  # pylint: disable=import-outside-toplevel
+  train = _write(tmp_path, x_train=_images(8), x_test=_images(8, seed=1))
+  common = dict(dataset="npz", workdir=str(tmp_path / "run"), inception_weights="none")
+  with pytest.raises(ValueError, match=r"--eval_split=test has no effect: --data_dir=.*:x_train names its array"):
+    config_builder.build_config(dict(common, data_dir=train + ":x_train", eval_split="test"))
+  with pytest.raises(ValueError, match=r"--split=test has no effect: --data_dir=.*:x_train names its array"):
+    config_builder.build_config(dict(common, data_dir=train + ":x_train", split="test"))
+  images = tmp_path / "images"
+  images.mkdir()
+  with pytest.raises(ValueError, match=r"--eval_split=test has no effect: --dataset=folder has no splits"):
+    config_builder.build_config(dict(common, dataset="folder", data_dir=str(images), eval_split="test"))
+  config_builder.build_config(dict(common, data_dir=train, eval_split="test"))  # x_test
+  config_builder.build_config(dict(common, data_dir=train + ":x_train", eval_data_dir=train + ":x_test"))

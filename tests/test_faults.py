@@ -730,6 +730,16 @@ def test_a_users_file_named_lock_is_refused_and_kept(tmp_path):
     checkpointing.WorkdirLock(str(workdir)).release()
 
 
+def test_a_users_best_kid_folder_is_not_taken_for_a_run(tmp_path):
+  """The evaluation writes best_kid/checkpoint whatever is there: a user's file of that name was overwritten."""
+  workdir = tmp_path / "mine"
+  (workdir / "best_kid").mkdir(parents=True)
+  (workdir / "best_kid" / "checkpoint").write_text("my notes\n")
+  with pytest.raises(ValueError, match=r"holds best_kid/ but no config.json and no checkpoint"):
+    config_builder.build_config(dict(TINY, workdir=str(workdir), steps=2))
+  assert (workdir / "best_kid" / "checkpoint").read_text() == "my notes\n"
+
+
 @pytest.mark.parametrize("files, message", [
     ({"config.json": '{"notes": "mine"}'}, "holds a config.json that is not a run's config and no checkpoint"),
     ({"config.json": "[1]"}, "holds a config.json that is not a run's config"),

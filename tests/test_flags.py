@@ -275,6 +275,16 @@ INCOMPATIBLE = [  # (flags, the start of the one-line error)
      "with the flow generator update read it)"),
     ({"loss": "rep_b", "lr_adaptation_factor": 2.0}, "--lr_adaptation_factor=2.0 has no effect: the learning-rate "
      "adaptation is off"),
+    ({"loss": "rep", "weight_clip": 0.01}, "--weight_clip=0.01 has no effect: only the alternating schedule clips"),
+    ({"loss": "rep", "n_critic": 5}, "--n_critic=5 has no effect: the simultaneous schedule"),
+    ({"optimizer": "sgd", "beta1": 0.3}, "--beta1=0.3 has no effect: only --optimizer=adam reads it"),
+    ({"spectral_norm": "none", "sn_multiplier": 2.0}, "--sn_multiplier=2.0 has no effect: --spectral_norm=none"),
+    ({"loss": "rep", "sn_multiplier": 2.0, "sn_total_gain": 5.0}, "--sn_total_gain=5.0 has no effect"),
+    ({"loss": "flow", "flow_cg_iterations": 10}, "--flow_cg_iterations=10 has no effect: only --flow_solver=cg"),
+    ({"data_dir": "/tmp/nowhere"}, "--data_dir=/tmp/nowhere has no effect with --dataset=shapes"),
+    ({"lsun_category": "church"}, "--lsun_category=church has no effect with --dataset=shapes"),
+    ({"dataset": "cifar10", "shapes_style": "mixed"}, "--shapes_style=mixed has no effect with --dataset=cifar10"),
+    ({"corrupt_is_fatal": True}, "--corrupt_is_fatal=True has no effect with --dataset=shapes"),
     # Values out of range.
     ({"beta1": 1.5}, "--beta1=1.5 must be in [0, 1)"),
     ({"beta2": -0.5}, "--beta2=-0.5 must be in [0, 1)"),

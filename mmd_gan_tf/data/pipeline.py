@@ -196,6 +196,8 @@ class DataSource:
     scan: fn(cfg) -> (usable images, [(name, why skipped)]) for the sources tools/prepare_dataset.py converts
       to TFRecords (it reads their raw images), else None.
     reads_tree: the source reads every file below `data_dir` (so nothing may be written inside it).
+    options: the source-specific DataConfig fields it reads (`data_dir`, `split`, `lsun_category`, ...): a flag
+      setting one that this source does not read has no effect and is refused.
   """
   batches: Callable[..., tf.data.Dataset]
   raw_images: Optional[Callable[[DataConfig, dict], tf.data.Dataset]] = None
@@ -207,13 +209,15 @@ class DataSource:
   preset: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   scan: Optional[Callable[[DataConfig], Tuple[int, list]]] = None
   reads_tree: bool = False
+  options: Tuple[str, ...] = ()
 
   def __call__(self, *args):
     return self.batches(*args)
 
 
 def _tfds(name: str, crops: Mapping[str, preprocessing.Preset], preset: Mapping[str, Any]) -> DataSource:
-  return DataSource(_real, _tfds_images, description=f"TFDS {name}", crops=crops, preset=preset)
+  return DataSource(_real, _tfds_images, description=f"TFDS {name}", crops=crops, preset=preset,
+                    options=("split", "tfds_data_dir", "tfds_download"))
 
 
 def _scan_folder(cfg: DataConfig) -> Tuple[int, list]:
@@ -238,6 +242,7 @@ DATASETS = {
     # run"). Wang's C = 64^(1/L) in the conv spectral norm. `--shapes_style=simple` (one large bright shape) and
     # `mixed` (1-3 shapes on colour) are harder: give `--channels=3` for colour.
     "shapes": DataSource(_shapes, validate=_validate_shapes, identity_fields=("shapes_style",),
+                         options=("split", "shapes_style"),
                          description="built in, no download", crops=preprocessing.SQUASH,
                          preset={"data.image_size": 32, "data.channels": 1, "model.width": 0.25,
                                  "data.shapes_style": "digits", "eval.real_split": "test",
@@ -252,17 +257,20 @@ DATASETS = {
                      {"data.image_size": 64, "data.channels": 3, "data.preprocessing": "wang", **_LONG_RUN}),
     "lsun": DataSource(_real, _lsun_images, needs_data_dir=True, identity_fields=("lsun_category",),
                        validate=_validate_lsun, description="LSUN LMDB", crops=preprocessing.LSUN_LIKE,
-                       preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}, scan=_scan_lsun),
+                       preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}, scan=_scan_lsun,
+                       options=("data_dir", "split", "lsun_category", "corrupt_is_fatal")),
     "folder": DataSource(_folder, _folder_images, needs_data_dir=True, validate=_validate_folder,
                          description="a folder of images", crops=preprocessing.FOLDER,
                          preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}, scan=_scan_folder,
-                         reads_tree=True),
+                         reads_tree=True, options=("data_dir", "corrupt_is_fatal")),
     "npz": DataSource(_npz, _npz_images, needs_data_dir=True, validate=_validate_npz,
                       description="FILE.npz[:KEY]", crops=preprocessing.ARRAYS,
-                      preset={"data.image_size": 32, "data.channels": 3, **_LONG_RUN}),
+                      preset={"data.image_size": 32, "data.channels": 3, **_LONG_RUN},
+                      options=("data_dir", "split")),  # the split names the array x_<split> unless :KEY does
     "tfrecord": DataSource(tfrecord.tfrecord_batches, needs_data_dir=True, validate=_validate_tfrecord,
                            description="tools/prepare_dataset.py output", crops=preprocessing.NATIVE,
-                           preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}),
+                           preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN},
+                           options=("data_dir",)),
 }
 
 
