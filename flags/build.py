@@ -192,6 +192,8 @@ def validate(cfg: config_lib.Config) -> None:
   if not str(cfg.workdir).strip():
     raise ValueError("--workdir must not be empty")
   _check_glob_free(cfg)
+  if cfg.eval.kid_subset_size < 2:
+    raise ValueError(f"--kid_subset_size={cfg.eval.kid_subset_size} must be >= 2 (KID's unbiased estimate needs pairs)")
   if cfg.eval.num_real < 0:
     raise ValueError(f"--eval_num_real={cfg.eval.num_real} must be >= 0 (0: as many as --eval_num_samples)")
   if cfg.eval.kid_subset_size > cfg.eval.num_samples or cfg.eval.kid_subset_size > (

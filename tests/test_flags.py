@@ -290,6 +290,7 @@ INCOMPATIBLE = [  # (flags, the start of the one-line error)
     ({"beta2": -0.5}, "--beta2=-0.5 must be in [0, 1)"),
     ({"loss": "mmd_gp", "gp_weight": -1.0}, "--gp_weight=-1.0 must be >= 0"),
     ({"eval_num_real": -1}, "--eval_num_real=-1 must be >= 0"),
+    ({"kid_subset_size": 1}, "--kid_subset_size=1 must be >= 2"),
     ({"cpu_devices": -1}, "--cpu_devices=-1 must be >= 0"),
     ({"shuffle_buffer": -1}, "--shuffle_buffer=-1: must be >= 1"),
     ({"sn_multiplier": 0.0}, "--sn_multiplier=0.0: must be > 0"),

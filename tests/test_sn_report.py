@@ -55,6 +55,11 @@ def test_features_of_a_trained_run_and_a_chosen_checkpoint(trained_run):
   assert geometry["feature_norm_real"] > 0.0 and geometry["feature_norm_fake"] > 0.0
   with pytest.raises(ValueError, match="--features=1 must be 0"):
     sn_report.report(str(workdir), iterations=1, features=1)
+  # A missing or non-checkpoint --checkpoint is one line (it was a NotFoundError / DataLossError traceback).
+  (workdir.parent / "notes.txt").write_text("x")
+  for bad in (workdir / "checkpoints" / "ckpt-99", workdir.parent / "notes.txt"):
+    with pytest.raises(ValueError, match=rf"--checkpoint={bad} is not a readable checkpoint"):
+      sn_report.report(str(workdir), iterations=1, checkpoint_path=str(bad))
 
 
 def test_report_and_plot_outputs_never_replace_a_runs_files_or_a_users(trained_run, tmp_path):

@@ -107,6 +107,9 @@ def report(workdir: str, iterations: int, checkpoint_path: str = None, features:
   latest = checkpoint_path or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
   if latest is None:
     raise ValueError(f"--workdir={workdir} has no checkpoint")
+  if checkpoint_path and not checkpointing.readable(checkpoint_path):
+    raise ValueError(f"--checkpoint={checkpoint_path} is not a readable checkpoint (give a prefix such as "
+                     f"{os.path.join(workdir, 'checkpoints', 'ckpt-N')})")
   checkpoint.restore(latest).expect_partial()
   layers = [layer_report(layer, iterations) for layer in sn.spectral_layers(nets.critic)]
   bound = 1.0
