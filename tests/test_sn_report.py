@@ -81,6 +81,11 @@ def test_report_and_plot_outputs_never_replace_a_runs_files_or_a_users(trained_r
     plot_scalars.check_out(str(tmp_path / "notes"))
   with pytest.raises(ValueError, match="is inside the run"):
     plot_scalars.check_out(str(workdir / "samples" / "scalars"))
+  # A user's JSON object of objects (or an empty one) is not an earlier output: it was replaced with .md and .png.
+  for theirs in ('{"model": {"lr": 0.1}, "data": {"name": "mine"}}', "{}", '{"run": {"tag": [[1, 2, 3]]}}'):
+    (tmp_path / "results.json").write_text(theirs)
+    with pytest.raises(ValueError, match="exist\\(s\\) and are not an earlier output"):
+      plot_scalars.check_out(str(tmp_path / "results"))
   (tmp_path / "scalars.json").write_text('{"run": {"loss/critic": [[1, 0.5]]}}')
   plot_scalars.check_out(str(tmp_path / "scalars"))  # an earlier output is replaced
   plot_scalars.check_out(str(tmp_path / "fresh"))

@@ -96,13 +96,21 @@ def plot(data: dict, tags, path: str) -> None:
   plt.close(figure)
 
 
+def _is_our_output(earlier) -> bool:
+  """Whether a JSON value has this tool's shape: {run: {tag: [[step, value], ...]}}, not empty."""
+  def series(points):
+    return isinstance(points, list) and all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, (int, float)) for x in p) for p in points)
+  return (isinstance(earlier, dict) and bool(earlier) and all(
+      isinstance(run, dict) and all(series(points) for points in run.values()) for run in earlier.values()))
+
+
 def check_out(out: str) -> None:
   """ValueError naming --out unless <out>.json/.md/.png are new or an earlier output of this tool, outside any
   run's own folders (--out=RUN/config replaced a run's config.json)."""
   for suffix in (".json", ".md", ".png"):
     checkpointing.refuse_inside_runs("--out", out + suffix, out)
-  earlier = files.read_json(out + ".json")
-  ours = isinstance(earlier, dict) and all(isinstance(v, dict) for v in earlier.values())
+  ours = _is_our_output(files.read_json(out + ".json"))
   theirs = [out + s for s in (".json", ".md", ".png") if os.path.lexists(out + s)]
   if theirs and not ours:
     raise ValueError(f"--out={out}: {', '.join(theirs)} exist(s) and are not an earlier output of this tool "
