@@ -213,6 +213,14 @@ _REFUSED = {
                   r"^configuration 'rep': --batch_size=1 must be >= 2"),
     "unknown_main_flag": (("--losses=rep", "--common=--no_such_flag=3"),
                           r"^configuration 'rep': .*no_such_flag"),
+    # What the tool sets for every run itself: a user's value was silently overridden (the last flag wins).
+    "owned_steps": (("--losses=rep", "--common=--steps=100 --width=0.25"),
+                    r"^configuration 'rep': --steps=100 is set by this tool for every run"),
+    "owned_workdir": (("--config=long:--loss=rep --workdir=/tmp/elsewhere",),
+                      r"^configuration 'long': --workdir=/tmp/elsewhere is set by this tool"),
+    "owned_eval": (("--losses=rep", "--common=--eval_every=0"), r"^configuration 'rep': --eval_every=0 is set"),
+    "owned_fid": (("--losses=rep", "--common=--nofid"), r"^configuration 'rep': --nofid is set by this tool"),
+    "dry_run": (("--losses=rep", "--common=--dry_run"), r"^configuration 'rep': --dry_run is set by this tool"),
 }
 
 

@@ -202,6 +202,11 @@ def budget_flags(steps, minutes, eval_points: int) -> list:
   return []  # the preset's steps; evaluation every steps / eval_points needs the resolved config
 
 
+def _arg_name(arg: str) -> str:
+  """'--eval_every=5' -> 'eval_every' (what main.py's parser reads as the flag's name)."""
+  return arg.lstrip("-").split("=", 1)[0]
+
+
 def run_command(name: str, config_flags: list, out: str) -> list:
   """The main.py command line of one configuration, checked as main.py checks its flags (ValueError naming the
   configuration, the flag and the value) before any main.py starts."""
@@ -215,6 +220,13 @@ def run_command(name: str, config_flags: list, out: str) -> list:
     evaluation.append(f"--inception_weights={os.path.abspath(FLAGS.inception_weights)}")
   workdir = [f"--workdir={os.path.join(out, 'runs', name)}"]
   budget = budget_flags(FLAGS.steps, FLAGS.minutes, FLAGS.eval_points)
+  owned = {_arg_name(arg) for arg in budget + evaluation + workdir} | {"eval_every", "dry_run", "mode"}
+  for arg in chosen:
+    flag = _arg_name(arg)
+    if flag in owned or (flag.startswith("no") and flag[2:] in owned):
+      raise ValueError(f"configuration {name!r}: {arg} is set by this tool for every run (its budget, evaluation, "
+                       "workdir or mode); give the tool's own flag (--steps, --minutes, --num_samples, ...) or "
+                       "leave it out")
   try:
     if not budget:  # the preset's steps (or a resumed run's own), as main.py resolves them
       budget = [f"--eval_every={max(1, main_config(chosen + workdir).train.steps // FLAGS.eval_points)}"]
