@@ -380,3 +380,13 @@ def test_wider_integer_pixels_are_pixels_and_the_cache_stays_out_of_runs(tmp_pat
     evaluate.report(_args(tmp_path, tmp_path / "narrow.npz", tmp_path / "wide.npz",
                           f"--cache_dir={run / 'export'}"))
   assert not (run / "export").exists()
+
+
+@pytest.mark.parametrize("flag, least", [("batch_size", 1), ("kid_subset_size", 2), ("kid_subsets", 1), ("seed", 0),
+                                         ("image_size", 4)])
+def test_counts_out_of_range_are_one_line_before_any_work(tmp_path, flag, least):
+  """--batch_size=0 was "range() arg 3 must not be zero" after the real features; --kid_subset_size=1,
+  --kid_subsets=0 and --seed=-1 failed after every feature was computed, naming no flag."""
+  args = _args(tmp_path, tmp_path / "missing.npz", tmp_path / "missing2.npz", f"--{flag}={least - 1}")
+  with pytest.raises(ValueError, match=rf"^--{flag}={least - 1} must be >= {least}$"):
+    evaluate.report(args)

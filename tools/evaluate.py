@@ -353,6 +353,7 @@ def report(args) -> Dict:
   """Evaluates, prints the JSON result and writes it to --out; returns it."""
   # Evaluation runs in full float32: no TF32 matmuls/convolutions on Ampere+ GPUs.
   tf.config.experimental.enable_tensor_float_32_execution(False)
+  check_numbers(args)
   if args.out:
     check_out(args.out, [args.real, args.fake, args.inception_weights])  # before the work, not after
   check_cache_dir(args.cache_dir, [args.real, args.fake])
@@ -363,6 +364,16 @@ def report(args) -> Dict:
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     files.atomic_write_text(args.out, text + "\n")
   return result
+
+
+def check_numbers(args) -> None:
+  """ValueError naming the first count flag out of range, before any image is read (they failed after every
+  feature was computed, without naming the flag)."""
+  for name, least in (("num", 1), ("batch_size", 1), ("kid_subsets", 1), ("kid_subset_size", 2), ("is_splits", 1),
+                      ("seed", 0), ("image_size", 4)):
+    value = getattr(args, name, None)
+    if value is not None and value < least:
+      raise ValueError(f"--{name}={value} must be >= {least}")
 
 
 def check_cache_dir(cache_dir: Optional[str], inputs=()) -> None:
