@@ -37,6 +37,8 @@ USER_ERRORS = (ValueError, OSError, flags.Error, app.UsageError)
 def one_line(error: BaseException) -> str:
   """`error: <message>` with the message's line breaks folded, so it stays one line."""
   message = " ".join(str(error).split()) or type(error).__name__
+  if message.startswith("ERROR::"):  # absl's own prefix (a missing --flagfile): not "error: ERROR::"
+    message = message[len("ERROR::"):].strip()
   return f"error: {message}"
 
 

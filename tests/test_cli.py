@@ -120,3 +120,9 @@ def test_a_processs_user_error_silences_tensorflows_warnings_that_would_follow_i
     assert logger.level == logging.ERROR
   finally:
     logger.setLevel(level)
+
+
+def test_absls_own_error_prefix_is_not_doubled():
+  from mmd_gan_tf import cli  # pylint: disable=import-outside-toplevel
+  assert cli.one_line(ValueError("ERROR:: Unable to open flagfile: x")) == "error: Unable to open flagfile: x"
+  assert cli.one_line(ValueError("a\n  b")) == "error: a b"

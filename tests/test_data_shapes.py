@@ -140,7 +140,7 @@ def test_validate_rejects_bad_values():
     validate_data_config(DataConfig(image_range="relu"))
   with pytest.raises(ValueError, match="channels"):
     validate_data_config(DataConfig(channels=2))
-  with pytest.raises(ValueError, match="image_size 2"):
+  with pytest.raises(ValueError, match=r"image_size=2: is outside \[4, 1024\]"):
     validate_data_config(DataConfig(image_size=2))
   with pytest.raises(ValueError, match="bogus"):
     validate_data_config(DataConfig(split="bogus"))
