@@ -181,3 +181,12 @@ def test_a_prepared_dataset_smaller_than_one_batch_is_refused_as_folders_and_npz
   with pytest.raises(ValueError, match=r"has 11 images \(11 per input pipeline\), fewer than one batch of 12"):
     make_dataset(cfg, 12, 0)
   assert next(iter(make_dataset(cfg, 11, 0))).shape == (11, 16, 16, 3)
+
+
+def test_more_shards_than_images_writes_one_shard_per_image(lsun_dir, tmp_path):
+  """--num_shards=1000 with 11 images wrote 989 empty shards (now at most one per source entry: 12, one of them
+  skipped as truncated when read)."""
+  out = str(tmp_path / "prepared")
+  info = prepare(DataConfig(dataset="lsun", data_dir=lsun_dir, image_size=16), out, num_shards=1000, progress=False)
+  assert info["num_shards"] == 12 and len([n for n in os.listdir(out) if n != tfrecord.INFO_FILE]) == 12
+  assert len(_all_images(DataConfig(dataset="tfrecord", data_dir=out, image_size=16))) == 11

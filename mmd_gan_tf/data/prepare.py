@@ -107,6 +107,10 @@ def _write(cfg: DataConfig, out_dir: str, num_shards: int, limit: int, progress:
   skipped_before = len(_skipped(cfg))  # found by the scan, so not in `total` (a folder's bad files)
   total = min(total, limit) if limit else total
   image_bytes = cfg.image_size * cfg.image_size * cfg.channels
+  if num_shards > max(total, 1):  # more shards than images: the rest would be empty files
+    logging.warning("--num_shards=%d is more than the %d images: writing %d shards", num_shards, total,
+                    max(total, 1))
+    num_shards = max(total, 1)
   num_shards = num_shards or max(1, math.ceil(total * image_bytes / _SHARD_BYTES))
   # ignore_errors: an image whose structure is intact but whose data does not decode is skipped (and logged).
   examples = make_examples(cfg, seed=0, repeat=False, shuffle=False).ignore_errors(log_warning=True)
