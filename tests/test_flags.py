@@ -291,6 +291,8 @@ INCOMPATIBLE = [  # (flags, the start of the one-line error)
     ({"loss": "mmd_gp", "gp_weight": -1.0}, "--gp_weight=-1.0 must be >= 0"),
     ({"eval_num_real": -1}, "--eval_num_real=-1 must be >= 0"),
     ({"kid_subset_size": 1}, "--kid_subset_size=1 must be >= 2"),
+    ({"loss": "flow", "flow_lambda": -1.0}, "--flow_lambda=-1.0: must be > 0"),
+    ({"loss": "flow", "flow_features": "rff", "flow_rff_sigma": 0.0}, "--flow_rff_sigma=0.0: must be > 0"),
     ({"cpu_devices": -1}, "--cpu_devices=-1 must be >= 0"),
     ({"shuffle_buffer": -1}, "--shuffle_buffer=-1: must be >= 1"),
     ({"sn_multiplier": 0.0}, "--sn_multiplier=0.0: must be > 0"),

@@ -370,7 +370,7 @@ def _check_two_replicas(strategy, cfg, learning_rate=0.5):
 @pytest.mark.parametrize("field, value, match", [
     ("flow_lambda", 0.0, "flow_lambda"), ("features", "gauss", "'gauss'"), ("solver", "lu", "'lu'"),
     ("metric", "full", "'full'"), ("rff_dim", 0, "rff_dim"), ("cg_iterations", 0, "cg_iterations"),
-    ("cg_tolerance", -1.0, "cg_tolerance")])
+    ("cg_tolerance", -1.0, "cg_tolerance"), ("rff_sigma", 0.0, "rff_sigma")])
 def test_validate_flow_config_names_the_bad_value(field, value, match):
   with pytest.raises(ValueError, match=match):
     validate_flow_config(dataclasses.replace(FlowConfig(), **{field: value}))

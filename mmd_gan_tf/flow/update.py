@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from mmd_gan_tf import distribute
-from mmd_gan_tf.config import FlowConfig
+from mmd_gan_tf.config import ConfigError, FlowConfig
 from mmd_gan_tf.flow.features import FEATURE_MAPS
 from mmd_gan_tf.flow.solvers import conjugate_gradient, solve_direct
 
@@ -32,23 +32,26 @@ METRICS = ("mean", "per_sample")
 
 
 def validate_flow_config(cfg: FlowConfig) -> None:
-  """Raises ValueError naming the first bad field of `cfg`."""
+  """Raises ConfigError (a ValueError) naming the first bad field of `cfg` ("flow.<field>": the command line
+  names its flag)."""
   if not cfg.flow_lambda > 0:
-    raise ValueError(f"flow_lambda must be > 0, got {cfg.flow_lambda}")
+    raise ConfigError("flow.flow_lambda", cfg.flow_lambda, "must be > 0 (flow_lambda)")
   if cfg.features not in FEATURE_MAPS:
-    raise ValueError(f"flow features must be one of {sorted(FEATURE_MAPS)}, got {cfg.features!r}")
+    raise ConfigError("flow.features", cfg.features, f"{cfg.features!r} is not a flow feature map: {sorted(FEATURE_MAPS)}")
   if cfg.solver not in SOLVERS:
-    raise ValueError(f"flow solver must be one of {SOLVERS}, got {cfg.solver!r}")
+    raise ConfigError("flow.solver", cfg.solver, f"{cfg.solver!r} is not a flow solver: {SOLVERS}")
   if cfg.metric not in METRICS:
-    raise ValueError(f"flow metric must be one of {METRICS}, got {cfg.metric!r}")
+    raise ConfigError("flow.metric", cfg.metric, f"{cfg.metric!r} is not a flow metric: {METRICS}")
   if cfg.metric == "per_sample" and cfg.solver != "direct":
-    raise ValueError(f"flow metric 'per_sample' needs solver 'direct', got {cfg.solver!r}")
+    raise ConfigError("flow.solver", cfg.solver, "the flow metric 'per_sample' needs the solver 'direct'")
   if cfg.rff_dim < 1:
-    raise ValueError(f"flow rff_dim must be >= 1, got {cfg.rff_dim}")
+    raise ConfigError("flow.rff_dim", cfg.rff_dim, "must be >= 1 (the flow's random features)")
+  if not cfg.rff_sigma > 0:
+    raise ConfigError("flow.rff_sigma", cfg.rff_sigma, "must be > 0 (the flow's random-feature bandwidth)")
   if cfg.cg_iterations < 1:
-    raise ValueError(f"flow cg_iterations must be >= 1, got {cfg.cg_iterations}")
+    raise ConfigError("flow.cg_iterations", cfg.cg_iterations, "must be >= 1 (the flow's cg solver)")
   if cfg.cg_tolerance < 0:
-    raise ValueError(f"flow cg_tolerance must be >= 0, got {cfg.cg_tolerance}")
+    raise ConfigError("flow.cg_tolerance", cfg.cg_tolerance, "must be >= 0 (the flow's cg solver)")
 
 
 def _replica_mean(value, replica_context):
