@@ -334,15 +334,12 @@ def _check_data_options_used(cfg: config_lib.Config, flag_values: Mapping[str, A
     option = field.split(".", 1)[1]
     if option in specific and option not in source.options:
       raise ValueError(f"--{name}={flag_values[name]} has no effect with --dataset={cfg.data.dataset}")
-  if flag_values.get("eval_split") and not cfg.eval.real_data_dir:
-    if "split" not in source.options:
-      raise ValueError(f"--eval_split={flag_values['eval_split']} has no effect: --dataset={cfg.data.dataset} has "
-                       "no splits; give the held-out images with --eval_data_dir")
-    if cfg.data.dataset == "npz" and ".npz:" in cfg.data.data_dir:
-      raise ValueError(f"--eval_split={flag_values['eval_split']} has no effect: --data_dir={cfg.data.data_dir} names "
-                       "its array; give the held-out one with --eval_data_dir=FILE.npz:KEY")
-  if flag_values.get("split") and cfg.data.dataset == "npz" and ".npz:" in cfg.data.data_dir:
-    raise ValueError(f"--split={flag_values['split']} has no effect: --data_dir={cfg.data.data_dir} names its array")
+  ignored = data.split_ignored(cfg.data)
+  if flag_values.get("eval_split") and not cfg.eval.real_data_dir and ignored:
+    raise ValueError(f"--eval_split={flag_values['eval_split']} has no effect: {ignored}; give the held-out images "
+                     "with --eval_data_dir")
+  if flag_values.get("split") and ignored:
+    raise ValueError(f"--split={flag_values['split']} has no effect: {ignored}")
 
 
 def _check_update_and_adaptation_flags_used(cfg: config_lib.Config, spec: losses.LossSpec,

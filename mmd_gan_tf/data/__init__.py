@@ -2,6 +2,6 @@
 `first_images(cfg, num, batch_size)` (the real images of the metrics) and `validate_data_config(cfg)` (see ARCHITECTURE.md)."""
 
 from mmd_gan_tf.data.pipeline import (DATASETS, TooFewImages, first_images, image_identity, make_dataset,
-                                      validate_data_config)
+                                      split_ignored, validate_data_config)
 
-__all__ = ["DATASETS", "TooFewImages", "first_images", "image_identity", "make_dataset", "validate_data_config"]
+__all__ = ["DATASETS", "TooFewImages", "first_images", "image_identity", "make_dataset", "split_ignored", "validate_data_config"]

@@ -317,6 +317,16 @@ def _validate_source(cfg: DataConfig) -> None:
   source.validate(cfg)
 
 
+def split_ignored(cfg: DataConfig) -> Optional[str]:
+  """Why `cfg.split` picks no images of this source (it has no splits, or `FILE.npz:KEY` names the array),
+  or None where the split is read."""
+  if "split" not in DATASETS[cfg.dataset].options:
+    return f"--dataset={cfg.dataset} has no splits"
+  if cfg.dataset == "npz" and npz.parse_spec(cfg.data_dir or "")[1]:
+    return f"--data_dir={cfg.data_dir} names its array"
+  return None
+
+
 def validate_data_config(cfg: DataConfig) -> None:
   """Raises ValueError naming the bad value when `cfg` cannot give a dataset (checks folders and LMDBs too)."""
   if cfg.dataset not in DATASETS:
