@@ -196,11 +196,8 @@ def validate(cfg: config_lib.Config) -> None:
     raise ValueError(f"--kid_subset_size={cfg.eval.kid_subset_size} must be >= 2 (KID's unbiased estimate needs pairs)")
   if cfg.eval.num_real < 0:
     raise ValueError(f"--eval_num_real={cfg.eval.num_real} must be >= 0 (0: as many as --eval_num_samples)")
-  if cfg.eval.kid_subset_size > cfg.eval.num_samples or cfg.eval.kid_subset_size > (
-      cfg.eval.num_real or cfg.eval.num_samples):
-    raise ValueError(f"--kid_subset_size={cfg.eval.kid_subset_size} exceeds --eval_num_samples="
-                     f"{cfg.eval.num_samples} or --eval_num_real={cfg.eval.num_real or cfg.eval.num_samples}")
-  _check_eval_metrics(cfg.eval)
+  if cfg.eval.periodic:  # else none of these is read (a later resume that evaluates checks them then)
+    _check_evaluation_sizes(cfg.eval)
   if cfg.eval.eval_every < 0:
     raise ValueError(f"--eval_every={cfg.eval.eval_every} must be >= 0")
   if cfg.eval.eval_every_minutes < 0:
@@ -249,6 +246,14 @@ def check_combination(cfg: config_lib.Config) -> None:
   _check_decoder(cfg)
 
 
+def _check_evaluation_sizes(eval_cfg: config_lib.EvalConfig) -> None:
+  if eval_cfg.kid_subset_size > eval_cfg.num_samples or eval_cfg.kid_subset_size > (
+      eval_cfg.num_real or eval_cfg.num_samples):
+    raise ValueError(f"--kid_subset_size={eval_cfg.kid_subset_size} exceeds --eval_num_samples="
+                     f"{eval_cfg.num_samples} or --eval_num_real={eval_cfg.num_real or eval_cfg.num_samples}")
+  _check_eval_metrics(eval_cfg)
+
+
 def _check_eval_metrics(eval_cfg: config_lib.EvalConfig) -> None:
   """--eval_metrics: names of the metric registry that need no softmax logits, KID among them (the run keeps
   its best KID and adapts its rates from it), FID only with enough samples for its covariances."""
@@ -278,7 +283,7 @@ def check_given_flags_used(cfg: config_lib.Config, flag_values: Mapping[str, Any
   _check_update_and_adaptation_flags_used(cfg, spec, flag_values)
   _check_data_options_used(cfg, flag_values)
   for flag, applies, why in _CONDITIONAL_FLAGS:
-    if flag_values.get(flag) is not None and flag_values.get(flag) != 0 and not applies(cfg):
+    if flag_values.get(flag) and not applies(cfg):  # 0, "" and false ask for nothing
       raise ValueError(f"--{flag}={flag_values[flag]} has no effect: {why}")
   if flag_values.get("kernel") is not None and not spec.uses_kernel:
     raise ValueError(f"--kernel={cfg.loss.kernel} has no effect: --loss={cfg.loss.name} uses no kernel")
@@ -322,7 +327,10 @@ _CONDITIONAL_FLAGS = (
     ("flow_rff_dim", lambda c: c.flow.features == "rff", "only --flow_features=rff reads it"),
     ("flow_rff_sigma", lambda c: c.flow.features == "rff", "only --flow_features=rff reads it"),
     ("flow_cg_iterations", lambda c: c.flow.solver == "cg", "only --flow_solver=cg reads it"),
-)
+) + tuple((flag, lambda c: c.eval.periodic, "the run evaluates nothing while it trains (--inception_weights=none, "
+           "or --eval_every=0 and --eval_every_minutes=0)")
+          for flag in ("eval_at_start", "eval_num_samples", "eval_num_real", "kid_subsets", "kid_subset_size",
+                       "eval_metrics", "fid", "eval_split", "eval_data_dir"))
 
 
 def _check_data_options_used(cfg: config_lib.Config, flag_values: Mapping[str, Any]) -> None:
@@ -416,7 +424,7 @@ def _check_held_out_data(cfg: config_lib.Config) -> None:
   the error names the flag (the data checks speak of data_dir and split)."""
   given = [f"{flag}={value}" for flag, value in (("--eval_data_dir", cfg.eval.real_data_dir),
                                                    ("--eval_split", cfg.eval.real_split)) if value]
-  if not given:
+  if not given or not cfg.eval.periodic:
     return
   try:
     data.validate_data_config(training_eval.real_data_config(cfg))

@@ -167,6 +167,12 @@ class EvalConfig:
   eval_batch_size: int = 100       # Inception forward batch size
   feature_cache_dir: Optional[str] = None  # real-feature cache; None -> ~/.cache/mmd_gan_tf
 
+  @property
+  def periodic(self) -> bool:
+    """Whether the run evaluates KID while it trains (every `eval_every` steps or `eval_every_minutes`); the
+    learning-rate adaptation computes its own KID tests and reads none of the evaluation's settings."""
+    return bool(self.eval_every or self.eval_every_minutes)
+
 
 @dataclasses.dataclass(frozen=True)
 class FlowConfig:

@@ -59,9 +59,21 @@ class Evaluator:
     if not checkpointing.checkpoints_on_disk(best_dir) and os.path.exists(os.path.join(best_dir, "checkpoint")):
       os.remove(os.path.join(best_dir, "checkpoint"))
 
-  def after_restore(self) -> None:
+  def after_restore(self, step: int) -> None:
     """A resumed run whose best_kid/ holds no checkpoint (deleted or unreadable) tracks the best KID anew, so
-    that the next evaluation saves one instead of comparing against a checkpoint that is gone."""
+    that the next evaluation saves one instead of comparing against a checkpoint that is gone; one whose
+    best_kid/ holds a better generator of a step after `step` (evaluated by an attempt killed before its next
+    checkpoint) keeps that one's KID as the best, so that no worse generator replaces it."""
+    for prefix in checkpointing.checkpoints_on_disk(self._best_dir):
+      try:
+        later_best = float(tf.train.load_variable(prefix, "best_kid/.ATTRIBUTES/VARIABLE_VALUE"))
+      except (tf.errors.OpError, ValueError):
+        continue
+      if int(prefix.rsplit("-", 1)[1]) > step and later_best < float(self.best_kid.numpy()):
+        if self._log_path:
+          logging.info("best_kid/ holds the generator of step %s (KID %.5g), evaluated after the checkpoint "
+                       "of step %d: it stays the best KID", prefix.rsplit("-", 1)[1], later_best, step)
+        self.best_kid.assign(later_best)
     if np.isfinite(float(self.best_kid.numpy())) and not checkpointing.checkpoints_on_disk(self._best_dir):
       if self._log_path:
         logging.warning("best_kid/ holds no readable checkpoint (best KID %.5g recorded): the best KID is "
@@ -99,6 +111,28 @@ class Evaluator:
       f.write(line)
 
 
+def drop_records_after(log_path: str, step: int) -> int:
+  """Removes from an eval.jsonl the records of steps after `step` (a resume from the checkpoint of `step`
+  trains and evaluates those steps again); other lines are kept. Returns how many records went."""
+  try:
+    with open(log_path, "rb") as f:
+      lines = f.read().splitlines(keepends=True)
+  except FileNotFoundError:
+    return 0
+  kept = [line for line in lines if not _record_after(line, step)]
+  if len(kept) < len(lines):
+    files.atomic_write_bytes(log_path, b"".join(kept))
+  return len(lines) - len(kept)
+
+
+def _record_after(line: bytes, step: int) -> bool:
+  try:
+    record = json.loads(line)
+  except ValueError:  # a line cut by a crash, or not JSON: kept as it is
+    return False
+  return isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step
+
+
 def make_lr_adapter(cfg: config_lib.Config, nets: steps_lib.Networks, inception, codes_dir: str):
   """The KID-driven learning-rate adaptation on the shared Inception network."""
   weights, network = inception
@@ -130,7 +164,7 @@ def make_evaluation(cfg: config_lib.Config, nets: steps_lib.Networks, checkpoint
   Call before restoring the checkpoint, so that the best KID and the lr adaptation state are restored too.
   """
   evaluator = lr_adapter = None
-  if not (cfg.eval.eval_every or cfg.eval.eval_every_minutes or cfg.eval.lr_adaptation):
+  if not (cfg.eval.periodic or cfg.eval.lr_adaptation):
     return evaluator, lr_adapter
   if cfg.eval.inception_weights == NO_WEIGHTS:  # flags/build.py turned the evaluation off; a library caller may not
     raise ValueError(f"--inception_weights={NO_WEIGHTS} with an evaluation or lr adaptation asked for")
@@ -156,7 +190,7 @@ def make_evaluation(cfg: config_lib.Config, nets: steps_lib.Networks, checkpoint
                     else cfg.eval.feature_cache_dir, inception_weights.INCEPTION_URL,
                     str(error).split(". ")[0])
     return evaluator, lr_adapter
-  if cfg.eval.eval_every or cfg.eval.eval_every_minutes:
+  if cfg.eval.periodic:
     log_path = os.path.join(cfg.workdir, "eval.jsonl") if distribute.is_chief(strategy) else None
     evaluator = Evaluator(cfg, checkpoint,
                           distribute.write_dir(os.path.join(cfg.workdir, "best_kid"), strategy), inception,

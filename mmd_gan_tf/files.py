@@ -8,12 +8,17 @@ import tempfile
 
 
 def atomic_write_text(path: str, text: str) -> None:
-  """Writes `text` to `path` via a temporary file and a rename, so a crash leaves old or new."""
+  """Writes `text` to `path` (UTF-8) via a temporary file and a rename, so a crash leaves old or new."""
+  atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+  """Writes `data` to `path` via a temporary file and a rename, so a crash leaves old or new."""
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_")
   try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for colleagues too
     os.replace(tmp, path)
   except BaseException:

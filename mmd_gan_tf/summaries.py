@@ -55,6 +55,41 @@ def png_text(path: str, limit: int = 1 << 16) -> dict:
   return found
 
 
+def drop_events_after(log_dir: str, step: int) -> int:
+  """Removes from the TensorBoard event files in `log_dir` the events of steps after `step`; returns how many.
+
+  A run killed after its last checkpoint (at `step`) had logged later steps that its resume trains again:
+  without this, every reader shows both attempts' values of those steps (TensorBoard's own out-of-order purge
+  only covers the first tag it meets), and a run that then ends earlier shows steps it never reached. Only
+  files holding such events are rewritten (through a temporary file and a rename); an unreadable tail (a
+  record cut by the kill) goes with them.
+  """
+  from tensorflow.core.util import event_pb2  # pylint: disable=import-outside-toplevel
+  if not os.path.isdir(log_dir):
+    return 0
+  dropped = 0
+  for name in sorted(os.listdir(log_dir)):
+    path = os.path.join(log_dir, name)
+    if "tfevents" not in name or not os.path.isfile(path):
+      continue
+    records = []
+    try:
+      for record in tf.compat.v1.io.tf_record_iterator(path):
+        records.append(record)
+    except tf.errors.DataLossError:  # a record cut by the kill: the events before it are kept
+      pass
+    kept = [record for record in records if event_pb2.Event.FromString(record).step <= step]
+    if len(kept) == len(records):
+      continue
+    tmp = os.path.join(log_dir, f".{os.getpid()}.events.tmp")  # no "tfevents" in it: no reader picks it up
+    with tf.io.TFRecordWriter(tmp) as writer:
+      for record in kept:
+        writer.write(record)
+    os.replace(tmp, path)
+    dropped += len(records) - len(kept)
+  return dropped
+
+
 def write_config(writer, cfg) -> None:
   """The resolved config as a TensorBoard text summary ("config", step 0), to compare runs side by side."""
   with writer.as_default(step=0):

@@ -602,7 +602,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   start_step = _resume_or_initialise(run)
   cfg = run.cfg  # a resume keeps the run's own --init_from
   if run.evaluator is not None:
-    run.evaluator.after_restore()
+    run.evaluator.after_restore(start_step)
   iterator = _dataset(strategy, cfg, start_step)  # a data source that cannot serve: refused before any write
   writer, train_seconds = _begin(run, start_step)
   metrics = _loop(run, iterator, writer, start_step, train_seconds, stop)
@@ -689,6 +689,7 @@ def _begin(run: _Run, start_step: int) -> tuple:
   run.run_config.assign(cfg.to_json())  # a restored checkpoint brought its own run's config
   if run.chief:
     checkpointing.save_config(cfg, cfg.workdir)  # only now: a refused resume leaves the directory as it was
+    _forget_steps_after(cfg.workdir, start_step)
   if run.lr_adapter is not None:
     run.lr_adapter.apply_learning_rates()  # the config's rates times the (restored) adaptation factor
   else:
@@ -698,6 +699,16 @@ def _begin(run: _Run, start_step: int) -> tuple:
   if run.chief and start_step == 0:
     summaries.write_config(writer, cfg)
   return writer, checkpointing.read_train_seconds(cfg.workdir, start_step)
+
+
+def _forget_steps_after(workdir: str, start_step: int) -> None:
+  """The logs of steps after the checkpoint this run starts from (an attempt killed before its next checkpoint)
+  are dropped: those steps are trained again, and their old values would stand beside the new ones."""
+  records = evaluation.drop_records_after(os.path.join(workdir, "eval.jsonl"), start_step)
+  events = summaries.drop_events_after(os.path.join(workdir, "tensorboard"), start_step)
+  if records or events:
+    logging.info("Dropped the logs of the steps after %d, trained again from its checkpoint: %d eval.jsonl "
+                 "record(s), %d TensorBoard event(s)", start_step, records, events)
 
 
 def _step_function(run: _Run, iterator):

@@ -152,7 +152,7 @@ def test_held_out_images_are_checked_when_the_config_is_built_naming_the_eval_fl
   train = _write(tmp_path, x_train=_images(8), x_test=_images(8, seed=1))
   notes = tmp_path / "notes.txt"
   notes.write_text("mine")
-  common = dict(dataset="npz", data_dir=train, workdir=str(tmp_path / "run"), inception_weights="none")
+  common = dict(dataset="npz", data_dir=train, workdir=str(tmp_path / "run"), eval_every=10)
   with pytest.raises(ValueError, match=rf"^--eval_data_dir={re.escape(str(notes))}: the held-out "
                      "images for KID cannot be read: "):
     config_builder.build_config(dict(common, eval_data_dir=str(notes)))
@@ -174,7 +174,7 @@ def test_a_split_that_the_source_never_reads_is_refused(tmp_path):
   """--eval_split with a named npz array or a folder computed KID on the training images (exit 0)."""
   from flags import build as config_builder  # pylint: disable=import-outside-toplevel
   train = _write(tmp_path, x_train=_images(8), x_test=_images(8, seed=1))
-  common = dict(dataset="npz", workdir=str(tmp_path / "run"), inception_weights="none")
+  common = dict(dataset="npz", workdir=str(tmp_path / "run"), eval_every=10)
   with pytest.raises(ValueError, match=r"--eval_split=test has no effect: --data_dir=.*:x_train names its array"):
     config_builder.build_config(dict(common, data_dir=train + ":x_train", eval_split="test"))
   with pytest.raises(ValueError, match=r"--split=test has no effect: --data_dir=.*:x_train names its array"):

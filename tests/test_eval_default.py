@@ -189,8 +189,39 @@ def test_more_held_out_images_than_there_are_is_one_line_naming_the_flag(tmp_pat
            x_test=rng.integers(0, 256, (6, 32, 32, 3), np.uint8))
   cfg = config_builder.build_config(dict(dataset="npz", data_dir=str(path), eval_split="test", eval_num_samples=8,
                                          eval_num_real=8, kid_subset_size=4, workdir=str(tmp_path / "run"),
-                                         inception_weights="none"))
+                                         eval_every=10))
   with pytest.raises(ValueError, match=r"^--eval_num_real=8: too many for the held-out real images of KID \(data_dir "
                      r".*few.npz' has 6 images .*fewer than one batch of 8\); lower --eval_num_real"):
     evaluation.Evaluator(cfg, tf.train.Checkpoint(), str(tmp_path / "best"),
                          (_FakeInceptionWeights(), FakeInception()))
+
+
+@pytest.mark.end_to_end
+def test_a_resume_drops_the_logs_of_the_steps_after_its_checkpoint(tmp_path, fake_inception, monkeypatch, caplog,
+                                                                   no_export):
+  """A run killed after its last checkpoint had logged later steps; the rerun kept them beside its own:
+  eval.jsonl held those steps twice, TensorBoard and plot_scalars.py showed steps past the run's end, and a
+  better generator of those steps in best_kid/ was replaced by a worse one."""
+  from mmd_gan_tf.metrics import training_eval  # pylint: disable=import-outside-toplevel
+  scores = lambda *args, seed, **kwargs: {"kid": tf.constant(10.0 - seed, tf.float64),  # the best: the last step
+                                          "kid_std": tf.constant(0.0, tf.float64)}
+  monkeypatch.setattr(training_eval, "generator_scores", scores)
+  workdir = tmp_path / "run"
+  cfg = _cfg(workdir, steps=6, checkpoint_every=4, log_every=1, eval_every=1, eval_num_samples=8,
+             kid_subset_size=4, kid_subsets=2, eval_at_start=False)
+  trainer.train(cfg, strategy=make_two_replica_strategy())
+  for path in (workdir / "checkpoints").glob("ckpt-6.*"):  # killed before the checkpoint of step 6
+    path.unlink()
+  (workdir / "checkpoints" / "checkpoint").unlink()
+  with caplog.at_level(logging.INFO, logger="absl"):
+    trainer.train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=5)),
+                  strategy=make_two_replica_strategy())
+  messages = " ".join(r.getMessage() for r in caplog.records)
+  assert "Dropped the logs of the steps after 4" in messages and "2 eval.jsonl record(s)" in messages
+  assert [json.loads(line)["step"] for line in (workdir / "eval.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5]
+  logged = []
+  for path in sorted((workdir / "tensorboard").iterdir()):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      logged += [(value.tag, event.step) for value in event.summary.value if value.tag == "loss/critic"]
+  assert sorted(logged) == [("loss/critic", step) for step in range(1, 6)]
+  assert os.path.basename(tf.train.latest_checkpoint(str(workdir / "best_kid"))) == "ckpt-6"  # KID 4, not 5's 5

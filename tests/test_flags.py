@@ -298,6 +298,14 @@ INCOMPATIBLE = [  # (flags, the start of the one-line error)
     ({"sn_multiplier": 0.0}, "--sn_multiplier=0.0: must be > 0"),
     ({"inception_weights": "none", "lr_adaptation": True}, "--lr_adaptation=True needs the Inception weights, "
      "but --inception_weights=none"),
+    # The evaluation's settings without an evaluation (not a size check against the preset's unused settings).
+    ({"inception_weights": "none", "eval_num_samples": 32}, "--eval_num_samples=32 has no effect: the run "
+     "evaluates nothing while it trains (--inception_weights=none, or --eval_every=0"),
+    ({"eval_every": 0, "kid_subsets": 5}, "--kid_subsets=5 has no effect: the run evaluates nothing"),
+    ({"inception_weights": "none", "fid": True}, "--fid=True has no effect"),
+    ({"inception_weights": "none", "eval_at_start": True}, "--eval_at_start=True has no effect"),
+    ({"inception_weights": "none", "eval_data_dir": "/tmp/x"}, "--eval_data_dir=/tmp/x has no effect"),
+    ({"loss": "smmd", "eval_every": 0, "kid_subset_size": 64}, "--kid_subset_size=64 has no effect"),
 ]
 
 
@@ -314,7 +322,9 @@ def test_incompatible_combinations_fail_in_build_config(flags, error):
     {"loss": "wgan_gp", "arch": "li"}, {"loss": "mmd_gp", "arch": "li"}, {"loss": "rep_b", "kernel": "bounded_rbf"},
     {"loss": "mmd_gp", "kernel": "mix_rbf", "sigmas": ["1", "2"]}, {"loss": "mmd", "alphas": None},
     {"loss": "flow", "gp_weight": 2.0, "l2_weight": 0.5, "flow_lambda": 5.0}, {"loss": "rep", "rep_lambda": -1.0},
-    {"lr_adaptation": True, "lr_adaptation_factor": 0.8}, {"beta1": 0.0, "beta2": 0.0}])
+    {"lr_adaptation": True, "lr_adaptation_factor": 0.8}, {"beta1": 0.0, "beta2": 0.0},
+    {"inception_weights": "none", "fid": False, "eval_at_start": False, "eval_split": ""},
+    {"eval_every": 0, "eval_every_minutes": 5.0, "kid_subsets": 5, "eval_num_samples": 32, "kid_subset_size": 16}])
 def test_compatible_combinations_build(flags):
   _build(**flags)
 

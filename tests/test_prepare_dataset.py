@@ -160,6 +160,13 @@ def test_command_line(lsun_dir, tmp_path):
   assert result.returncode == 0, result.stderr
   assert "prepared 4 images" in result.stdout
   assert tfrecord.read_info(out)["num_examples"] == 4
+  # A source-specific flag for a source that does not read it: one line, nothing written.
+  ignored = str(tmp_path / "ignored")
+  for flag in ("--split=val", "--lsun_category=tower"):
+    result = subprocess.run(command[:2] + ["--source=folder", f"--data_dir={lsun_dir}", f"--out_dir={ignored}",
+                                           flag], capture_output=True, text=True, timeout=120, env=tool_env())
+    assert result.returncode == 2 and f"{flag} has no effect with --source=folder" in result.stderr.splitlines()[-1]
+  assert not os.path.exists(ignored)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "emptied"])

@@ -1,6 +1,9 @@
 """The console progress line: steps/s and an ETA that a time limit can shorten."""
 
 import math
+import os
+
+import tensorflow as tf
 
 from mmd_gan_tf import summaries
 
@@ -45,3 +48,26 @@ def test_png_text_chunks_are_written_and_read_back(tmp_path):
   (tmp_path / "text.png").write_text("not a png")
   assert summaries.png_text(str(tmp_path / "text.png")) == {}
   assert summaries.png_text(str(tmp_path / "missing.png")) == {}
+
+
+def test_dropping_the_events_after_a_step_keeps_the_rest_and_an_untouched_file(tmp_path):
+  """Only files with later events are rewritten; a record cut by a kill goes with them; the rest reads back."""
+  def write(folder, steps):
+    writer = tf.summary.create_file_writer(str(folder))
+    with writer.as_default():
+      for step in steps:
+        tf.summary.scalar("loss", float(step), step=step)
+    writer.close()
+  def steps_in(folder):
+    return sorted(event.step for path in folder.iterdir() for event in tf.compat.v1.train.summary_iterator(str(path))
+                  if event.summary.value)
+  early, late = tmp_path / "early", tmp_path / "late"
+  write(early, [1, 2])
+  write(late, [1, 2, 3, 4])
+  [cut] = list(late.iterdir())
+  cut.write_bytes(cut.read_bytes() + cut.read_bytes()[-30:-10])  # part of a record: unreadable
+  untouched = os.stat(next(early.iterdir()))
+  assert summaries.drop_events_after(str(early), 2) == 0 and summaries.drop_events_after(str(late), 2) == 2
+  assert os.stat(next(early.iterdir())).st_ino == untouched.st_ino and steps_in(early) == [1, 2]
+  assert steps_in(late) == [1, 2] and [p.name for p in late.iterdir()] == [cut.name]
+  assert summaries.drop_events_after(str(tmp_path / "missing"), 2) == 0

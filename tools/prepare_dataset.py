@@ -22,11 +22,13 @@ from mmd_gan_tf import console  # noqa: E402
 
 console.import_tensorflow_quietly()  # before the data modules import it: without the no-GPU lines
 from mmd_gan_tf.config import DataConfig  # noqa: E402
+from mmd_gan_tf.data import DATASETS  # noqa: E402
 from mmd_gan_tf.data import prepare as prepare_lib  # noqa: E402
 from mmd_gan_tf.data.prepare import prepare  # noqa: E402
 
 FLAGS = flags.FLAGS
 EXIT_INTERRUPTED = 75  # as main.py: interrupted, the same command continues
+SOURCE_OPTIONS = ("lsun_category", "split", "corrupt_is_fatal")  # flags that only some sources read
 
 
 def define_flags():
@@ -49,6 +51,9 @@ def define_flags():
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  for name in SOURCE_OPTIONS:  # given for a source that does not read it: refused, not ignored
+    if FLAGS[name].present and name not in DATASETS[FLAGS.source].options:
+      raise ValueError(f"--{name}={FLAGS[name].value} has no effect with --source={FLAGS.source}")
   cfg = DataConfig(dataset=FLAGS.source, data_dir=FLAGS.data_dir, lsun_category=FLAGS.lsun_category,
                    split=FLAGS.split, image_size=FLAGS.image_size, channels=FLAGS.channels,
                    preprocessing=FLAGS.preprocessing, corrupt_is_fatal=FLAGS.corrupt_is_fatal)
