@@ -67,12 +67,18 @@ def _run_settings(given: dict):
   return checkpointing.at_workdir(saved, workdir)
 
 
-def _export(cfg) -> None:
-  from mmd_gan_tf import checkpointing, export, trainer  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+def _exportable(cfg) -> str:
+  """The checkpoint folder of the run --mode=export would export; ValueError when there is none."""
   checkpoint_dir = os.path.join(cfg.workdir, "checkpoints")
   if not os.path.isdir(checkpoint_dir):
     raise ValueError(f"--workdir={cfg.workdir} has no checkpoint to export")
+  return checkpoint_dir
+
+
+def _export(cfg) -> None:
+  from mmd_gan_tf import checkpointing, export, trainer  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  checkpoint_dir = _exportable(cfg)
   # A run that trains here exports when it ends; its checkpoint rotation would race this export. A read-only
   # run directory has no run training in it: it is read as it is (nothing repaired or moved).
   writable = os.access(cfg.workdir, os.W_OK) and os.access(checkpoint_dir, os.W_OK)
@@ -118,6 +124,11 @@ def main(argv) -> int:
   given = _flag_values()
   base = _run_settings(given)
   cfg = config_builder.build_config(given, base=base)  # ValueError: one line via mmd_gan_tf.cli
+  if FLAGS.mode == "export":
+    ignored = sorted(set(given) - {"workdir", "export_dir"} - (set() if "workdir" in given else {"dataset", "loss"}))
+    if ignored:
+      raise ValueError(f"--mode=export exports the run's generator as it was trained: "
+                       f"{' '.join('--' + name for name in ignored)} would have no effect; leave them out")
   if base is not None and FLAGS.mode == "train":
     print(f"resuming {cfg.workdir}: its own settings, changed only by the flags given", file=sys.stderr)
   for line in presets.advice(cfg):
@@ -131,15 +142,13 @@ def main(argv) -> int:
     if base is not None and FLAGS.mode == "train":  # what the run would refuse, the dry run refuses
       from mmd_gan_tf import checkpointing  # pylint: disable=g-import-not-at-top
       checkpointing.refuse_incompatible(json.loads(base.to_json()), cfg, cfg.workdir)
+    if FLAGS.mode == "export":
+      _exportable(cfg)
     print(cfg.to_json())
     return 0
   logging.set_verbosity(logging.INFO)
   from mmd_gan_tf import trainer  # pylint: disable=g-import-not-at-top
   if FLAGS.mode == "export":
-    ignored = sorted(set(given) - {"workdir", "export_dir"} - (set() if "workdir" in given else {"dataset", "loss"}))
-    if ignored:
-      print(f"warning: --mode=export exports the run's generator as it was trained; ignored: "
-            f"{' '.join('--' + name for name in ignored)}", file=sys.stderr)
     def stop(signum, frame):  # pylint: disable=unused-argument
       raise KeyboardInterrupt  # SIGTERM and SIGHUP stop an export as Ctrl-C does: one line, not a silent 143
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}

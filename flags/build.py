@@ -419,6 +419,19 @@ def _check_outside_other_runs(cfg: config_lib.Config) -> None:
                        "give this run's export a path outside it")
 
 
+def _check_one_batch(cfg: config_lib.Config) -> None:
+  """A dataset smaller than one replica's batch, named when the config is built (a dry run accepted it). The
+  replicas are those of a one-worker run here (--cpu_devices, else the GPUs, else one); the run checks each
+  input pipeline again when it starts."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (already imported by the data module)
+  replicas = cfg.cpu_devices or max(1, len(tf.config.list_physical_devices("GPU")))
+  try:
+    data.check_one_batch(cfg.data, max(1, cfg.train.batch_size // replicas))
+  except data.TooFewImages as error:
+    raise ValueError(f"--batch_size={cfg.train.batch_size}: {error}; lower --batch_size or give more "
+                     "images") from None
+
+
 def _check_held_out_data(cfg: config_lib.Config) -> None:
   """--eval_data_dir / --eval_split name images KID can read: checked now, not at the first evaluation, and
   the error names the flag (the data checks speak of data_dir and split)."""
@@ -437,6 +450,7 @@ def _validate_library(cfg: config_lib.Config) -> None:
   _check_workdir_outside_data(cfg)
   _check_outside_other_runs(cfg)
   data.validate_data_config(cfg.data)
+  _check_one_batch(cfg)
   _check_held_out_data(cfg)
   update = losses.get_loss(cfg.loss.name).generator_update
   if update is not None:
@@ -464,6 +478,8 @@ def _validate_library(cfg: config_lib.Config) -> None:
 
 def _flag_error(error: config_lib.ConfigError) -> ValueError:
   """The library's error about a config field, reworded to name the flag that set it."""
+  if error.value is None or error.value == "":
+    return ValueError(f"{_flag_name(error.field)} is not given: {error.reason}")
   return ValueError(f"{_flag_name(error.field)}={config_lib.format_value(error.value)}: {error.reason}")
 
 

@@ -17,7 +17,7 @@ module is the only place that turns those into the one line, so main.py and ever
 
 import logging
 import sys
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 from absl import app
 from absl import flags
@@ -60,12 +60,38 @@ def define_verbose_flag(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def _parse_flags(argv: List[str]) -> List[str]:
-  """absl's parser, with a parse error as one line and exit code 2 (absl's own prints two, exits 1)."""
+  """absl's parser, with a parse error as one line and exit code 2 (absl's own prints two, exits 1); a flag
+  given twice with different values is refused (absl keeps the last one without a word)."""
   try:
-    return flags.FLAGS(argv)
+    remaining = flags.FLAGS(argv)
   except flags.Error as error:
     print(one_line(error), file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
+  repeated = repeated_flag(argv[1:])
+  if repeated:
+    print(f"error: {repeated}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+  return remaining
+
+
+def repeated_flag(args: List[str], flag_values: flags.FlagValues = flags.FLAGS) -> Optional[str]:
+  """Why `args` (parsed by `flag_values`) are refused when a single-valued flag is given twice with different
+  values (`--loss=rep ... --loss=hinge`), else None; repeatable (multi) flags may repeat."""
+  seen = {}
+  for arg in args:
+    if arg == "--":
+      break
+    if not arg.startswith("--"):
+      continue
+    name = arg[2:].split("=", 1)[0]
+    if name not in flag_values and name.startswith("no") and name[2:] in flag_values:
+      name = name[2:]  # --nofid
+    if name not in flag_values or isinstance(flag_values[name], flags.MultiFlag):
+      continue
+    if seen.get(name, arg) != arg:
+      return f"--{name} is given twice ({seen[name]} and {arg}); give it once"
+    seen[name] = arg
+  return None
 
 
 def guarded(main: Callable[[List[str]], int], quiet_after_error: bool = False) -> Callable[[List[str]], int]:

@@ -71,7 +71,8 @@ def test_other_sizes_are_resized_by_the_presets(tmp_path):
     (lambda tmp: str(tmp / "missing.npz"), "does not exist"),
     (lambda tmp: str(tmp / "x.npy"), "must name a .npz file"),
     (lambda tmp: _write(tmp, x_train=_images(4)) + ":nope", "no array 'nope'"),
-    (lambda tmp: _write(tmp, a=_images(4), b=_images(4)), "name the image array"),
+    (lambda tmp: _write(tmp, a=_images(4), b=_images(4)), r"split=train: .* has no array x_train; its image "
+     r"arrays: \[.a., .b.\] \(give a split they name, or name the array as --data_dir=.*:KEY\)"),
     (lambda tmp: _write(tmp, v=np.zeros((2, 2, 8, 8, 3), np.uint8)),
      r"no array of images \(\[N, H, W\] or \[N, H, W, C\]\) in .*; arrays: v \[2, 2, 8, 8, 3\]"),
     (lambda tmp: _write(tmp, x_train=_images(4).astype(np.float32)), "dtype float32"),
@@ -152,7 +153,8 @@ def test_held_out_images_are_checked_when_the_config_is_built_naming_the_eval_fl
   train = _write(tmp_path, x_train=_images(8), x_test=_images(8, seed=1))
   notes = tmp_path / "notes.txt"
   notes.write_text("mine")
-  common = dict(dataset="npz", data_dir=train, workdir=str(tmp_path / "run"), eval_every=10)
+  common = dict(dataset="npz", data_dir=train, workdir=str(tmp_path / "run"), eval_every=10,
+                batch_size=8)
   with pytest.raises(ValueError, match=rf"^--eval_data_dir={re.escape(str(notes))}: the held-out "
                      "images for KID cannot be read: "):
     config_builder.build_config(dict(common, eval_data_dir=str(notes)))
@@ -174,7 +176,8 @@ def test_a_split_that_the_source_never_reads_is_refused(tmp_path):
   """--eval_split with a named npz array or a folder computed KID on the training images (exit 0)."""
   from flags import build as config_builder  # pylint: disable=import-outside-toplevel
   train = _write(tmp_path, x_train=_images(8), x_test=_images(8, seed=1))
-  common = dict(dataset="npz", workdir=str(tmp_path / "run"), eval_every=10)
+  common = dict(dataset="npz", workdir=str(tmp_path / "run"), eval_every=10,
+                batch_size=8)
   with pytest.raises(ValueError, match=r"--eval_split=test has no effect: --data_dir=.*:x_train names its array"):
     config_builder.build_config(dict(common, data_dir=train + ":x_train", eval_split="test"))
   with pytest.raises(ValueError, match=r"--split=test has no effect: --data_dir=.*:x_train names its array"):
@@ -185,3 +188,15 @@ def test_a_split_that_the_source_never_reads_is_refused(tmp_path):
     config_builder.build_config(dict(common, dataset="folder", data_dir=str(images), eval_split="test"))
   config_builder.build_config(dict(common, data_dir=train, eval_split="test"))  # x_test
   config_builder.build_config(dict(common, data_dir=train + ":x_train", eval_data_dir=train + ":x_test"))
+
+
+def test_a_dataset_smaller_than_one_batch_is_refused_when_the_config_is_built(tmp_path):
+  """A dry run accepted 8 images for a batch of 16; the run refused them when it started."""
+  from flags import build as config_builder  # pylint: disable=import-outside-toplevel
+  common = dict(dataset="npz", data_dir=_write(tmp_path, x_train=_images(8)), workdir=str(tmp_path / "run"),
+                inception_weights="none")
+  with pytest.raises(ValueError, match=r"^--batch_size=16: data_dir .* has 8 images \(8 per input pipeline\), "
+                     "fewer than one batch of 16; lower --batch_size or give more images$"):
+    config_builder.build_config(dict(common, batch_size=16))
+  config_builder.build_config(dict(common, batch_size=8))
+  config_builder.build_config(dict(common, batch_size=16, cpu_devices=2))  # 8 per replica

@@ -189,7 +189,7 @@ def test_more_held_out_images_than_there_are_is_one_line_naming_the_flag(tmp_pat
            x_test=rng.integers(0, 256, (6, 32, 32, 3), np.uint8))
   cfg = config_builder.build_config(dict(dataset="npz", data_dir=str(path), eval_split="test", eval_num_samples=8,
                                          eval_num_real=8, kid_subset_size=4, workdir=str(tmp_path / "run"),
-                                         eval_every=10))
+                                         eval_every=10, batch_size=8))
   with pytest.raises(ValueError, match=r"^--eval_num_real=8: too many for the held-out real images of KID \(data_dir "
                      r".*few.npz' has 6 images .*fewer than one batch of 8\); lower --eval_num_real"):
     evaluation.Evaluator(cfg, tf.train.Checkpoint(), str(tmp_path / "best"),

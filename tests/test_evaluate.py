@@ -82,6 +82,15 @@ def test_metric_choices_are_the_registry(tmp_path):
     (["--metrics=kid", "--kid_subset_size=9"], "--kid_subset_size=9 exceeds --num=8"),
     (["--metrics=fid", "--fid_min_samples=9"], "--num=8 is below --fid_min_samples=9"),
     (["--metrics=kid", "--kid_subset_size=4", "--num=9"], "8 images available, --num=9"),
+    # A flag that this evaluation never reads: refused, not ignored.
+    (["--metrics=kid", "--kid_subset_size=4", "--is_splits=5"], "--is_splits=5 has no effect: --metrics=kid has no is"),
+    (["--metrics=fid", "--fid_min_samples=2", "--kid_subsets=5"], "--kid_subsets=5 has no effect"),
+    (["--metrics=kid", "--kid_subset_size=4", "--fid_min_samples=2"], "--fid_min_samples=2 has no effect"),
+    (["--metrics=kid", "--kid_subset_size=4", "--image_size=16"], "--image_size=16 has no effect: only a "
+     "dataset:split source"),
+    (["--metrics=kid", "--kid_subset_size=4", "--z_distribution=uniform"], "--z_distribution=uniform has no "
+     "effect: only a SavedModel with only a generate"),
+    (["--metrics=kid", "--kid_subset_size=4", "--image_range=sigmoid"], "--image_range=sigmoid has no effect"),
 ])
 def test_counts_are_checked_before_any_inception_work(image_files, tmp_path, extra, message):
   # The weights path does not exist: reaching it would raise FileNotFoundError instead.
@@ -140,12 +149,17 @@ def test_folder_source_batches_by_size(tmp_path):
   assert source.identity["kind"] == "folder" and source.image_range == "pixels"
 
 
-def test_folder_source_names_a_bad_file_and_an_empty_folder(tmp_path):
+def test_folder_source_names_a_bad_file_and_an_empty_folder(tmp_path, caplog):
   folder = tmp_path / "folder"
   folder.mkdir()
   args = _args(tmp_path, "a", "b", "--batch_size=2")
   with pytest.raises(ValueError, match="no image files"):
     evaluate.make_source(str(folder), 1, args)
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "scan.tif")  # was left out without a word
+  with caplog.at_level(logging.WARNING), pytest.raises(ValueError, match="no image files"):
+    evaluate.make_source(str(folder), 1, args)
+  assert "1 file(s) without an image suffix this tool reads (.png" in caplog.text and "scan.tif" in caplog.text
+  (folder / "scan.tif").unlink()
   Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "0.png")
   (folder / "1.png").write_bytes((folder / "0.png").read_bytes()[:40])  # truncated
   source = evaluate.make_source(str(folder), 2, args)
@@ -163,6 +177,10 @@ class _Generator(tf.Module):
     images = tf.tile(tf.reshape(rows % 256, [-1, 1, 1, 1]), [1, 4, 4, 3])
     return {"images": tf.cast(images, tf.float32) / 127.5 - 1.0, "images_uint8": tf.cast(images, tf.uint8)}
 
+  @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="z")])
+  def generate(self, z):  # an older export's endpoint: float images in [-1, 1] from the caller's z
+    return {"images": tf.tanh(tf.reshape(tf.tile(z[:, :3], [1, 16]), [-1, 4, 4, 3]))}
+
 
 def test_saved_model_source(tmp_path):
   module = _Generator()
@@ -177,6 +195,10 @@ def test_saved_model_source(tmp_path):
   # Batch i is drawn with its own seed: the batches differ, and rerunning repeats them.
   assert batches[0][0, 0, 0, 0] != batches[1][0, 0, 0, 0]
   np.testing.assert_array_equal(np.concatenate(list(source.batches())), np.concatenate(batches))
+  assert source.reads == ()  # a 'sample' endpoint with uint8 output: no --z_distribution, no --image_range
+  generate_only = tmp_path / "generate_only"
+  tf.saved_model.save(module, str(generate_only), signatures={"generate": module.generate})
+  assert set(evaluate.make_source(str(generate_only), 5, args).reads) == {"z_distribution", "image_range"}
 
 
 def test_a_training_run_directory_is_evaluated_through_its_export(tmp_path):
@@ -200,6 +222,7 @@ def test_dataset_source_reads_the_data_module(tmp_path):
   images = np.concatenate(list(source.batches()))
   assert images.shape == (6, 16, 16, 3) and images.dtype == np.uint8
   assert source.identity["dataset"] == "shapes" and source.identity["image_size"] == 16
+  evaluate.check_flags_used(args, (source, source))  # --image_size given, and read
 
 
 def test_inception_score_needs_logits(image_files, tmp_path):

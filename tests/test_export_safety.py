@@ -161,8 +161,9 @@ def test_an_export_refuses_a_workdir_in_training_and_a_full_disk_is_one_line(tra
   assert result.returncode == 2 and "is in use by PID" in result.stderr
   assert "exports its generator itself when it ends" in result.stderr and "Traceback" not in result.stderr
   # No run there: one line, no directory created.
-  result = main_in_process("--mode=export", f"--workdir={tmp_path / 'missing'}")
-  assert result.returncode == 2 and "has no checkpoint to export" in result.stderr
+  for dry_run in ((), ("--dry_run",)):  # the dry run says what the export would say
+    result = main_in_process("--mode=export", f"--workdir={tmp_path / 'missing'}", *dry_run)
+    assert result.returncode == 2 and "has no checkpoint to export" in result.stderr
   assert not (tmp_path / "missing").exists()
   # A full disk while writing: one line, exit 1, the unfinished copy removed, the earlier export kept.
   earlier = (workdir / "export" / "saved_model.pb").read_bytes()
@@ -180,10 +181,14 @@ def test_an_export_refuses_a_workdir_in_training_and_a_full_disk_is_one_line(tra
   assert not (workdir / "export.tmp").exists()
   assert (workdir / "export" / "saved_model.pb").read_bytes() == earlier
   monkeypatch.setattr(export, "export_generator", real_export)
-  result = main_in_process("--mode=export", f"--workdir={workdir}", "--steps=9", "--critic_lr=0.1")
+  for dry_run in ((), ("--dry_run",)):  # training flags with an export: refused, not ignored
+    result = main_in_process("--mode=export", f"--workdir={workdir}", "--steps=9", "--critic_lr=0.1", *dry_run)
+    assert result.returncode == 2, result.stderr[-1000:]
+    assert ("--mode=export exports the run's generator as it was trained: --critic_lr --steps would have no "
+            "effect; leave them out" in result.stderr.splitlines()[-1])
+  assert (workdir / "export" / "saved_model.pb").read_bytes() == earlier
+  result = main_in_process("--mode=export", f"--workdir={workdir}")
   assert result.returncode == 0, result.stderr[-1000:]
-  assert ("warning: --mode=export exports the run's generator as it was trained; ignored: --critic_lr --steps"
-          in result.stderr)
 
 
 @pytest.mark.end_to_end

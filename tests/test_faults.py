@@ -194,7 +194,7 @@ def test_sigterm_during_an_evaluation_saves_that_step_at_once(tmp_path, monkeypa
     def log(self, *args):
       pass
 
-    def after_restore(self):
+    def after_restore(self, step):
       pass
 
   monkeypatch.setattr(trainer.evaluation, "make_evaluation", lambda *args: (Evaluator(), None))

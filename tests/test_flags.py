@@ -306,6 +306,10 @@ INCOMPATIBLE = [  # (flags, the start of the one-line error)
     ({"inception_weights": "none", "eval_at_start": True}, "--eval_at_start=True has no effect"),
     ({"inception_weights": "none", "eval_data_dir": "/tmp/x"}, "--eval_data_dir=/tmp/x has no effect"),
     ({"loss": "smmd", "eval_every": 0, "kid_subset_size": 64}, "--kid_subset_size=64 has no effect"),
+    # The data module's errors name the flags ("dataset 'folder' needs data_dir (got None)" named none).
+    ({"dataset": "folder"}, "--data_dir is not given: --dataset=folder reads its images from it"),
+    ({"dataset": "tfrecord", "data_dir": "/nowhere"}, "--data_dir=/nowhere: does not exist or is not a directory"),
+    ({"split": "val"}, "--split=val: shapes has no such split; expected one of ['test', 'train', 'validation']"),
 ]
 
 

@@ -221,6 +221,14 @@ _REFUSED = {
     "owned_eval": (("--losses=rep", "--common=--eval_every=0"), r"^configuration 'rep': --eval_every=0 is set"),
     "owned_fid": (("--losses=rep", "--common=--nofid"), r"^configuration 'rep': --nofid is set by this tool"),
     "dry_run": (("--losses=rep", "--common=--dry_run"), r"^configuration 'rep': --dry_run is set by this tool"),
+    # An unclosed quote: one line naming the flag (it was "No closing quotation" alone).
+    "common_quote": (("--losses=rep", "--common=--width='0.25"), r"^--common=--width='0\.25: No closing quotation"),
+    "config_quote": (("--config=a:--loss=rep --width=\"1",), r"^--config=a:--loss=rep --width=\"1: No closing "),
+    "common_twice": (("--losses=rep", "--common=--width=0.25 --width=0.5"),
+                     r"^configuration 'rep': --width is given twice \(--width=0\.25 and --width=0\.5\); give it once$"),
+    # Weights that cannot be found: refused before OUT/logs/ is written (the first main.py found out).
+    "no_weights": (("--losses=rep", "--inception_weights=/nowhere/w.npz"), r"^every configuration computes KID "
+                   r"with the FID Inception weights: --inception_weights=/nowhere/w.npz: no such file"),
 }
 
 
@@ -273,6 +281,12 @@ def test_each_command_is_checked_as_main_py_would_and_resolves_the_preset_steps(
   steps = quality.main_config(["--loss=rep"]).train.steps
   assert f"--eval_every={steps // 4}" in command and command[-1] == f"--workdir={tmp_path / 'runs' / 'rep'}"
   assert not os.listdir(tmp_path)
+  # A configuration's own value replaces --common's (main.py refuses a flag given twice).
+  monkeypatch.setattr(quality, "FLAGS", _parsed(f"--out={tmp_path}", "--num_samples=12", "--kid_subset_size=6",
+                                                "--steps=4", "--common=--width=0.25 --nomixed_precision"))
+  command = quality.run_command("wide", ["--loss=rep", "--width=0.5", "--mixed_precision=true"], str(tmp_path))
+  assert [arg for arg in command if "width" in arg or "mixed_precision" in arg] == [
+      "--width=0.5", "--mixed_precision=true"]
 
 
 def _parsed(*argv):

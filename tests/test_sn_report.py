@@ -157,3 +157,12 @@ def test_plot_scalars_table_of_two_runs(tmp_path, monkeypatch):
                             "--tags=kernel/real_real,loss/critic") == 0
   table = (tmp_path / "results" / "scalars.md").read_text().splitlines()
   assert table[2:] == ["| 0 | 0.500 |  | 0.400 | 1.000 |", "| 50 | 0.250 |  |  |  |"]
+
+
+def test_plot_scalars_rows_at_each_runs_last_step_and_an_out_with_a_suffix(tmp_path, monkeypatch):
+  """A run shorter than --every had a header-only table; --out=x.json wrote x.json.json, .md and .png."""
+  short = _scalar_run(tmp_path / "short", {"kernel/real_real": [(2, 0.5), (4, 0.25), (16, 0.125)]})
+  assert _plot_scalars_main(monkeypatch, f"--out={tmp_path / 'scalars.json'}", f"--run=a:{short}",
+                            "--tags=kernel/real_real") == 0
+  assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["scalars.json", "scalars.md", "scalars.png"]
+  assert (tmp_path / "scalars.md").read_text().splitlines()[2:] == ["| 16 | 0.125 |"]

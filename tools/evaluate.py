@@ -58,6 +58,7 @@ class Source:
   batches: Callable[[], Iterator[np.ndarray]]
   image_range: str = "pixels"
   identity: Optional[Dict] = None   # cache identity; None = do not cache (generators)
+  reads: tuple = ()                  # the flags of this tool it reads besides --num and --batch_size
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
@@ -92,7 +93,8 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
 
 def args_from(flag_values: flags.FlagValues) -> types.SimpleNamespace:
   """The parsed flags as a plain namespace (what the functions below read)."""
-  return types.SimpleNamespace(**{name: flag_values[name].value for name in flag_values})
+  return types.SimpleNamespace(**{name: flag_values[name].value for name in flag_values},
+                               given=frozenset(name for name in flag_values if flag_values[name].present))
 
 
 def parse_args(argv) -> types.SimpleNamespace:
@@ -150,12 +152,19 @@ def npz_source(spec: str, num: int, args) -> Source:
                     "are in [0, 1], give --image_range=sigmoid", spec)
   identity = {"kind": "npz", "sha256": _sha256(path), "key": keys[0], "num": num,
               "image_range": image_range}
-  return Source(spec, "npz", num, _array_batches(array, args.batch_size), image_range, identity)
+  return Source(spec, "npz", num, _array_batches(array, args.batch_size), image_range, identity,
+                reads=("image_range",) if image_range != "pixels" else ())
 
 
 def folder_source(spec: str, num: int, args) -> Source:
   from PIL import Image  # pylint: disable=import-outside-toplevel
-  files = sorted(p for p in pathlib.Path(spec).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+  every = sorted(p for p in pathlib.Path(spec).rglob("*") if not p.name.startswith("."))
+  files = [p for p in every if p.suffix.lower() in IMAGE_SUFFIXES]
+  others = [p for p in every if p.suffix.lower() not in IMAGE_SUFFIXES and p.is_file()]
+  if others:  # e.g. .tif or .gif images: said, not silently left out
+    logging.warning("%s: %d file(s) without an image suffix this tool reads (%s) are not scored: %s%s", spec,
+                    len(others), ", ".join(IMAGE_SUFFIXES), ", ".join(str(p.relative_to(spec)) for p in others[:5]),
+                    ", ..." if len(others) > 5 else "")
   if not files:
     raise ValueError(f"{spec}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
   _check_count(spec, len(files), num)
@@ -207,7 +216,7 @@ def dataset_source(spec: str, num: int, args) -> Source:
       raise ValueError(f"{spec}: {error}: lower --num") from None
 
   identity = {"kind": "dataset", **image_identity(cfg), "num": num}
-  return Source(spec, "dataset", num, batches, "pixels", identity)
+  return Source(spec, "dataset", num, batches, "pixels", identity, reads=("image_size",))
 
 
 def generator_source(spec: str, num: int, args) -> Source:
@@ -243,7 +252,8 @@ def generator_source(spec: str, num: int, args) -> Source:
 
   first = images_of(sample(1, 0))
   image_range = "pixels" if first.dtype == np.uint8 else args.image_range
-  return Source(spec, "saved_model", num, batches, image_range, None)
+  reads = ("image_range",) * (image_range != "pixels") + ("z_distribution",) * ("sample" not in signatures)
+  return Source(spec, "saved_model", num, batches, image_range, None, reads=reads)
 
 
 def _check_count(spec, available, num):
@@ -288,8 +298,30 @@ def source_features(source: Source, model, weights, args, need_logits: bool):
   return feature_cache.cached_features(fields, compute, args.cache_dir, need_logits)
 
 
+# The metric each of these flags sets: given without that metric, it would be ignored.
+METRIC_FLAGS = {"kid_subsets": "kid", "kid_subset_size": "kid", "fid_min_samples": "fid", "is_splits": "is"}
+# The flags that only some sources read, and which.
+SOURCE_FLAGS = {"image_range": "float images (an .npz of floats, a generator without uint8 output)",
+                "image_size": "a dataset:split source",
+                "z_distribution": "a SavedModel with only a generate(z) signature"}
+
+
+def check_flags_used(args, sources=None) -> None:
+  """A flag given that this evaluation never reads: refused in one line (a metric's setting without the
+  metric; with `sources`, a source's setting that neither source reads)."""
+  given = getattr(args, "given", frozenset())
+  for name, metric in METRIC_FLAGS.items():
+    if name in given and metric not in args.metrics:
+      raise ValueError(f"--{name}={getattr(args, name)} has no effect: --metrics={','.join(args.metrics)} has "
+                       f"no {metric}")
+  for name, readers in SOURCE_FLAGS.items() if sources is not None else ():
+    if name in given and not any(name in source.reads for source in sources):
+      raise ValueError(f"--{name}={getattr(args, name)} has no effect: only {readers} read it")
+
+
 def check_counts(args) -> None:
   """Refuses, before any weights or Inception features, counts the requested metrics cannot use."""
+  check_flags_used(args)
   if "kid" in args.metrics and args.kid_subset_size > args.num:
     raise ValueError(f"--kid_subset_size={args.kid_subset_size} exceeds --num={args.num} images per set: "
                      f"lower --kid_subset_size or raise --num")
@@ -318,6 +350,7 @@ def evaluate(args, weights=None, model=None) -> Dict:
   check_counts(args)
   # Sources check their image counts (and .npz keys) before the weights load or download.
   real, fake = make_source(args.real, args.num, args), make_source(args.fake, args.num, args)
+  check_flags_used(args, (real, fake))
   weights = weights or inception_weights.load_inception_weights(args.inception_weights, args.cache_dir)
   need_logits = bool(registry.NEEDS_LOGITS.intersection(args.metrics))
   if need_logits and weights.logits is None:

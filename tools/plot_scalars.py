@@ -4,7 +4,8 @@
       --tags=kernel/real_real,kernel/fake_fake,kernel/real_fake --every=50 --out=results/saturation
 
 Writes <out>.json ({run: {tag: [[step, value], ...]}}), <out>.md (one row per step that is a multiple of
---every, one column per run and tag) and <out>.png (one panel per tag, one line per run).
+--every and one for each run's last step, one column per run and tag) and <out>.png (one panel per tag, one
+line per run). --out=NAME.json (or .md, .png) is read as --out=NAME.
 """
 
 import json
@@ -19,6 +20,7 @@ from mmd_gan_tf import cli  # noqa: E402
 from mmd_gan_tf import files  # noqa: E402
 
 FLAGS = flags.FLAGS
+OUTPUT_SUFFIXES = (".json", ".md", ".png")
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
@@ -27,8 +29,10 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                             flag_values=flag_values)
   flags.DEFINE_list("tags", ["kernel/real_real", "kernel/fake_fake", "kernel/real_fake"], "Scalar tags.",
                     flag_values=flag_values)
-  flags.DEFINE_integer("every", 50, "Table rows at the steps that are multiples of this.", flag_values=flag_values)
-  flags.DEFINE_string("out", "scalars", "Output path without extension.", flag_values=flag_values)
+  flags.DEFINE_integer("every", 50, "Table rows at the steps that are multiples of this (and at each run's last "
+                       "step).", flag_values=flag_values)
+  flags.DEFINE_string("out", "scalars", "Output path without extension (a .json, .md or .png one is dropped).",
+                      flag_values=flag_values)
 
 
 def read_scalars(workdir: str, tags) -> dict:
@@ -66,7 +70,8 @@ def table(data: dict, tags, every: int) -> str:
   runs = list(data)
   header = ["step"] + [f"{run} {tag.split('/')[-1]}" for run in runs for tag in tags]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  steps = sorted({s for run in runs for tag in tags for s, _ in data[run][tag] if s % every == 0})
+  last = {data[run][tag][-1][0] for run in runs for tag in tags if data[run][tag]}  # a run shorter than --every
+  steps = sorted({s for run in runs for tag in tags for s, _ in data[run][tag] if s % every == 0} | last)
   for step in steps:
     cells = [str(step)]
     for run in runs:
@@ -108,10 +113,10 @@ def _is_our_output(earlier) -> bool:
 def check_out(out: str) -> None:
   """ValueError naming --out unless <out>.json/.md/.png are new or an earlier output of this tool, outside any
   run's own folders (--out=RUN/config replaced a run's config.json)."""
-  for suffix in (".json", ".md", ".png"):
+  for suffix in OUTPUT_SUFFIXES:
     checkpointing.refuse_inside_runs("--out", out + suffix, out)
   ours = _is_our_output(files.read_json(out + ".json"))
-  theirs = [out + s for s in (".json", ".md", ".png") if os.path.lexists(out + s)]
+  theirs = [out + s for s in OUTPUT_SUFFIXES if os.path.lexists(out + s)]
   if theirs and not ours:
     raise ValueError(f"--out={out}: {', '.join(theirs)} exist(s) and are not an earlier output of this tool "
                      "(its .json); give another --out")
@@ -145,22 +150,29 @@ def check_tags(tags, logged: set) -> None:
                        f"{', '.join(sorted(logged)) or 'no scalars'}")
 
 
+def output_base(out: str) -> str:
+  """--out without one of the suffixes this tool adds (--out=x.json wrote x.json.json)."""
+  return next((out[:-len(suffix)] for suffix in OUTPUT_SUFFIXES if out.endswith(suffix) and len(out) > len(suffix)),
+              out)
+
+
 def main(argv) -> int:
   del argv
   runs = parse_runs(FLAGS.run, FLAGS.tags, FLAGS.every)
-  check_out(FLAGS.out)  # before the work
+  out = output_base(FLAGS.out)
+  check_out(out)  # before the work
   data, logged = {}, set()
   for name, workdir in runs.items():
     data[name], available = read_run(workdir, FLAGS.tags)
     logged |= available
   check_tags(FLAGS.tags, logged)
-  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-  with open(FLAGS.out + ".json", "w", encoding="utf-8") as f:
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  with open(out + ".json", "w", encoding="utf-8") as f:
     json.dump(data, f)
-  with open(FLAGS.out + ".md", "w", encoding="utf-8") as f:
+  with open(out + ".md", "w", encoding="utf-8") as f:
     f.write(table(data, FLAGS.tags, FLAGS.every))
-  plot(data, FLAGS.tags, FLAGS.out + ".png")
-  print(f"wrote {FLAGS.out}.json, .md, .png")
+  plot(data, FLAGS.tags, out + ".png")
+  print(f"wrote {out}.json, .md, .png")
   return 0
 
 

@@ -90,6 +90,14 @@ def check_counts(flag_values: flags.FlagValues) -> None:
       raise ValueError(f"--{name}={value} must be >= 1")
 
 
+def split_flags(flag: str, text: str) -> list:
+  """The main.py flags in `text` as a shell splits them; ValueError naming `flag` (e.g. an unclosed quote)."""
+  try:
+    return shlex.split(text)
+  except ValueError as error:
+    raise ValueError(f"{flag}{text}: {error} (write the flags as on a command line)") from None
+
+
 def parse_configs(loss_names, configs) -> dict:
   """{name: [main.py flags]} from --losses and --config; ValueError naming a bad or repeated entry."""
   from mmd_gan_tf import losses  # pylint: disable=import-outside-toplevel  (TensorFlow: after cli.run's quiet import)
@@ -106,7 +114,7 @@ def parse_configs(loss_names, configs) -> dict:
       raise ValueError(f"--config={name}:{text}: the name must be letters, digits, '_' or '-'")
     if name in parsed:
       raise ValueError(f"configuration {name!r} is given twice")
-    parsed[name] = shlex.split(text)
+    parsed[name] = split_flags(f"--config={name}:", text)
   if not parsed:
     raise ValueError("give at least one configuration (--losses or --config)")
   return parsed
@@ -203,14 +211,20 @@ def budget_flags(steps, minutes, eval_points: int) -> list:
 
 
 def _arg_name(arg: str) -> str:
-  """'--eval_every=5' -> 'eval_every' (what main.py's parser reads as the flag's name)."""
-  return arg.lstrip("-").split("=", 1)[0]
+  """'--eval_every=5' -> 'eval_every', '--nofid' -> 'fid': the main.py flag an argument sets, as main.py's
+  parser reads it (its boolean flags take a 'no' prefix)."""
+  name = arg.lstrip("-").split("=", 1)[0]
+  main_flags = _main_flag_names()
+  if name not in main_flags and name.startswith("no") and name[2:] in main_flags:
+    return name[2:]
+  return name
 
 
 def run_command(name: str, config_flags: list, out: str) -> list:
   """The main.py command line of one configuration, checked as main.py checks its flags (ValueError naming the
   configuration, the flag and the value) before any main.py starts."""
-  chosen = shlex.split(FLAGS.common) + config_flags
+  overridden = {_arg_name(arg) for arg in config_flags}  # a configuration's own value replaces --common's
+  chosen = [arg for arg in split_flags("--common=", FLAGS.common) if _arg_name(arg) not in overridden] + config_flags
   samples = PAPER_SAMPLES if FLAGS.scale == "paper" else FLAGS.num_samples
   evaluation = [f"--eval_num_samples={samples}", f"--eval_num_real={FLAGS.num_real or samples}",
                 f"--kid_subset_size={min(FLAGS.kid_subset_size, samples)}",
@@ -223,7 +237,7 @@ def run_command(name: str, config_flags: list, out: str) -> list:
   owned = {_arg_name(arg) for arg in budget + evaluation + workdir} | {"eval_every", "dry_run", "mode"}
   for arg in chosen:
     flag = _arg_name(arg)
-    if flag in owned or (flag.startswith("no") and flag[2:] in owned):
+    if flag in owned:
       raise ValueError(f"configuration {name!r}: {arg} is set by this tool for every run (its budget, evaluation, "
                        "workdir or mode); give the tool's own flag (--steps, --minutes, --num_samples, ...) or "
                        "leave it out")
@@ -234,6 +248,11 @@ def run_command(name: str, config_flags: list, out: str) -> list:
   except ValueError as e:
     raise ValueError(f"configuration {name!r}: {e}") from None
   return [sys.executable, os.path.join(ROOT, "main.py")] + chosen + budget + evaluation + workdir
+
+
+@functools.lru_cache(maxsize=None)
+def _main_flag_names() -> frozenset:
+  return frozenset(_main_flag_values())
 
 
 def _main_flag_values() -> flags.FlagValues:
@@ -263,6 +282,9 @@ def main_config(flag_list: list):
     raise ValueError(" ".join(str(e).split())) from None
   if len(unparsed) > 1:
     raise ValueError(f"main.py would refuse the arguments {' '.join(unparsed[1:])} (not flags)")
+  repeated = cli.repeated_flag(flag_list, flag_values)
+  if repeated:
+    raise ValueError(repeated)
   given = {name: flag_values[name].value for name in definitions.FLAG_FIELDS if flag_values[name].present}
   return build.build_config(given, check_library=False, base=_resumed_settings(given.get("workdir")))
 
@@ -522,6 +544,17 @@ def write_outputs(out: str, results: dict, argv: list, base_names=()) -> None:
   plot(results, os.path.join(out, "kid.png"), title=short_title(FLAGS.common, FLAGS.steps, FLAGS.minutes))
 
 
+def check_weights(path) -> None:
+  """The FID Inception weights that every run's KID needs: found (the cache may download them once) before
+  anything is written, not by the first configuration's main.py after OUT/logs/ was."""
+  from mmd_gan_tf.metrics import inception_weights  # pylint: disable=import-outside-toplevel
+  try:
+    inception_weights.load_inception_weights(path)
+  except (RuntimeError, OSError) as error:
+    raise ValueError(f"every configuration computes KID with the FID Inception weights: "
+                     f"{str(error).split('. ')[0]}; give --inception_weights=PATH") from None
+
+
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -535,6 +568,7 @@ def main(argv) -> int:
   earlier = earlier_results(out)
   check_logs(out, configs, earlier)
   commands = {name: run_command(name, config_flags, out) for name, config_flags in configs.items()}
+  check_weights(FLAGS.inception_weights)
   results = {}
   install_signal_forwarding()
   for name, command in commands.items():

@@ -12,6 +12,7 @@ import logging
 import os
 from typing import List, Tuple
 
+from mmd_gan_tf.config import ConfigError
 from mmd_gan_tf.data import image_checks
 from mmd_gan_tf.data.image_checks import SourceReport
 
@@ -37,7 +38,7 @@ def list_files(data_dir: str) -> List[str]:
   a link, its sample grids would become training images). Large folders log their progress.
   """
   if not os.path.isdir(data_dir):
-    raise ValueError(f"data_dir {data_dir!r} does not exist or is not a directory")
+    raise ConfigError("data.data_dir", data_dir, "does not exist or is not a directory")
   paths, visited, loops, undecodable, runs, dangling = [], set(), [], [], [], []
   for root, dirs, files in os.walk(data_dir, followlinks=True):
     real = os.path.realpath(root)

@@ -16,6 +16,7 @@ import lmdb
 import numpy as np
 import tensorflow as tf
 
+from mmd_gan_tf.config import ConfigError
 from mmd_gan_tf.data.image_checks import SourceReport, inspect_image
 
 _PROBE_ENTRIES = 4
@@ -28,7 +29,7 @@ def resolve_lmdb_dir(data_dir: str, category: str, split: str = "train") -> str:
     if os.path.isfile(os.path.join(candidate, "data.mdb")):
       return candidate
   if not os.path.isdir(data_dir):
-    raise ValueError(f"data_dir {data_dir!r} does not exist or is not a directory")
+    raise ConfigError("data.data_dir", data_dir, "does not exist or is not a directory")
   raise ValueError(f"data_dir {data_dir!r} is not an LMDB (no data.mdb) and has no {category}_{split}_lmdb/ "
                    "LMDB inside; point --data_dir at LSUN's <category>_train_lmdb or its parent")
 

@@ -14,6 +14,7 @@ from typing import Tuple
 
 import numpy as np
 
+from mmd_gan_tf.config import ConfigError
 from mmd_gan_tf.data.errors import TooFewImages
 
 NPZ_SUFFIX = ".npz"
@@ -73,8 +74,8 @@ def _pick(spec: str, path: str, data, key: str, split: str):
       raise ValueError(f"data_dir {spec!r}: no array of images ([N, H, W] or [N, H, W, C]) in {path!r}; arrays: "
                        f"{shapes or 'none'}")
     if not key:
-      raise ValueError(f"data_dir {spec!r}: name the image array as {path}:KEY; image arrays in the "
-                       f"file: {images}")
+      raise ConfigError("data.split", split, f"{path} has no array x_{split}; its image arrays: {images} (give a "
+                        f"split they name, or name the array as --data_dir={path}:KEY)")
   if key not in data.files:
     raise ValueError(f"data_dir {spec!r}: no array {key!r} in {path!r}; arrays: {sorted(data.files)}")
   return key, data[key]

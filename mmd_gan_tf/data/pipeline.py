@@ -122,15 +122,18 @@ def _real(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
                                                              num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _npz(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
-  npz.check_count(cfg.data_dir, len(npz.load_images(cfg.data_dir, cfg.split)), batch_size, num_pipelines)
+def _counted(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
+  """A source of `count` images (folder, npz): one batch of distinct images per input pipeline, then `_real`."""
+  check_one_batch(cfg, batch_size, num_pipelines)
   return _real(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle)
 
 
-def _folder(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
-  paths, _ = folder.scan_folder(cfg.data_dir, cfg.corrupt_is_fatal)  # cached: the validation scanned it
-  npz.check_count(cfg.data_dir, len(paths), batch_size, num_pipelines)
-  return _real(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle)
+def check_one_batch(cfg: DataConfig, batch_size: int, num_pipelines: int = 1) -> None:
+  """TooFewImages when each of `num_pipelines` input pipelines would get fewer images than one batch (a
+  batch would repeat images, mixing epochs); nothing for sources without a `count` (streams, TFDS, LSUN)."""
+  source = DATASETS[cfg.dataset]
+  if source.count is not None:
+    npz.check_count(cfg.data_dir, source.count(cfg), batch_size, num_pipelines)
 
 
 def _shapes(cfg, batch_size, seed, pipeline_id, num_pipelines, repeat, shuffle):
@@ -198,6 +201,8 @@ class DataSource:
     reads_tree: the source reads every file below `data_dir` (so nothing may be written inside it).
     options: the source-specific DataConfig fields it reads (`data_dir`, `split`, `lsun_category`, ...): a flag
       setting one that this source does not read has no effect and is refused.
+    count: fn(cfg) -> the number of images it holds, for the sources whose pipeline needs one whole batch of
+      distinct images (`check_one_batch`), else None.
   """
   batches: Callable[..., tf.data.Dataset]
   raw_images: Optional[Callable[[DataConfig, dict], tf.data.Dataset]] = None
@@ -210,6 +215,7 @@ class DataSource:
   scan: Optional[Callable[[DataConfig], Tuple[int, list]]] = None
   reads_tree: bool = False
   options: Tuple[str, ...] = ()
+  count: Optional[Callable[[DataConfig], int]] = None
 
   def __call__(self, *args):
     return self.batches(*args)
@@ -259,18 +265,20 @@ DATASETS = {
                        validate=_validate_lsun, description="LSUN LMDB", crops=preprocessing.LSUN_LIKE,
                        preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}, scan=_scan_lsun,
                        options=("data_dir", "split", "lsun_category", "corrupt_is_fatal")),
-    "folder": DataSource(_folder, _folder_images, needs_data_dir=True, validate=_validate_folder,
+    "folder": DataSource(_counted, _folder_images, needs_data_dir=True, validate=_validate_folder,
                          description="a folder of images", crops=preprocessing.FOLDER,
                          preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN}, scan=_scan_folder,
-                         reads_tree=True, options=("data_dir", "corrupt_is_fatal")),
-    "npz": DataSource(_npz, _npz_images, needs_data_dir=True, validate=_validate_npz,
+                         reads_tree=True, options=("data_dir", "corrupt_is_fatal"),
+                         count=lambda cfg: _scan_folder(cfg)[0]),  # cached: the validation scanned it
+    "npz": DataSource(_counted, _npz_images, needs_data_dir=True, validate=_validate_npz,
                       description="FILE.npz[:KEY]", crops=preprocessing.ARRAYS,
                       preset={"data.image_size": 32, "data.channels": 3, **_LONG_RUN},
-                      options=("data_dir", "split")),  # the split names the array x_<split> unless :KEY does
+                      options=("data_dir", "split"),  # the split names the array x_<split> unless :KEY does
+                      count=lambda cfg: len(npz.load_images(cfg.data_dir, cfg.split))),
     "tfrecord": DataSource(tfrecord.tfrecord_batches, needs_data_dir=True, validate=_validate_tfrecord,
                            description="tools/prepare_dataset.py output", crops=preprocessing.NATIVE,
                            preset={"data.image_size": 64, "data.channels": 3, **_LONG_RUN},
-                           options=("data_dir",)),
+                           options=("data_dir",), count=lambda cfg: tfrecord.read_info(cfg.data_dir)["num_examples"]),
 }
 
 
@@ -313,7 +321,7 @@ def _validate_source(cfg: DataConfig) -> None:
   """Checks that the data of the source is there and usable."""
   source = DATASETS[cfg.dataset]
   if source.needs_data_dir and not cfg.data_dir:
-    raise ValueError(f"dataset {cfg.dataset!r} needs data_dir (got {cfg.data_dir!r})")
+    raise ConfigError("data.data_dir", cfg.data_dir, f"--dataset={cfg.dataset} reads its images from it")
   source.validate(cfg)
 
 

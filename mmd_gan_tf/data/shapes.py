@@ -17,6 +17,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from mmd_gan_tf.config import ConfigError
 from mmd_gan_tf.data import digits
 
 MAX_SHAPES = 3
@@ -30,7 +31,7 @@ _SPLIT_IDS = {"train": 0, "test": 1, "validation": 2}
 def split_id(split: str) -> int:
   """Integer that keys the random stream of a split (train, test, validation)."""
   if split not in _SPLIT_IDS:
-    raise ValueError(f"shapes: unknown split {split!r}; expected one of {sorted(_SPLIT_IDS)}")
+    raise ConfigError("data.split", split, f"shapes has no such split; expected one of {sorted(_SPLIT_IDS)}")
   return _SPLIT_IDS[split]
 
 

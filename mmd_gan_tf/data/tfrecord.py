@@ -13,7 +13,7 @@ from typing import List
 import numpy as np
 import tensorflow as tf
 
-from mmd_gan_tf.config import DataConfig
+from mmd_gan_tf.config import ConfigError, DataConfig
 from mmd_gan_tf.data.errors import TooFewImages
 
 FORMAT = "mmd_gan_tf.tfrecord.v1"
@@ -41,7 +41,7 @@ def read_info(data_dir: str) -> dict:
   """The prepared directory's info; ValueError when `data_dir` is not one (or shards are missing)."""
   path = os.path.join(data_dir, INFO_FILE)
   if not os.path.isdir(data_dir):
-    raise ValueError(f"data_dir {data_dir!r} does not exist or is not a directory")
+    raise ConfigError("data.data_dir", data_dir, "does not exist or is not a directory")
   if not os.path.isfile(path):
     raise ValueError(f"data_dir {data_dir!r} has no {INFO_FILE}; prepare it with tools/prepare_dataset.py")
   with open(path) as f:
