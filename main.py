@@ -84,6 +84,7 @@ def _export(cfg) -> None:
   writable = os.access(cfg.workdir, os.W_OK) and os.access(checkpoint_dir, os.W_OK)
   lock = (checkpointing.WorkdirLock(cfg.workdir, advice="that run exports its generator itself when it ends")
           if writable else None)
+  exported = False
   try:
     checkpointing.refuse_outside_state(checkpoint_dir)
     if writable:
@@ -112,9 +113,10 @@ def _export(cfg) -> None:
                        f"checkpoint ({os.path.basename(latest)}, step {int(step.numpy())}): it is kept; give "
                        "another --export_dir to export that checkpoint")
     trainer.export(nets.generator, saved, export_dir, int(step.numpy()))
+    exported = True
   finally:
     if lock is not None:
-      lock.release()
+      lock.release(restore=not exported)  # a refused export leaves the run as it was
   print(f"Exported the generator of {latest} (step {int(step.numpy())}) to {export_dir}")
 
 

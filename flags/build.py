@@ -285,6 +285,10 @@ def check_given_flags_used(cfg: config_lib.Config, flag_values: Mapping[str, Any
   for flag, applies, why in _CONDITIONAL_FLAGS:
     if flag_values.get(flag) and not applies(cfg):  # 0, "" and false ask for nothing
       raise ValueError(f"--{flag}={flag_values[flag]} has no effect: {why}")
+  weights = flag_values.get("inception_weights")
+  if weights and weights != "none" and not (cfg.eval.periodic or cfg.eval.lr_adaptation):
+    raise ValueError(f"--inception_weights={weights} has no effect: the run computes no KID (--eval_every=0, "
+                     "--eval_every_minutes=0 and no --lr_adaptation); give --eval_every=N with it")
   if flag_values.get("kernel") is not None and not spec.uses_kernel:
     raise ValueError(f"--kernel={cfg.loss.kernel} has no effect: --loss={cfg.loss.name} uses no kernel")
   parameters = kernels.get_kernel_spec(cfg.loss.kernel).parameters if spec.uses_kernel else ()

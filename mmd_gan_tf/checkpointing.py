@@ -311,6 +311,7 @@ class WorkdirLock:
       raise ValueError(f"--workdir={workdir}: its {LOCK_FILE} is a symbolic link (to {os.readlink(path)}); a "
                        f"run's lock is a plain file: remove the link")
     files.unshare(path)  # a run copied with `cp -al` shares the original's lock file: lock a file of its own
+    self._created = not os.path.lexists(path)
     try:  # O_NOFOLLOW: a link put there after the check is refused too
       descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_APPEND, 0o644)
     except OSError as e:
@@ -333,6 +334,8 @@ class WorkdirLock:
       raise ValueError(f"--workdir={workdir}: its {LOCK_FILE} is not a run's lock (it holds "
                        f"{content.strip().splitlines()[0][:60]!r}...); a run would overwrite it: move it away or "
                        "use another --workdir")
+    self._previous = content  # what a refused run puts back (`release(restore=True)`)
+    self.writing = False  # set by the run at its first write: from then on the lock names this process
     self._file.seek(0)
     self._file.truncate()
     self._file.write(f"PID {os.getpid()} on {socket.gethostname()} since "
@@ -347,8 +350,17 @@ class WorkdirLock:
     except (OSError, ValueError):
       return False
 
-  def release(self) -> None:
+  def release(self, restore: bool = False) -> None:
+    """Unlocks; with `restore` (a run refused before its first write) the lock file gets back what it held,
+    so that a refused run leaves the folder byte for byte as it was."""
     if not self._file.closed:
+      if restore and self.held() and self._created:
+        os.remove(self._path)  # still locked: no other run took it meanwhile
+      elif restore and self.held():
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(self._previous)
+        self._file.flush()
       fcntl.flock(self._file, fcntl.LOCK_UN)
       self._file.close()
 
@@ -446,9 +458,10 @@ def _recorded_step(workdir: str) -> int:
 
 
 def refuse_foreign_files(workdir: str) -> None:
-  """A folder without checkpoints whose config.json is not a run's config, or that holds progress.json or
-  eval.jsonl without a config.json, is someone's folder, not a run: a run would overwrite those files
-  (a run writes config.json before anything else, and every other file after its first checkpoint)."""
+  """A folder without checkpoints whose config.json is not a run's config, or that holds progress.json,
+  eval.jsonl or files in a run's folders (samples/, tensorboard/, ...) without a config.json, is someone's
+  folder, not a run: a run would overwrite or rewrite those files (a run writes config.json before anything
+  else)."""
   if checkpoints_on_disk(os.path.join(workdir, "checkpoints")):
     return
   config_path = os.path.join(workdir, CONFIG_FILE)
@@ -468,8 +481,8 @@ def refuse_foreign_files(workdir: str) -> None:
     raise ValueError(f"--workdir={workdir} holds a {CONFIG_FILE} that is not a run's config and no checkpoint: "
                      "not a run of this project, and a run would overwrite that file; use another --workdir")
   present = [name for name in ("progress.json", "eval.jsonl") if os.path.isfile(os.path.join(workdir, name))]
-  present += [name + "/" for name in ("checkpoints", "samples")  # (a lone state file is checked by the resume)
-              if os.path.isdir(os.path.join(workdir, name))
+  present += [name + "/" for name in ("checkpoints", "samples", "tensorboard", "lr_adaptation")
+              if os.path.isdir(os.path.join(workdir, name))  # (a lone state file is checked by the resume)
               and set(os.listdir(os.path.join(workdir, name))) - {"checkpoint"}]
   best = os.path.join(workdir, "best_kid")  # the evaluation writes its state file there, whatever is in it
   if os.path.isdir(best) and os.listdir(best):
@@ -542,13 +555,14 @@ def write_train_seconds(workdir: str, step: int, train_seconds: float) -> None:
                     json.dumps({"step": step, "train_seconds": round(train_seconds, 3)}) + "\n")
 
 
-def read_train_seconds(workdir: str, step: int) -> float:
-  """Training seconds recorded with the checkpoint of `step`; 0 for a fresh run or an unknown record (a
-  resumed run whose record is damaged or of another step says so: --max_train_minutes counts from 0)."""
+def read_train_seconds(workdir: str, step: int, resumed: bool = True) -> float:
+  """Training seconds recorded with the checkpoint of `step`; 0 for a fresh run or an unknown record (a run
+  `resumed` from its own checkpoint whose record is missing, damaged or of another step says so:
+  --max_train_minutes counts from 0). A run started with --init_from has no record of its own yet."""
   if not step:
     return 0.0
   path = os.path.join(workdir, PROGRESS_FILE)
-  if not os.path.exists(path):  # a run started with --init_from, or from before the record existed
+  if not resumed and not os.path.exists(path):
     return 0.0
   try:
     with open(path, encoding="utf-8") as f:
@@ -558,6 +572,8 @@ def read_train_seconds(workdir: str, step: int) -> float:
       return seconds
     problem = (f"it is of step {record.get('step')}" if seconds is None else
                f"its train_seconds is {record['train_seconds']!r}, not a time")
+  except FileNotFoundError:
+    problem = "it is missing"
   except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
     problem = f"{type(error).__name__}: {error}"
   absl_logging.warning("%s has no training time for step %d (%s): the training time counts from 0 again "

@@ -564,7 +564,7 @@ def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = N
     raise
   finally:
     if lock is not None:
-      lock.release()
+      lock.release(restore=refused and not lock.writing)
       if refused and created:  # stopped before its first write: leave no empty run directory behind
         checkpointing.remove_unused_workdir(cfg.workdir)
 
@@ -604,6 +604,8 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   if run.evaluator is not None:
     run.evaluator.after_restore(start_step)
   iterator = _dataset(strategy, cfg, start_step)  # a data source that cannot serve: refused before any write
+  if lock is not None:
+    lock.writing = True
   writer, train_seconds = _begin(run, start_step)
   metrics = _loop(run, iterator, writer, start_step, train_seconds, stop)
   stop.trained = True
@@ -698,7 +700,8 @@ def _begin(run: _Run, start_step: int) -> tuple:
             else tf.summary.create_noop_writer())
   if run.chief and start_step == 0:
     summaries.write_config(writer, cfg)
-  return writer, checkpointing.read_train_seconds(cfg.workdir, start_step)
+  return writer, checkpointing.read_train_seconds(cfg.workdir, start_step,
+                                                  resumed=run.manager.latest_checkpoint is not None)
 
 
 def _forget_steps_after(workdir: str, start_step: int) -> None:
@@ -707,8 +710,9 @@ def _forget_steps_after(workdir: str, start_step: int) -> None:
   records = evaluation.drop_records_after(os.path.join(workdir, "eval.jsonl"), start_step)
   events = summaries.drop_events_after(os.path.join(workdir, "tensorboard"), start_step)
   if records or events:
-    logging.info("Dropped the logs of the steps after %d, trained again from its checkpoint: %d eval.jsonl "
-                 "record(s), %d TensorBoard event(s)", start_step, records, events)
+    logging.info("Dropped the logs of %s: %d eval.jsonl record(s), %d TensorBoard event(s)",
+                 f"the steps after {start_step}, trained again from its checkpoint" if start_step else
+                 "an earlier start of this run that ended before its first checkpoint", records, events)
 
 
 def _step_function(run: _Run, iterator):

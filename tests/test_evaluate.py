@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import subprocess
 import sys
 
@@ -160,6 +161,11 @@ def test_folder_source_names_a_bad_file_and_an_empty_folder(tmp_path, caplog):
     evaluate.make_source(str(folder), 1, args)
   assert "1 file(s) without an image suffix this tool reads (.png" in caplog.text and "scan.tif" in caplog.text
   (folder / "scan.tif").unlink()
+  os.mkfifo(folder / "pipe.png")  # reading it waited forever
+  with caplog.at_level(logging.WARNING), pytest.raises(ValueError, match="no image files"):
+    evaluate.make_source(str(folder), 1, args)
+  assert "1 entries are not regular files (FIFOs, sockets, devices) and are not read: pipe.png" in caplog.text
+  (folder / "pipe.png").unlink()
   Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "0.png")
   (folder / "1.png").write_bytes((folder / "0.png").read_bytes()[:40])  # truncated
   source = evaluate.make_source(str(folder), 2, args)
@@ -413,3 +419,26 @@ def test_counts_out_of_range_are_one_line_before_any_work(tmp_path, flag, least)
   args = _args(tmp_path, tmp_path / "missing.npz", tmp_path / "missing2.npz", f"--{flag}={least - 1}")
   with pytest.raises(ValueError, match=rf"^--{flag}={least - 1} must be >= {least}$"):
     evaluate.report(args)
+
+
+def test_sigterm_is_one_line_and_exit_code_75(tmp_path, monkeypatch, capsys):
+  """SIGTERM (a scheduler's stop) ended evaluate.py with 143 and nothing said."""
+  import signal  # pylint: disable=import-outside-toplevel
+  import time  # pylint: disable=import-outside-toplevel
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  flag_values = flags.FlagValues()
+  evaluate.define_flags(flag_values)
+  flag_values(["evaluate", "--real=a.npz", "--fake=b.npz", f"--out={tmp_path / 'r.json'}"])
+  monkeypatch.setattr(evaluate, "FLAGS", flag_values)
+
+  def stopped_midway(args):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)  # the handler interrupts this
+    raise AssertionError("SIGTERM did not stop the evaluation")
+
+  monkeypatch.setattr(evaluate, "report", stopped_midway)
+  handler = signal.getsignal(signal.SIGTERM)
+  assert evaluate.main(["evaluate"]) == evaluate.EXIT_INTERRUPTED
+  assert signal.getsignal(signal.SIGTERM) == handler  # put back for the rest of the process
+  assert capsys.readouterr().err.startswith(f"interrupted: no result written to --out={tmp_path / 'r.json'}")
+  assert not (tmp_path / "r.json").exists()

@@ -380,17 +380,21 @@ def test_a_full_disk_is_one_clear_error_and_keeps_the_previous_checkpoint(tmp_pa
 
 @pytest.mark.end_to_end
 def test_a_refused_resume_leaves_the_run_as_it_was(tmp_path, no_export):
-  """A setting refused at resume (XLA on 2 CPU replicas) is refused before config.json or TensorBoard change."""
+  """A setting refused at resume (XLA on 2 CPU replicas) is refused before config.json or TensorBoard change,
+  and the lock file keeps what it held (it named the refused process)."""
   cfg = config_builder.build_config(dict(TINY, arch="li", workdir=str(tmp_path / "run"), steps=2))
   trainer.train(cfg, strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
-  before = {path.relative_to(tmp_path): path.read_bytes() for path in (tmp_path / "run").rglob("*")
-            if path.is_file() and path.name != ".lock"}
+  (tmp_path / "run" / ".lock").write_text("PID 1 on elsewhere since 2026-01-01 00:00:00\n")  # an earlier holder
+  before = {path.relative_to(tmp_path): path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()}
   refused = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=4, jit_compile="true"))
   with pytest.raises(ValueError, match="--jit_compile=true needs a single replica"):
     trainer.train(refused, strategy=make_two_replica_strategy())
-  after = {path.relative_to(tmp_path): path.read_bytes() for path in (tmp_path / "run").rglob("*")
-           if path.is_file() and path.name != ".lock"}
+  after = {path.relative_to(tmp_path): path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()}
   assert after == before
+  (tmp_path / "run" / ".lock").unlink()  # a run folder without a lock file (copied without it) stays without
+  with pytest.raises(ValueError, match="--jit_compile=true needs a single replica"):
+    trainer.train(refused, strategy=make_two_replica_strategy())
+  assert not (tmp_path / "run" / ".lock").exists()
 
 
 @pytest.mark.end_to_end
@@ -687,6 +691,15 @@ def test_a_training_time_record_that_is_not_a_time_counts_from_zero_with_a_warni
   assert "not a time" in caplog.text and "counts from 0 again" in caplog.text
   (tmp_path / checkpointing.PROGRESS_FILE).write_text('{"step": 6, "train_seconds": 12.5}')
   assert checkpointing.read_train_seconds(str(tmp_path), 6) == 12.5
+  # Deleted: a resumed run says so too (it counted from 0 without a word); a run started with --init_from has
+  # no record of its own yet.
+  (tmp_path / checkpointing.PROGRESS_FILE).unlink()
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    assert checkpointing.read_train_seconds(str(tmp_path), 6, resumed=False) == 0.0
+    assert not caplog.text
+    assert checkpointing.read_train_seconds(str(tmp_path), 6) == 0.0
+  assert "has no training time for step 6 (it is missing): the training time counts from 0 again" in caplog.text
 
 
 
@@ -869,3 +882,15 @@ def test_unreadable_checkpoints_are_set_aside_beside_a_users_file_named_corrupt(
   assert (directory / "corrupt").read_text() == "the user's notes"
   assert (directory / "corrupt-3" / data.name).exists() and not data.exists()
   assert tf.train.latest_checkpoint(str(directory)).endswith("ckpt-2")
+
+
+@pytest.mark.parametrize("folder", ["tensorboard", "lr_adaptation"])
+def test_a_users_tensorboard_folder_is_not_taken_for_a_run(tmp_path, folder):
+  """A folder holding tensorboard/ event files of the user's (no config.json, no checkpoint) was trained in, and
+  the run rewrote those files, dropping their steps after 0 as if they were its own."""
+  workdir = tmp_path / "mine"
+  (workdir / folder).mkdir(parents=True)
+  (workdir / folder / "events.out.tfevents.1.host").write_bytes(b"my experiment")
+  with pytest.raises(ValueError, match=rf"holds {folder}/ but no config.json and no checkpoint"):
+    config_builder.build_config(dict(TINY, workdir=str(workdir), steps=2))
+  assert (workdir / folder / "events.out.tfevents.1.host").read_bytes() == b"my experiment"

@@ -432,6 +432,13 @@ def test_asking_a_kid_less_run_for_kid_names_its_own_inception_weights_setting(t
   cfg = config_builder.build_config({"eval_every": 2, "inception_weights": str(weights)}, base=base,
                                     check_library=False)
   assert cfg.eval.eval_every == 2 and cfg.eval.inception_weights == str(weights)
+  # The weights alone: --inception_weights=none had set the run's --eval_every to 0, so they would change
+  # nothing (the resume exited 0 and computed no KID).
+  with pytest.raises(ValueError, match=r"^--inception_weights=.*w.npz has no effect: the run computes no KID .*give "
+                     r"--eval_every=N with it \(--eval_every=0 is this run's own setting, from "):
+    config_builder.build_config({"inception_weights": str(weights)}, base=base, check_library=False)
+  with pytest.raises(ValueError, match=r"^--inception_weights=.*w.npz has no effect"):  # a fresh run too
+    config_builder.build_config({"eval_every": 0, "inception_weights": str(weights)}, check_library=False)
 
 
 def test_a_preset_that_needs_the_flags_given_is_built_with_them(tmp_path):

@@ -17,6 +17,9 @@ import hashlib
 import json
 import os
 import pathlib
+import signal
+import stat
+import sys
 import time
 import types
 from typing import Callable, Dict, Iterator, Optional
@@ -156,11 +159,25 @@ def npz_source(spec: str, num: int, args) -> Source:
                 reads=("image_range",) if image_range != "pixels" else ())
 
 
+def _is_special(path: pathlib.Path) -> bool:
+  """A FIFO, socket or device (following links; a dangling link is not: reading it names it)."""
+  try:
+    mode = path.stat().st_mode
+  except OSError:
+    return False
+  return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def folder_source(spec: str, num: int, args) -> Source:
   from PIL import Image  # pylint: disable=import-outside-toplevel
   every = sorted(p for p in pathlib.Path(spec).rglob("*") if not p.name.startswith("."))
-  files = [p for p in every if p.suffix.lower() in IMAGE_SUFFIXES]
+  special = [p for p in every if _is_special(p)]  # a FIFO named x.png: reading it would wait forever
+  files = [p for p in every if p.suffix.lower() in IMAGE_SUFFIXES and p not in special]
   others = [p for p in every if p.suffix.lower() not in IMAGE_SUFFIXES and p.is_file()]
+  if special:
+    logging.warning("%s: %d entries are not regular files (FIFOs, sockets, devices) and are not read: %s%s", spec,
+                    len(special), ", ".join(str(p.relative_to(spec)) for p in special[:5]),
+                    ", ..." if len(special) > 5 else "")
   if others:  # e.g. .tif or .gif images: said, not silently left out
     logging.warning("%s: %d file(s) without an image suffix this tool reads (%s) are not scored: %s%s", spec,
                     len(others), ", ".join(IMAGE_SUFFIXES), ", ".join(str(p.relative_to(spec)) for p in others[:5]),
@@ -452,10 +469,26 @@ def check_out(out: str, inputs) -> None:
       raise ValueError(f"--out={out} exists and is not a JSON result of this tool; give a new file or move it")
 
 
+EXIT_INTERRUPTED = 75  # as main.py: interrupted, the same command runs it again
+
+
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  report(args_from(FLAGS))
+  args = args_from(FLAGS)
+
+  def stop(signum, frame):  # pylint: disable=unused-argument
+    raise KeyboardInterrupt  # SIGTERM and SIGHUP stop it as Ctrl-C does: one line, not a silent 143
+  previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
+  try:
+    report(args)
+  except KeyboardInterrupt:
+    print(f"interrupted: no result written{f' to --out={args.out}' if args.out else ''}; the real features "
+          "cached so far are kept; run the same command again", file=sys.stderr)
+    return EXIT_INTERRUPTED
+  finally:
+    for signum, handler in previous.items():
+      signal.signal(signum, handler)
   return 0
 
 
