@@ -61,7 +61,8 @@ def define_verbose_flag(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 def _parse_flags(argv: List[str]) -> List[str]:
   """absl's parser, with a parse error as one line and exit code 2 (absl's own prints two, exits 1); a flag
-  given twice with different values is refused (absl keeps the last one without a word)."""
+  given twice with different values is named in a warning (absl keeps the last one without a word; wrapper
+  scripts rely on it to let "$@" override their defaults)."""
   try:
     remaining = flags.FLAGS(argv)
   except flags.Error as error:
@@ -69,14 +70,13 @@ def _parse_flags(argv: List[str]) -> List[str]:
     sys.exit(EXIT_USER_ERROR)
   repeated = repeated_flag(argv[1:])
   if repeated:
-    print(f"error: {repeated}", file=sys.stderr)
-    sys.exit(EXIT_USER_ERROR)
+    print(f"warning: {repeated}: the last one applies", file=sys.stderr)
   return remaining
 
 
 def repeated_flag(args: List[str], flag_values: flags.FlagValues = flags.FLAGS) -> Optional[str]:
-  """Why `args` (parsed by `flag_values`) are refused when a single-valued flag is given twice with different
-  values (`--loss=rep ... --loss=hinge`), else None; repeatable (multi) flags may repeat."""
+  """'--loss is given twice (--loss=rep, then --loss=hinge)' when a single-valued flag of `flag_values` is given
+  twice in `args` with different values, else None; repeatable (multi) flags may repeat."""
   seen = {}
   for arg in args:
     if arg == "--":
@@ -89,7 +89,7 @@ def repeated_flag(args: List[str], flag_values: flags.FlagValues = flags.FLAGS) 
     if name not in flag_values or isinstance(flag_values[name], flags.MultiFlag):
       continue
     if seen.get(name, arg) != arg:
-      return f"--{name} is given twice ({seen[name]} and {arg}); give it once"
+      return f"--{name} is given twice ({seen[name]}, then {arg})"
     seen[name] = arg
   return None
 

@@ -128,8 +128,9 @@ def test_absls_own_error_prefix_is_not_doubled():
   assert cli.one_line(ValueError("a\n  b")) == "error: a b"
 
 
-def test_a_flag_given_twice_with_different_values_is_refused():
-  """`--loss=rep ... --loss=hinge` trained hinge without a word (absl keeps the last value)."""
+def test_a_flag_given_twice_with_different_values_is_named():
+  """`--loss=rep ... --loss=hinge` trained hinge without a word (absl keeps the last value, which wrapper
+  scripts rely on; main.py now names it in a warning)."""
   from absl import flags  # pylint: disable=import-outside-toplevel
   from mmd_gan_tf import cli  # pylint: disable=import-outside-toplevel
   flag_values = flags.FlagValues()
@@ -137,7 +138,7 @@ def test_a_flag_given_twice_with_different_values_is_refused():
   flags.DEFINE_bool("fid", False, "fid", flag_values=flag_values)
   flags.DEFINE_multi_string("run", [], "runs", flag_values=flag_values)
   assert cli.repeated_flag(["--loss=rep", "--fid", "--loss=hinge"], flag_values) == (
-      "--loss is given twice (--loss=rep and --loss=hinge); give it once")
-  assert cli.repeated_flag(["--fid", "--nofid"], flag_values) == "--fid is given twice (--fid and --nofid); give it once"
+      "--loss is given twice (--loss=rep, then --loss=hinge)")
+  assert cli.repeated_flag(["--fid", "--nofid"], flag_values) == "--fid is given twice (--fid, then --nofid)"
   assert cli.repeated_flag(["--loss=rep", "--loss=rep", "--run=a:x", "--run=b:y", "--", "--loss=x"],
                            flag_values) is None

@@ -26,6 +26,7 @@ def test_the_slurm_script_runs_main_py_as_a_multi_worker_job(tmp_path):
   assert config["loss"]["name"] == "rep_b" and config["model"]["width"] == 0.5  # the user's flags win
   assert config["workdir"] == "runs/slurm_test"
   assert "--strategy=multi_worker" in (tmp_path / "calls").read_text()
+  assert "given twice" not in result.stderr  # the script's defaults give way to the user's flags
 
 
 def test_the_kubeflow_manifest_runs_main_py_with_flags_it_accepts():

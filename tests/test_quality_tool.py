@@ -225,7 +225,7 @@ _REFUSED = {
     "common_quote": (("--losses=rep", "--common=--width='0.25"), r"^--common=--width='0\.25: No closing quotation"),
     "config_quote": (("--config=a:--loss=rep --width=\"1",), r"^--config=a:--loss=rep --width=\"1: No closing "),
     "common_twice": (("--losses=rep", "--common=--width=0.25 --width=0.5"),
-                     r"^configuration 'rep': --width is given twice \(--width=0\.25 and --width=0\.5\); give it once$"),
+                     r"^configuration 'rep': --width is given twice \(--width=0\.25, then --width=0\.5\); give it once$"),
     # Weights that cannot be found: refused before OUT/logs/ is written (the first main.py found out).
     "no_weights": (("--losses=rep", "--inception_weights=/nowhere/w.npz"), r"^every configuration computes KID "
                    r"with the FID Inception weights: --inception_weights=/nowhere/w.npz: no such file"),

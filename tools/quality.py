@@ -283,8 +283,8 @@ def main_config(flag_list: list):
   if len(unparsed) > 1:
     raise ValueError(f"main.py would refuse the arguments {' '.join(unparsed[1:])} (not flags)")
   repeated = cli.repeated_flag(flag_list, flag_values)
-  if repeated:
-    raise ValueError(repeated)
+  if repeated:  # within --common or one --config (a configuration's flag replaces --common's before this)
+    raise ValueError(f"{repeated}; give it once")
   given = {name: flag_values[name].value for name in definitions.FLAG_FIELDS if flag_values[name].present}
   return build.build_config(given, check_library=False, base=_resumed_settings(given.get("workdir")))
 
