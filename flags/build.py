@@ -456,6 +456,9 @@ def _validate_library(cfg: config_lib.Config) -> None:
   data.validate_data_config(cfg.data)
   _check_one_batch(cfg)
   _check_held_out_data(cfg)
+  weights = cfg.eval.inception_weights
+  if weights and weights != "none" and os.path.exists(weights) and not os.path.isfile(weights):
+    raise ValueError(f"--inception_weights={weights} is not a regular file (a folder, FIFO or device)")
   update = losses.get_loss(cfg.loss.name).generator_update
   if update is not None:
     update.validate(cfg)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import errno
+import glob
 import fcntl
 import itertools
 import json
@@ -45,6 +46,9 @@ def remove_partial_saves(workdir: str) -> list:
 def _readable(prefix: str) -> Optional[str]:
   """None if every tensor of the checkpoint `prefix` reads back, else the error."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  special = [path for path in glob.glob(glob.escape(prefix) + ".*") if files.is_special(path)]
+  if special:  # a FIFO named ckpt-N.index: reading it would wait forever
+    return f"{special[0]} is not a regular file"
   try:
     reader = tf.train.load_checkpoint(prefix)
     for key in reader.get_variable_to_shape_map():
@@ -310,6 +314,9 @@ class WorkdirLock:
     if os.path.islink(path):  # writing the holder's name would overwrite whatever the link points to
       raise ValueError(f"--workdir={workdir}: its {LOCK_FILE} is a symbolic link (to {os.readlink(path)}); a "
                        f"run's lock is a plain file: remove the link")
+    if os.path.exists(path) and not os.path.isfile(path):
+      raise ValueError(f"--workdir={workdir}: its {LOCK_FILE} is not a regular file; a run's lock is a plain file: "
+                       "move it away")
     files.unshare(path)  # a run copied with `cp -al` shares the original's lock file: lock a file of its own
     self._created = not os.path.lexists(path)
     try:  # O_NOFOLLOW: a link put there after the check is refused too

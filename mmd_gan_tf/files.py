@@ -4,6 +4,7 @@ colleagues (mode 0666 minus the umask, where `tempfile` would leave 0600)."""
 import json
 import os
 import shutil
+import stat
 import tempfile
 
 
@@ -25,6 +26,15 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def is_special(path) -> bool:
+  """Whether `path` (links followed) is a FIFO, socket or device: opening one to read can wait forever."""
+  try:
+    mode = os.stat(path).st_mode
+  except OSError:
+    return False
+  return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _umask() -> int:

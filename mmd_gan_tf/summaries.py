@@ -36,6 +36,8 @@ def write_png(path: str, image: np.ndarray, text: Optional[Mapping[str, str]] = 
 def png_text(path: str, limit: int = 1 << 16) -> dict:
   """The tEXt chunks before the image data of the PNG at `path` ({} for any other file or an unreadable
   one); reads at most `limit` bytes."""
+  if not os.path.isfile(path):  # a folder, or a FIFO that would never answer
+    return {}
   try:
     with open(path, "rb") as f:
       head = f.read(limit)

@@ -709,10 +709,25 @@ def _forget_steps_after(workdir: str, start_step: int) -> None:
   are dropped: those steps are trained again, and their old values would stand beside the new ones."""
   records = evaluation.drop_records_after(os.path.join(workdir, "eval.jsonl"), start_step)
   events = summaries.drop_events_after(os.path.join(workdir, "tensorboard"), start_step)
-  if records or events:
-    logging.info("Dropped the logs of %s: %d eval.jsonl record(s), %d TensorBoard event(s)",
+  grids = _drop_samples_after(os.path.join(workdir, "samples"), start_step)
+  if records or events or grids:
+    logging.info("Dropped the logs of %s: %d eval.jsonl record(s), %d TensorBoard event(s), %d sample grid(s)",
                  f"the steps after {start_step}, trained again from its checkpoint" if start_step else
-                 "an earlier start of this run that ended before its first checkpoint", records, events)
+                 "an earlier start of this run that ended before its first checkpoint", records, events, grids)
+
+
+_SAMPLE_NAME = re.compile(r"step_(\d{7,})\.png")  # what `_write_samples` names a grid
+
+
+def _drop_samples_after(folder: str, start_step: int) -> int:
+  """Removes the run's sample grids (samples/step_NNNNNNN.png) of steps after `start_step`; returns how many."""
+  dropped = 0
+  for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+    match = _SAMPLE_NAME.fullmatch(name)
+    if match and int(match.group(1)) > start_step and os.path.isfile(os.path.join(folder, name)):
+      os.remove(os.path.join(folder, name))
+      dropped += 1
+  return dropped
 
 
 def _step_function(run: _Run, iterator):

@@ -213,6 +213,7 @@ def test_a_resume_drops_the_logs_of_the_steps_after_its_checkpoint(tmp_path, fak
   for path in (workdir / "checkpoints").glob("ckpt-6.*"):  # killed before the checkpoint of step 6
     path.unlink()
   (workdir / "checkpoints" / "checkpoint").unlink()
+  (workdir / "samples" / "notes.txt").write_text("mine")
   with caplog.at_level(logging.INFO, logger="absl"):
     trainer.train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=5)),
                   strategy=make_two_replica_strategy())
@@ -225,3 +226,5 @@ def test_a_resume_drops_the_logs_of_the_steps_after_its_checkpoint(tmp_path, fak
       logged += [(value.tag, event.step) for value in event.summary.value if value.tag == "loss/critic"]
   assert sorted(logged) == [("loss/critic", step) for step in range(1, 6)]
   assert os.path.basename(tf.train.latest_checkpoint(str(workdir / "best_kid"))) == "ckpt-6"  # KID 4, not 5's 5
+  assert sorted(p.name for p in (workdir / "samples").iterdir()) == ["notes.txt"] + [
+      f"step_{step:07d}.png" for step in (2, 4, 5)]  # step 6's grid went with its step; another file stays

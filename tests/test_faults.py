@@ -894,3 +894,25 @@ def test_a_users_tensorboard_folder_is_not_taken_for_a_run(tmp_path, folder):
   with pytest.raises(ValueError, match=rf"holds {folder}/ but no config.json and no checkpoint"):
     config_builder.build_config(dict(TINY, workdir=str(workdir), steps=2))
   assert (workdir / folder / "events.out.tfevents.1.host").read_bytes() == b"my experiment"
+
+
+def test_fifos_where_files_are_read_are_one_line_not_a_hang(tmp_path):
+  """A FIFO as --inception_weights, a checkpoint index, a grid to replace or a run's lock: each read waited
+  forever (and main.py then ignored SIGTERM)."""
+  from mmd_gan_tf.metrics import inception_weights  # pylint: disable=import-outside-toplevel
+  fifo = tmp_path / "w.npz"
+  os.mkfifo(fifo)
+  with pytest.raises(ValueError, match=r"--inception_weights=.*w.npz is not a regular file"):
+    inception_weights.load_inception_weights(str(fifo))
+  with pytest.raises(ValueError, match=r"^--inception_weights=.*w.npz is not a regular file"):
+    config_builder.build_config(dict(TINY, workdir=str(tmp_path / "run"), inception_weights=str(fifo),
+                                     eval_every=2))
+  assert not (tmp_path / "run").exists()
+  os.mkfifo(tmp_path / "ckpt-2.index")
+  assert not checkpointing.readable(str(tmp_path / "ckpt-2"))
+  os.mkfifo(tmp_path / "grid.png")
+  assert summaries.png_text(str(tmp_path / "grid.png")) == {}  # so sample.py --out refuses it as not its own
+  (tmp_path / "locked").mkdir()
+  os.mkfifo(tmp_path / "locked" / ".lock")
+  with pytest.raises(ValueError, match=r"its \.lock is not a regular file"):
+    checkpointing.WorkdirLock(str(tmp_path / "locked"))

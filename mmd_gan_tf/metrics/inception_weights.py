@@ -149,6 +149,8 @@ def load_inception_weights(path: Optional[str] = None, cache_dir=None,
     path = pathlib.Path(path).expanduser()
     if not path.exists():
       raise FileNotFoundError(f"--inception_weights={path}: no such file")
+    if not path.is_file():  # a folder, or a FIFO that reading would wait on forever
+      raise ValueError(f"--inception_weights={path} is not a regular file")
     name = path.name.lower()
     if name.endswith(".npz"):
       return load_npz(path)
