@@ -191,6 +191,8 @@ def validate(cfg: config_lib.Config) -> None:
                      f"--cpu_devices={cfg.cpu_devices}")
   if not str(cfg.workdir).strip():
     raise ValueError("--workdir must not be empty")
+  if cfg.export_dir is not None and not cfg.export_dir.strip():
+    raise ValueError("--export_dir is empty: leave it out to export to <workdir>/export")
   _check_glob_free(cfg)
   if cfg.eval.kid_subset_size < 2:
     raise ValueError(f"--kid_subset_size={cfg.eval.kid_subset_size} must be >= 2 (KID's unbiased estimate needs pairs)")

@@ -471,6 +471,10 @@ def refuse_foreign_files(workdir: str) -> None:
   else)."""
   if checkpoints_on_disk(os.path.join(workdir, "checkpoints")):
     return
+  inner = _run_inside(workdir)
+  if inner:  # that run could never resume: it would be inside this one
+    raise ValueError(f"--workdir={workdir} holds the run {inner}: a run's folder is its own; give a new folder "
+                     f"(e.g. {os.path.join(workdir, 'new_run')})")
   config_path = os.path.join(workdir, CONFIG_FILE)
   if os.path.isfile(config_path):
     try:
@@ -640,6 +644,19 @@ def refuse_inside_runs(flag: str, path: str, shown: Optional[str] = None) -> Non
       shown_entry = entry + ("/" if RUN_ENTRIES.get(entry, True) else "")
       raise ValueError(f"{flag}={shown} is inside the run {run} (its {shown_entry}): that run owns what is "
                        "there; write it elsewhere")
+
+
+def _run_inside(folder: str) -> Optional[str]:
+  """A training run (config.json beside checkpoints/) directly inside `folder`, or None."""
+  try:
+    names = sorted(os.listdir(folder))
+  except OSError:
+    return None
+  for name in names:
+    child = os.path.join(folder, name)
+    if os.path.isfile(os.path.join(child, CONFIG_FILE)) and os.path.isdir(os.path.join(child, "checkpoints")):
+      return child
+  return None
 
 
 def enclosing_run(path: str) -> Optional[str]:

@@ -68,7 +68,7 @@ def _parse_flags(argv: List[str]) -> List[str]:
   except flags.Error as error:
     print(one_line(error), file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
-  repeated = repeated_flag(argv[1:])
+  repeated = repeated_flag(flags.FLAGS.read_flags_from_files(argv[1:], force_gnu=False))  # --flagfile's too
   if repeated:
     print(f"warning: {repeated}: the last one applies", file=sys.stderr)
   return remaining

@@ -76,8 +76,8 @@ def drop_events_after(log_dir: str, step: int) -> int:
       continue
     records = []
     try:
-      for record in tf.compat.v1.io.tf_record_iterator(path):
-        records.append(record)
+      for record in tf.data.TFRecordDataset(path):
+        records.append(record.numpy())
     except tf.errors.DataLossError:  # a record cut by the kill: the events before it are kept
       pass
     kept = [record for record in records if event_pb2.Event.FromString(record).step <= step]

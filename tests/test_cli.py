@@ -128,7 +128,7 @@ def test_absls_own_error_prefix_is_not_doubled():
   assert cli.one_line(ValueError("a\n  b")) == "error: a b"
 
 
-def test_a_flag_given_twice_with_different_values_is_named():
+def test_a_flag_given_twice_with_different_values_is_named(tmp_path):
   """`--loss=rep ... --loss=hinge` trained hinge without a word (absl keeps the last value, which wrapper
   scripts rely on; main.py now names it in a warning)."""
   from absl import flags  # pylint: disable=import-outside-toplevel
@@ -142,3 +142,7 @@ def test_a_flag_given_twice_with_different_values_is_named():
   assert cli.repeated_flag(["--fid", "--nofid"], flag_values) == "--fid is given twice (--fid, then --nofid)"
   assert cli.repeated_flag(["--loss=rep", "--loss=rep", "--run=a:x", "--run=b:y", "--", "--loss=x"],
                            flag_values) is None
+  flagfile = tmp_path / "flags.txt"  # a --flagfile's flags count too, as cli's parser expands them first
+  flagfile.write_text("--loss=hinge\n")
+  expanded = flag_values.read_flags_from_files(["--loss=rep", f"--flagfile={flagfile}"], force_gnu=False)
+  assert cli.repeated_flag(expanded, flag_values) == "--loss is given twice (--loss=rep, then --loss=hinge)"

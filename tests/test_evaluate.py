@@ -440,5 +440,5 @@ def test_sigterm_is_one_line_and_exit_code_75(tmp_path, monkeypatch, capsys):
   handler = signal.getsignal(signal.SIGTERM)
   assert evaluate.main(["evaluate"]) == evaluate.EXIT_INTERRUPTED
   assert signal.getsignal(signal.SIGTERM) == handler  # put back for the rest of the process
-  assert capsys.readouterr().err.startswith(f"interrupted: no result written to --out={tmp_path / 'r.json'}")
+  assert capsys.readouterr().err.startswith(f"\ninterrupted: no result written to --out={tmp_path / 'r.json'}")
   assert not (tmp_path / "r.json").exists()

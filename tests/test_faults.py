@@ -916,3 +916,13 @@ def test_fifos_where_files_are_read_are_one_line_not_a_hang(tmp_path):
   os.mkfifo(tmp_path / "locked" / ".lock")
   with pytest.raises(ValueError, match=r"its \.lock is not a regular file"):
     checkpointing.WorkdirLock(str(tmp_path / "locked"))
+
+
+def test_a_folder_holding_a_run_is_not_a_new_run(trained_run, tmp_path):
+  """A run started in a folder that held another run made that run impossible to resume (it was then inside a
+  run)."""
+  copy_of_trained_run(trained_run, tmp_path / "runs" / "runA")
+  with pytest.raises(ValueError, match=r"^--workdir=.*runs holds the run .*runA: a run's folder is its own; give "
+                                       r"a new folder \(e\.g\. .*runs/new_run\)$"):
+    config_builder.build_config(dict(TINY, workdir=str(tmp_path / "runs"), steps=2))
+  config_builder.build_config(dict(TINY, workdir=str(tmp_path / "runs" / "runA"), steps=6))  # it still resumes

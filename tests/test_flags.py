@@ -294,6 +294,7 @@ INCOMPATIBLE = [  # (flags, the start of the one-line error)
     ({"loss": "flow", "flow_lambda": -1.0}, "--flow_lambda=-1.0: must be > 0"),
     ({"loss": "flow", "flow_features": "rff", "flow_rff_sigma": 0.0}, "--flow_rff_sigma=0.0: must be > 0"),
     ({"cpu_devices": -1}, "--cpu_devices=-1 must be >= 0"),
+    ({"export_dir": ""}, "--export_dir is empty: leave it out to export to <workdir>/export"),
     ({"shuffle_buffer": -1}, "--shuffle_buffer=-1: must be >= 1"),
     ({"sn_multiplier": 0.0}, "--sn_multiplier=0.0: must be > 0"),
     ({"inception_weights": "none", "lr_adaptation": True}, "--lr_adaptation=True needs the Inception weights, "

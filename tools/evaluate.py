@@ -483,8 +483,8 @@ def main(argv) -> int:
   try:
     report(args)
   except KeyboardInterrupt:
-    print(f"interrupted: no result written{f' to --out={args.out}' if args.out else ''}; the real features "
-          "cached so far are kept; run the same command again", file=sys.stderr)
+    print(f"\ninterrupted: no result written{f' to --out={args.out}' if args.out else ''} (the features of a "
+          "source already finished stay in the cache, when it is on); run the same command again", file=sys.stderr)
     return EXIT_INTERRUPTED
   finally:
     for signum, handler in previous.items():
