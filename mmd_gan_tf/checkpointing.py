@@ -46,7 +46,7 @@ def remove_partial_saves(workdir: str) -> list:
 def _readable(prefix: str) -> Optional[str]:
   """None if every tensor of the checkpoint `prefix` reads back, else the error."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  special = [path for path in glob.glob(glob.escape(prefix) + ".*") if files.is_special(path)]
+  special = [path for path in [prefix] + glob.glob(glob.escape(prefix) + ".*") if files.is_special(path)]
   if special:  # a FIFO named ckpt-N.index: reading it would wait forever
     return f"{special[0]} is not a regular file"
   try:

@@ -910,6 +910,8 @@ def test_fifos_where_files_are_read_are_one_line_not_a_hang(tmp_path):
   assert not (tmp_path / "run").exists()
   os.mkfifo(tmp_path / "ckpt-2.index")
   assert not checkpointing.readable(str(tmp_path / "ckpt-2"))
+  os.mkfifo(tmp_path / "fifo.ckpt")  # the prefix itself (sn_report.py --checkpoint=FIFO)
+  assert not checkpointing.readable(str(tmp_path / "fifo.ckpt"))
   os.mkfifo(tmp_path / "grid.png")
   assert summaries.png_text(str(tmp_path / "grid.png")) == {}  # so sample.py --out refuses it as not its own
   (tmp_path / "locked").mkdir()
