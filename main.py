@@ -151,11 +151,9 @@ def main(argv) -> int:
   logging.set_verbosity(logging.INFO)
   from mmd_gan_tf import trainer  # pylint: disable=g-import-not-at-top
   if FLAGS.mode == "export":
-    def stop(signum, frame):  # pylint: disable=unused-argument
-      raise KeyboardInterrupt  # SIGTERM and SIGHUP stop an export as Ctrl-C does: one line, not a silent 143
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
-      _export(cfg)
+      with cli.signals_as_interrupt():  # SIGTERM and SIGHUP stop an export as Ctrl-C does
+        _export(cfg)
     except trainer.DiskFullError as e:
       print(cli.one_line(e), file=sys.stderr)
       return EXIT_RUN_FAILED
@@ -163,9 +161,6 @@ def main(argv) -> int:
       print(f"interrupted: the export of {cfg.workdir} was not finished; the previous export (if any) is intact "
             "and the next export settles what this one left; run the same command again", file=sys.stderr)
       return EXIT_INTERRUPTED
-    finally:
-      for signum, handler in previous.items():
-        signal.signal(signum, handler)
     return 0
   try:
     metrics = trainer.train(cfg)

@@ -15,9 +15,11 @@ library raises ValueError (or OSError for files) with a message that names the f
 module is the only place that turns those into the one line, so main.py and every tool print them alike.
 """
 
+import contextlib
 import logging
+import signal
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 from absl import app
 from absl import flags
@@ -32,6 +34,21 @@ EXIT_CTRL_C = 130
 # What a user can cause and fix: bad values (ValueError, also json.JSONDecodeError), files that are
 # missing or unreadable (OSError), flags that do not parse, app.UsageError (stray arguments).
 USER_ERRORS = (ValueError, OSError, flags.Error, app.UsageError)
+
+
+@contextlib.contextmanager
+def signals_as_interrupt() -> Iterator[None]:
+  """SIGTERM and SIGHUP raise KeyboardInterrupt inside the block, as Ctrl-C does, so that a scheduler's or a
+  closed terminal's stop ends in the tool's one interrupt line (not a silent 143); the previous handlers are
+  back after the block. Main thread only (Python's signal rule)."""
+  def stop(signum, frame):  # pylint: disable=unused-argument
+    raise KeyboardInterrupt
+  previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
+  try:
+    yield
+  finally:
+    for signum, handler in previous.items():
+      signal.signal(signum, handler)
 
 
 def one_line(error: BaseException) -> str:

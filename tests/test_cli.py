@@ -1,5 +1,6 @@
 """The one-line rule of mmd_gan_tf.cli, and the library errors that must name their file."""
 
+import signal
 import subprocess
 import sys
 
@@ -146,3 +147,13 @@ def test_a_flag_given_twice_with_different_values_is_named(tmp_path):
   flagfile.write_text("--loss=hinge\n")
   expanded = flag_values.read_flags_from_files(["--loss=rep", f"--flagfile={flagfile}"], force_gnu=False)
   assert cli.repeated_flag(expanded, flag_values) == "--loss is given twice (--loss=rep, then --loss=hinge)"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_a_tools_work_as_ctrl_c_does_and_the_handlers_come_back(signum):
+  before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+  with pytest.raises(KeyboardInterrupt):
+    with cli.signals_as_interrupt():
+      signal.raise_signal(signum)
+      pytest.fail("the signal did not stop the block")
+  assert {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)} == before

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import pathlib
-import signal
 import stat
 import sys
 import time
@@ -477,18 +476,13 @@ def main(argv) -> int:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   args = args_from(FLAGS)
 
-  def stop(signum, frame):  # pylint: disable=unused-argument
-    raise KeyboardInterrupt  # SIGTERM and SIGHUP stop it as Ctrl-C does: one line, not a silent 143
-  previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
   try:
-    report(args)
+    with cli.signals_as_interrupt():  # SIGTERM and SIGHUP stop it as Ctrl-C does
+      report(args)
   except KeyboardInterrupt:
     print(f"\ninterrupted: no result written{f' to --out={args.out}' if args.out else ''} (the features of a "
           "source already finished stay in the cache, when it is on); run the same command again", file=sys.stderr)
     return EXIT_INTERRUPTED
-  finally:
-    for signum, handler in previous.items():
-      signal.signal(signum, handler)
   return 0
 
 

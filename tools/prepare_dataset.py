@@ -10,7 +10,6 @@ first; images whose compressed data fails to decode are skipped too), unless --c
 """
 
 import os
-import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -60,12 +59,9 @@ def main(argv) -> int:
   if FLAGS.limit < 0 or FLAGS.num_shards < 0:
     raise ValueError(f"--limit={FLAGS.limit} and --num_shards={FLAGS.num_shards} must be >= 0 (0: all images, "
                      "shards of ~128 MiB)")
-  def stop(signum, frame):  # pylint: disable=unused-argument
-    raise KeyboardInterrupt  # SIGTERM and SIGHUP stop it as Ctrl-C does: one line, not a silent 143
-  for signum in (signal.SIGTERM, signal.SIGHUP):
-    signal.signal(signum, stop)
   try:
-    info = prepare(cfg, FLAGS.out_dir, FLAGS.num_shards, FLAGS.limit)
+    with cli.signals_as_interrupt():  # SIGTERM and SIGHUP stop it as Ctrl-C does
+      info = prepare(cfg, FLAGS.out_dir, FLAGS.num_shards, FLAGS.limit)
   except KeyboardInterrupt:
     print(f"interrupted: the dataset in --out_dir={FLAGS.out_dir} is unfinished; run the same command again "
           "(it removes the unfinished shards first)", file=sys.stderr)
