@@ -85,10 +85,40 @@ def _parse_flags(argv: List[str]) -> List[str]:
   except flags.Error as error:
     print(one_line(error), file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
-  repeated = repeated_flag(flags.FLAGS.read_flags_from_files(argv[1:], force_gnu=False))  # --flagfile's too
+  args = flags.FLAGS.read_flags_from_files(argv[1:], force_gnu=False)  # with --flagfile's
+  unapplied = unapplied_absl_flag(args)
+  if unapplied:
+    print(one_line(ValueError(unapplied)), file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+  repeated = repeated_flag(args)
   if repeated:
     print(f"warning: {repeated}: the last one applies", file=sys.stderr)
   return remaining
+
+
+# absl's own flags that this program would accept without applying them (the rule: a flag that is accepted is
+# applied, or refused in one line), with what to do instead.
+UNAPPLIED_ABSL_FLAGS = {
+    "only_check_args": "parses the flags and exits 0 without this program's own checks; main.py --dry_run checks "
+                       "a whole command without running it",
+    "undefok": "makes unknown flags be accepted and ignored; remove the unknown flags instead",
+    "log_dir": "is absl's log-file folder, which this program does not write (its messages go to stderr: redirect "
+               "them to keep a log)",
+}
+
+
+def unapplied_absl_flag(args: List[str], flag_values: flags.FlagValues = flags.FLAGS) -> Optional[str]:
+  """'--only_check_args ...' when the parsed `flag_values` set one of UNAPPLIED_ABSL_FLAGS, or `args` (the
+  command line, --flagfile's expanded) gives --undefok, else None."""
+  for name in ("only_check_args", "log_dir"):
+    if name in flag_values and flag_values[name].present and flag_values[name].value:
+      return f"--{name} {UNAPPLIED_ABSL_FLAGS[name]}"
+  for arg in args:
+    if arg == "--":
+      break
+    if arg.startswith("-") and arg.lstrip("-").split("=", 1)[0] == "undefok":
+      return f"--undefok {UNAPPLIED_ABSL_FLAGS['undefok']}"
+  return None
 
 
 def repeated_flag(args: List[str], flag_values: flags.FlagValues = flags.FLAGS) -> Optional[str]:

@@ -157,3 +157,25 @@ def test_sigterm_and_sighup_stop_a_tools_work_as_ctrl_c_does_and_the_handlers_co
       signal.raise_signal(signum)
       pytest.fail("the signal did not stop the block")
   assert {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)} == before
+
+
+def test_absl_flags_that_would_be_accepted_but_not_applied_are_refused():
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  flag_values = flags.FlagValues()  # absl.app's own definitions of the two
+  flags.DEFINE_bool("only_check_args", False, "", flag_values=flag_values)
+  flags.DEFINE_string("log_dir", "", "", flag_values=flag_values)
+  def refused(*args):
+    flag_values.unparse_flags()
+    flag_values(["prog", *args], known_only=True)
+    return cli.unapplied_absl_flag(list(args), flag_values)
+  assert refused("--only_check_args").startswith("--only_check_args ")  # exited 0 without the program's checks
+  assert refused("--log_dir=logs").startswith("--log_dir ")  # a folder nothing is written to
+  assert refused("--undefok=foo", "--foo=1").startswith("--undefok ")  # --foo accepted and ignored
+  assert refused("--noonly_check_args") is None and refused("--", "--undefok=x") is None and refused() is None
+
+
+def test_only_check_args_is_refused_by_a_tool_in_one_line(tmp_path):
+  result = subprocess.run([sys.executable, "tools/sample.py", f"--model={tmp_path}/none", "--only_check_args"],
+                          cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2, result.stderr
+  assert result.stderr.strip().splitlines()[-1].startswith("error: --only_check_args "), result.stderr
