@@ -1,5 +1,6 @@
 """tools/sn_report.py: the per-layer sigma estimates of a trained run against converged power iterations."""
 
+import logging
 import sys
 
 import numpy as np
@@ -166,3 +167,13 @@ def test_plot_scalars_rows_at_each_runs_last_step_and_an_out_with_a_suffix(tmp_p
                             "--tags=kernel/real_real") == 0
   assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["scalars.json", "scalars.md", "scalars.png"]
   assert (tmp_path / "scalars.md").read_text().splitlines()[2:] == ["| 16 | 0.125 |"]
+
+
+def test_reading_a_runs_scalars_leaves_no_tensorboard_info_lines(tmp_path, caplog):
+  """Every read printed TensorBoard's 'No path found after <event file>' INFO line (quality.py once per run)."""
+  from tools import plot_scalars  # pylint: disable=import-outside-toplevel
+  run = _scalar_run(tmp_path / "run", {"kernel/real_real": [(0, 0.5)]})
+  with caplog.at_level(logging.INFO, logger="tensorboard"):
+    assert plot_scalars.read_scalars(run, ["kernel/real_real"]) == {"kernel/real_real": [(0, 0.5)]}
+    assert logging.getLogger("tensorboard").level == logging.INFO  # the caller's level is back
+  assert not [record.getMessage() for record in caplog.records if record.name.startswith("tensorboard")]

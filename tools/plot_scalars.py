@@ -9,6 +9,7 @@ line per run). --out=NAME.json (or .md, .png) is read as --out=NAME.
 """
 
 import json
+import logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -48,7 +49,13 @@ def read_run(workdir: str, tags) -> tuple:
   if not os.path.isdir(directory):
     raise ValueError(f"{workdir} has no tensorboard/ folder")
   accumulator = event_accumulator.EventAccumulator(directory, size_guidance={"tensors": 0, "scalars": 0})
-  accumulator.Reload()
+  tensorboard_log = logging.getLogger("tensorboard")  # its INFO "No path found after <each event file>"
+  level = tensorboard_log.level
+  tensorboard_log.setLevel(logging.WARNING)
+  try:
+    accumulator.Reload()
+  finally:
+    tensorboard_log.setLevel(level)
   available = set(accumulator.Tags().get("tensors", [])) | set(accumulator.Tags().get("scalars", []))
   result = {}
   for tag in tags:
