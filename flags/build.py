@@ -480,7 +480,8 @@ def _validate_library(cfg: config_lib.Config) -> None:
   checkpoints = checkpointing.checkpoints_on_disk(os.path.join(cfg.workdir, "checkpoints"))
   reachable = max([cfg.train.steps] + [int(p.rsplit("-", 1)[1]) for p in checkpoints])
   if newer is not None and newer > reachable:  # else refused only after the whole run had trained
-    raise ValueError(f"--export_dir={export_dir} holds the generator of step {newer}, past this run's "
+    raise ValueError(f"{export.export_folder_name(export_dir, cfg.workdir)} holds the generator of step {newer}, "
+                     f"past this run's "
                      f"--steps={cfg.train.steps}: no export of this run could replace it; give another "
                      "--export_dir (or more --steps)")
 

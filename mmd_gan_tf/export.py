@@ -68,48 +68,61 @@ def _has_our_metadata(path: str) -> bool:
   return isinstance(metadata, dict) and ("model" in metadata or STEP_KEY in metadata)
 
 
+def export_folder_name(export_dir: str, workdir: str) -> str:
+  """How an error names the export folder: `--export_dir=X`, or `the export folder <workdir>/export` for the
+  default (which the user may not have given)."""
+  if os.path.abspath(export_dir) == os.path.join(os.path.abspath(workdir), "export"):
+    return f"the export folder {os.path.abspath(export_dir)}"
+  return f"--export_dir={export_dir}"
+
+
 def check_export_dir(export_dir: str, workdir: str) -> None:
   """ValueError (one line, naming --export_dir) unless writing an export to `export_dir` can only replace an
   earlier export: it must not be the run's workdir or hold it, nor an existing file or a folder with other
   contents; a leftover `<export>.tmp` / `<export>.old` must be an export too."""
   export_dir, workdir = os.path.abspath(export_dir), os.path.abspath(workdir)
+  name = export_folder_name(export_dir, workdir)
   if export_dir == workdir or workdir.startswith(export_dir.rstrip(os.sep) + os.sep):
-    raise ValueError(f"--export_dir={export_dir} is the run's workdir or holds it ({workdir}); an export "
+    raise ValueError(f"{name} is the run's workdir or holds it ({workdir}); an export "
                      "replaces its folder: give a path of its own, e.g. the default <workdir>/export")
   inside = os.path.relpath(export_dir, workdir).split(os.sep)[0]
   real_inside = os.path.relpath(os.path.realpath(export_dir), os.path.realpath(workdir)).split(os.sep)[0]
   if real_inside in checkpointing.RUN_ENTRIES:  # also through a linked parent folder
     inside = real_inside
   if inside in checkpointing.RUN_ENTRIES:
-    raise ValueError(f"--export_dir={export_dir} is inside the run's own {inside} (which the run writes and "
+    raise ValueError(f"{name} is inside the run's own {inside} (which the run writes and "
                      "rotates); give a path of its own, e.g. the default <workdir>/export")
   if inside == os.pardir:  # inside the workdir, the workdir's own checks name what is wrong with it
     _check_export_path_usable(export_dir)
   for path in (export_dir, export_dir + ".tmp", export_dir + ".old"):
     if os.path.lexists(path) and not is_export(path, finished=not path.endswith(".tmp")):
       if _damaged_metadata(path):
-        raise ValueError(f"--export_dir={export_dir}: {path} looks like an export but its {METADATA_FILE} is "
+        raise ValueError(f"{name}: {path} looks like an export but its {METADATA_FILE} is "
                          "damaged (emptied or cut short), so it cannot be told from someone else's folder: if it "
                          "is this run's export, delete that folder and export again; else give a new path")
+      if os.path.isdir(path) and not os.path.islink(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ValueError(f"{name}: {path} holds a SavedModel without the {METADATA_FILE} of this project's "
+                         "exports, so it cannot be told from someone else's model: if it is this run's export "
+                         "(its metadata deleted), delete that folder and export again; else give a new path")
       kind = ("a symbolic link" if os.path.islink(path) else
               "a folder with other contents" if os.path.isdir(path) else "a file")
-      raise ValueError(f"--export_dir={export_dir}: {path} exists and is {kind}, not an earlier export; an "
+      raise ValueError(f"{name}: {path} exists and is {kind}, not an earlier export; an "
                        "export would replace it: give a new path or move it away")
   if os.path.ismount(export_dir):
-    raise ValueError(f"--export_dir={export_dir} is a mount point, which an export cannot replace (it writes "
+    raise ValueError(f"{name} is a mount point, which an export cannot replace (it writes "
                      "beside the folder and renames): give a folder inside it")
   other = _run_of(export_dir)
   if other and export_dir != os.path.join(workdir, "export") and os.path.realpath(other) != os.path.realpath(
       workdir):
     gone = "" if os.path.exists(other) else (
         ", a folder that no longer exists: if this run was moved from there, move that export away first")
-    raise ValueError(f"--export_dir={export_dir} holds the export of another run ({other}{gone}); give this run "
+    raise ValueError(f"{name} holds the export of another run ({other}{gone}); give this run "
                      "an export folder of its own")
   existing = export_dir
   while not os.path.lexists(existing):  # the folder the export will be created in
     existing = os.path.dirname(existing)
   if os.path.isdir(existing) and not os.access(existing, os.W_OK | os.X_OK):  # (a file: named elsewhere)
-    raise ValueError(f"--export_dir={export_dir}: {existing} is not writable, so the run could not export at "
+    raise ValueError(f"{name}: {existing} is not writable, so the run could not export at "
                      "its end: give a writable path")
 
 

@@ -64,6 +64,10 @@ def test_check_export_dir_refuses_what_an_export_would_destroy(tmp_path):
     (workdir / "export" / export.METADATA_FILE).write_text(damaged)
     with pytest.raises(ValueError, match=r"export looks like an export but its mmd_gan_tf.json is damaged"):
       export.check_export_dir(str(workdir / "export"), str(workdir))
+  # The default folder (which the user may not have given) is not named as a --export_dir they gave.
+  (workdir / "export" / export.METADATA_FILE).unlink()
+  with pytest.raises(ValueError, match=f"^the export folder {workdir / 'export'}: .* holds a SavedModel without"):
+    export.check_export_dir(str(workdir / "export"), str(workdir))
 
 
 def test_a_refused_export_dir_stops_the_run_before_anything_is_written(tmp_path):
@@ -294,11 +298,13 @@ def test_a_folder_with_export_like_names_or_another_savedmodel_is_not_an_earlier
   foreign = tmp_path / "classifier"  # a SavedModel of something else: no mmd_gan_tf.json
   os.makedirs(foreign / "variables")
   (foreign / "saved_model.pb").write_bytes(b"someone's model")
-  for path in (site, foreign):
-    with pytest.raises(ValueError, match=f"{path} exists and is a folder with other contents, not an earlier"):
-      export.check_export_dir(str(path), str(workdir))
+  with pytest.raises(ValueError, match=f"{site} exists and is a folder with other contents, not an earlier"):
+    export.check_export_dir(str(site), str(workdir))
+  with pytest.raises(ValueError, match=f"{foreign} holds a SavedModel without the mmd_gan_tf.json of this "
+                     "project's exports, so it cannot be told from someone else's model"):
+    export.check_export_dir(str(foreign), str(workdir))
   os.rename(foreign, tmp_path / "gan.old")  # beside a new export path: not taken for our interrupted export
-  with pytest.raises(ValueError, match="gan.old exists and is a folder with other contents"):
+  with pytest.raises(ValueError, match="gan.old holds a SavedModel without the mmd_gan_tf.json"):
     export.check_export_dir(str(tmp_path / "gan"), str(workdir))
   export.recover_interrupted_export(str(tmp_path / "gan"))
   assert (tmp_path / "gan.old" / "saved_model.pb").read_bytes() == b"someone's model"
