@@ -297,6 +297,25 @@ def test_sample_tool_checks_its_input(exported, tmp_path):
   (tmp_path / "afile").write_text("")
   with pytest.raises(ValueError, match=r"--out=.*afile/g.png cannot be written: .*afile is not a folder"):
     sample.check_args(str(exported / "export"), 4, 4, str(tmp_path / "afile" / "g.png"))
+  os.symlink(exported / "samples" / "g.png", tmp_path / "into_run.png")  # a link into a run: its target counts
+  with pytest.raises(ValueError, match=r"--out=.*into_run.png is inside the run .* \(its samples/\)"):
+    sample.check_args(str(exported / "export"), 4, 4, str(tmp_path / "into_run.png"))
+
+
+def test_sample_tool_writes_through_a_link_given_as_out(tmp_path):
+  """--out=<a link to an earlier grid> replaced the link with a file (the link's target kept the old grid)."""
+  sys.path.insert(0, str(ROOT))
+  from tools import sample  # pylint: disable=import-outside-toplevel
+  (tmp_path / "grids").mkdir()
+  summaries.write_png(str(tmp_path / "grids" / "g.png"), np.zeros((4, 4, 3), np.uint8), text={"Software": sample.SOFTWARE})
+  os.symlink(tmp_path / "grids" / "g.png", tmp_path / "latest.png")
+  sample.write_grid(str(tmp_path / "latest.png"), np.full((1, 4, 4, 3), 255, np.uint8))
+  assert os.path.islink(tmp_path / "latest.png")
+  assert np.asarray(Image.open(tmp_path / "grids" / "g.png")).min() == 255  # the target holds the new grid
+  assert summaries.png_text(str(tmp_path / "grids" / "g.png"))["Software"] == sample.SOFTWARE
+  with pytest.raises(ValueError, match=r"^--out=.*afile/g.png cannot be written"):
+    (tmp_path / "afile").write_text("")
+    sample.write_grid(str(tmp_path / "afile" / "g.png"), np.zeros((1, 4, 4, 3), np.uint8))
 
 
 @pytest.mark.end_to_end

@@ -84,14 +84,21 @@ def main(argv) -> int:
       model.sample(tf.constant(min(FLAGS.batch_size, FLAGS.num - start), tf.int32),
                    tf.constant(FLAGS.seed + index, tf.int64))["images_uint8"].numpy()
       for index, start in enumerate(range(0, FLAGS.num, FLAGS.batch_size))])
-  try:
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-    summaries.write_png(FLAGS.out, images_lib.image_grid(images), text={"Software": SOFTWARE})
-  except (OSError, tf.errors.OpError) as e:  # a file where a folder should be, no permission, a full disk
-    reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
-    raise ValueError(f"--out={FLAGS.out} cannot be written: {reason}") from None
+  write_grid(FLAGS.out, images)
   print(f"wrote {FLAGS.num} samples to {FLAGS.out}")
   return 0
+
+
+def write_grid(out: str, images: np.ndarray) -> None:
+  """The grid of `images` [N, H, W, C] uint8 as the PNG `out`, marked as this tool's; a symbolic link `out` stays
+  a link (the file it points to is replaced); ValueError naming --out when it cannot be written."""
+  target = os.path.realpath(out)
+  try:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    summaries.write_png(target, images_lib.image_grid(images), text={"Software": SOFTWARE})
+  except (OSError, tf.errors.OpError) as e:  # a file where a folder should be, no permission, a full disk
+    reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+    raise ValueError(f"--out={out} cannot be written: {reason}") from None
 
 
 if __name__ == "__main__":
