@@ -54,6 +54,20 @@ def test_symlink_loops_are_listed_once_without_hanging(tmp_path, links, caplog):
   assert any("skipped 1 symbolic link(s) to nothing" in r.getMessage() for r in caplog.records)
 
 
+
+def test_special_files_in_the_data_folder_are_named_not_silently_skipped(tmp_path, caplog):
+  """A FIFO was skipped without a word and a link to /dev/zero was called a link to nothing."""
+  root = tmp_path / "images"
+  _images(root)
+  os.mkfifo(root / "pipe.png")
+  os.symlink("/dev/zero", root / "zero.png")
+  with caplog.at_level(logging.WARNING):
+    assert [os.path.basename(f) for f in folder.list_files(str(root))] == ["0.png", "1.png", "2.png"]
+  messages = [r.getMessage() for r in caplog.records]
+  assert any("skipped 2 special file(s) (FIFOs, devices or sockets" in m and "pipe.png" in m for m in messages)
+  assert not any("to nothing" in m for m in messages), messages
+
+
 def test_a_run_reached_through_a_link_in_the_data_folder_is_not_data(trained_run, tmp_path, caplog):
   """A workdir linked from inside --data_dir added the run's own sample grids to its training images."""
   root = tmp_path / "images"

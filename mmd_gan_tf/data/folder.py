@@ -39,7 +39,7 @@ def list_files(data_dir: str) -> List[str]:
   """
   if not os.path.isdir(data_dir):
     raise ConfigError("data.data_dir", data_dir, "does not exist or is not a directory")
-  paths, visited, loops, undecodable, runs, dangling = [], set(), [], [], [], []
+  paths, visited, loops, undecodable, runs, dangling, special = [], set(), [], [], [], [], []
   for root, dirs, files in os.walk(data_dir, followlinks=True):
     real = os.path.realpath(root)
     if real in visited:  # reached again through a link
@@ -58,8 +58,10 @@ def list_files(data_dir: str) -> List[str]:
       if name.startswith("."):
         continue
       if not os.path.isfile(path):
-        if os.path.islink(path):  # a link to nothing (or to a folder that is gone)
+        if not os.path.exists(path):  # a link to nothing (or to a folder that is gone)
           dangling.append(path)
+        elif not os.path.isdir(path):  # a FIFO, device or socket (or a link to one): reading it could hang
+          special.append(path)
         continue
       if not _utf8(path):
         undecodable.append(path)
@@ -73,6 +75,9 @@ def list_files(data_dir: str) -> List[str]:
   if dangling:
     logging.warning("folder %r: skipped %d symbolic link(s) to nothing, e.g. %r", data_dir, len(dangling),
                     dangling[0])
+  if special:
+    logging.warning("folder %r: skipped %d special file(s) (FIFOs, devices or sockets, or links to them: not "
+                    "images), e.g. %r", data_dir, len(special), special[0])
   if runs:
     logging.warning("folder %r: skipped %d training run folder(s) (their samples and checkpoints are not "
                     "data), e.g. %r", data_dir, len(runs), runs[0])
