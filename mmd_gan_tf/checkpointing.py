@@ -341,7 +341,9 @@ class WorkdirLock:
       raise ValueError(f"--workdir={workdir}: its {LOCK_FILE} is not a run's lock (it holds "
                        f"{content.strip().splitlines()[0][:60]!r}...); a run would overwrite it: move it away or "
                        "use another --workdir")
-    self._previous = content  # what a refused run puts back (`release(restore=True)`)
+    self._previous = content  # what a refused run puts back (`release(restore=True)`), with its times
+    stat = os.fstat(descriptor)
+    self._previous_times = (stat.st_atime_ns, stat.st_mtime_ns)
     self.writing = False  # set by the run at its first write: from then on the lock names this process
     self._file.seek(0)
     self._file.truncate()
@@ -368,6 +370,7 @@ class WorkdirLock:
         self._file.truncate()
         self._file.write(self._previous)
         self._file.flush()
+        os.utime(self._file.fileno(), ns=self._previous_times)
       fcntl.flock(self._file, fcntl.LOCK_UN)
       self._file.close()
 

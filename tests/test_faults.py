@@ -369,6 +369,10 @@ def test_the_run_identity_lives_in_the_checkpoint_and_a_refused_resume_writes_no
   # Export and tools still know the run: the checkpoint carries its config.
   assert checkpointing.load_config(str(workdir)).loss.name == "rep"
   before = _snapshot(workdir)
+  lock = workdir / checkpointing.LOCK_FILE  # an earlier run's: its content and times come back too
+  lock.write_text("PID 12 on elsewhere since 2026-01-02 03:04:05\n")
+  os.utime(lock, ns=(10**18, 10**18))
+  lock_before = (lock.read_text(), os.stat(lock).st_mtime_ns)
   # rep_b has the same variables as rep: only the stored identity can tell them apart. hinge's critic
   # differs too. Either way: refused before anything is written.
   for loss in ("rep_b", "hinge"):
@@ -376,6 +380,7 @@ def test_the_run_identity_lives_in_the_checkpoint_and_a_refused_resume_writes_no
     with pytest.raises(ValueError, match=f"loss.name: checkpoint has 'rep', this run asks for '{loss}'"):
       trainer.train(changed, strategy=make_two_replica_strategy())
     assert _snapshot(workdir) == before
+    assert (lock.read_text(), os.stat(lock).st_mtime_ns) == lock_before
   # An edited config.json does not fool it either: the checkpoint's copy wins.
   (workdir / "config.json").write_text(config_builder.build_config(dict(original, loss="rep_b")).to_json())
   with pytest.raises(ValueError, match="checkpoint has 'rep'"):
