@@ -74,12 +74,24 @@ def checkpoints_on_disk(checkpoint_dir: str) -> list:
   return [os.path.join(checkpoint_dir, f"ckpt-{n}") for n in numbers]
 
 
+def _checkpoint_state(checkpoint_dir: str):
+  """tf.train.get_checkpoint_state without TensorFlow's warning lines for a damaged state file (a ParseError and
+  "Checkpoint ignored", twice each): None is returned for it, and the caller's own warning names the file."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  logger = tf.get_logger()
+  level = logger.level
+  logger.setLevel("ERROR")
+  try:
+    return tf.train.get_checkpoint_state(checkpoint_dir)
+  finally:
+    logger.setLevel(level)
+
+
 def _state_paths(checkpoint_dir: str) -> list:
   """The checkpoints the state file (`checkpoint`) lists, oldest first; [] when it is missing, unreadable
   or names a checkpoint that is not there."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   try:
-    state = tf.train.get_checkpoint_state(checkpoint_dir)
+    state = _checkpoint_state(checkpoint_dir)
   except ValueError:  # a state file without a latest checkpoint
     return []
   if state is None or not os.path.exists(state.model_checkpoint_path + ".index"):
@@ -101,9 +113,8 @@ def refuse_outside_state(checkpoint_dir: str) -> None:
   """ValueError when the state file names checkpoints (outside `checkpoint_dir`, or its own that are gone) and
   none of this run's own are on disk to rebuild it from (`repair_checkpoint_state` rebuilds it where there
   are)."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   try:
-    state = tf.train.get_checkpoint_state(checkpoint_dir)
+    state = _checkpoint_state(checkpoint_dir)
   except ValueError:
     return
   if state is None or not state.model_checkpoint_path or checkpoints_on_disk(checkpoint_dir):
@@ -141,9 +152,8 @@ def repair_checkpoint_state(checkpoint_dir: str) -> Optional[str]:
 
 def _named_latest(checkpoint_dir: str) -> Optional[str]:
   """The checkpoint the state file names as the latest (whether or not it exists), or None."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   try:
-    state = tf.train.get_checkpoint_state(checkpoint_dir)
+    state = _checkpoint_state(checkpoint_dir)
   except ValueError:
     return None
   return state.model_checkpoint_path if state and state.model_checkpoint_path else None
@@ -530,20 +540,18 @@ def check_resume(cfg: config_lib.Config, workdir: str, checkpoint_prefix: Option
     return (f"{checkpoint_prefix} carries no config and --workdir={workdir} has no {CONFIG_FILE}: "
             "cannot check that this run's settings match the checkpoint")
   refuse_incompatible(saved, cfg, workdir)
-  changed = changed_settings(saved, cfg)
-  if changed:
-    absl_logging.warning("resuming with changed settings (this run's own from here on): %s", "; ".join(changed))
   return None
 
 
-# Settings whose change on resume is expected and logged elsewhere (or not a setting of the training).
-_UNLOGGED = ("workdir", "export_dir", "train.steps", "train.init_from", "optim.critic_lr", "optim.generator_lr",
-             "preset")
+# Not settings of the training: where the run is and writes, and the names it was asked by.
+_PATHS = ("workdir", "export_dir", "train.init_from", "preset")
+# Settings whose change on resume is expected and logged elsewhere (the learning rates when applied).
+_UNLOGGED = _PATHS + ("train.steps", "optim.critic_lr", "optim.generator_lr")
 
 
-def changed_settings(saved: dict, new: config_lib.Config) -> list:
-  """["section.field: old -> new", ...] for the settings a resume changes (learning rates are logged when
-  applied; the step budget and paths are not listed)."""
+def changed_settings(saved: dict, new: config_lib.Config, unlisted: tuple = _UNLOGGED) -> list:
+  """["section.field: old -> new", ...] for the settings a resume changes, but those `unlisted` (by default:
+  paths, the step budget and the learning rates, which are logged when applied)."""
   def flat(values, prefix=""):
     for key, value in values.items():
       if isinstance(value, dict):
@@ -552,7 +560,25 @@ def changed_settings(saved: dict, new: config_lib.Config) -> list:
         yield f"{prefix}{key}", (list(value) if isinstance(value, tuple) else value)
   old = dict(flat(saved))
   return [f"{key}: {old[key]!r} -> {value!r}" for key, value in flat(new.to_dict())
-          if key in old and old[key] != value and key not in _UNLOGGED]
+          if key in old and old[key] != value and key not in unlisted]
+
+
+def settled_config(saved: dict, cfg: config_lib.Config, idle: bool) -> Tuple[config_lib.Config, Optional[str]]:
+  """(the config a resumed run goes on with, a warning line or None); `saved` is its checkpoint's config.
+
+  A run that trains takes the settings it is given as its own (the warning lists the changes). A run with
+  nothing to train (at --steps, or out of --max_train_minutes) keeps its recorded settings, only this
+  command's paths apply: the settings given would be recorded as the run's own but apply to no step, and the
+  next resume would restore the checkpoint's anyway (the warning lists what was not applied).
+  """
+  if not idle:
+    changed = changed_settings(saved, cfg)
+    return cfg, ("resuming with changed settings (this run's own from here on): " + "; ".join(changed)
+                 if changed else None)
+  kept = dataclasses.replace(config_lib.config_from_dict(saved), workdir=cfg.workdir, export_dir=cfg.export_dir)
+  ignored = changed_settings(saved, cfg, unlisted=_PATHS)
+  return kept, ("nothing to train: the run keeps the settings it was trained with; not applied: " +
+                "; ".join(ignored) if ignored else None)
 
 
 def save_config(cfg: config_lib.Config, workdir: str) -> None:

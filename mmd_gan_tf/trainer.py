@@ -600,13 +600,20 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   if lock is not None:
     run.workdir_held = lock.held
   start_step = _resume_or_initialise(run)
+  train_seconds = checkpointing.read_train_seconds(cfg.workdir, start_step,
+                                                   resumed=run.manager.latest_checkpoint is not None)
+  if run.manager.latest_checkpoint:  # the settings given apply only where the run trains on
+    run.cfg, note = checkpointing.settled_config(json.loads(run.run_config.numpy()), run.cfg,
+                                                 idle=_nothing_to_train(run.cfg, start_step, train_seconds))
+    if note:
+      logging.warning(note)
   cfg = run.cfg  # a resume keeps the run's own --init_from
   if run.evaluator is not None:
     run.evaluator.after_restore(start_step)
   iterator = _dataset(strategy, cfg, start_step)  # a data source that cannot serve: refused before any write
   if lock is not None:
     lock.writing = True
-  writer, train_seconds = _begin(run, start_step)
+  writer = _begin(run, start_step)
   metrics = _loop(run, iterator, writer, start_step, train_seconds, stop)
   stop.trained = True
   # Also when the run resumed at its final step: a crash between the last checkpoint and the export
@@ -684,9 +691,9 @@ def _resume_or_initialise(run: _Run) -> int:
   return int(run.step.numpy())
 
 
-def _begin(run: _Run, start_step: int) -> tuple:
-  """The run's first writes: its config (checkpoint and config.json), learning rates, TensorBoard writer.
-  Returns (writer, training seconds so far)."""
+def _begin(run: _Run, start_step: int):
+  """The run's first writes: its config (checkpoint and config.json), learning rates; returns the TensorBoard
+  writer."""
   cfg = run.cfg
   run.run_config.assign(cfg.to_json())  # a restored checkpoint brought its own run's config
   if run.chief:
@@ -700,8 +707,7 @@ def _begin(run: _Run, start_step: int) -> tuple:
             else tf.summary.create_noop_writer())
   if run.chief and start_step == 0:
     summaries.write_config(writer, cfg)
-  return writer, checkpointing.read_train_seconds(cfg.workdir, start_step,
-                                                  resumed=run.manager.latest_checkpoint is not None)
+  return writer
 
 
 def _forget_steps_after(workdir: str, start_step: int) -> None:
@@ -814,6 +820,12 @@ def _evaluate(run: _Run, writer, current: int, train_seconds: float) -> None:
   run.evaluator.log(current, train_seconds, scores)
   summaries.write_scalars(writer, scores, current)
   logging.info("step %d | %s", current, " ".join(f"{k}={v:.5g}" for k, v in scores.items()))
+
+
+def _nothing_to_train(cfg: config_lib.Config, start_step: int, train_seconds: float) -> bool:
+  """Whether the run is at --steps or has used its --max_train_minutes."""
+  return start_step >= cfg.train.steps or bool(cfg.train.max_train_minutes and
+                                               train_seconds >= cfg.train.max_train_minutes * 60.0)
 
 
 def _warn_if_nothing_to_train(cfg: config_lib.Config, start_step: int, train_seconds: float) -> None:

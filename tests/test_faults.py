@@ -566,22 +566,40 @@ def test_sighup_asks_the_run_to_stop_like_sigterm():
     assert stop.signal_name == "SIGHUP"
 
 
-@pytest.mark.end_to_end
-def test_a_resume_names_the_settings_it_changes(trained_run, tmp_path, caplog):
+def test_a_resume_names_the_settings_it_changes(trained_run):
   from mmd_gan_tf import checkpointing  # pylint: disable=import-outside-toplevel
-  workdir = copy_of_trained_run(trained_run, tmp_path / "run")
-  latest = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
-  changed = config_builder.build_config(dict(TINY, workdir=str(workdir), steps=6, sigmas=["2.0"], rep_lambda=-1.0))
-  with caplog.at_level(logging.WARNING, logger="absl"):
-    checkpointing.check_resume(changed, str(workdir), latest)
-  [line] = [r.getMessage() for r in caplog.records if "resuming with changed settings" in r.getMessage()]
+  workdir = trained_run[0]
+  saved = checkpointing.config_in_checkpoint(tf.train.latest_checkpoint(str(workdir / "checkpoints")))
+  changed = config_builder.build_config(dict(TINY, workdir=str(workdir), steps=6, sigmas=["2.0"], rep_lambda=-1.0,
+                                             critic_lr=2e-4))
+  cfg, line = checkpointing.settled_config(saved, changed, idle=False)
+  assert cfg is changed and line.startswith("resuming with changed settings (this run's own from here on): ")
   assert "loss.sigmas: [1.0] -> [2.0]" in line and "loss.rep_lambda: 1.0 -> -1.0" in line
-  assert "train.steps" not in line and "workdir" not in line
-  caplog.clear()
+  assert "train.steps" not in line and "workdir" not in line and "critic_lr" not in line  # logged when applied
+  same = config_builder.build_config(dict(TINY, workdir=str(workdir), steps=6))
+  assert checkpointing.settled_config(saved, same, idle=False) == (same, None)
+  # Nothing to train: the recorded settings stay (they would apply to no step), and the line says so.
+  cfg, line = checkpointing.settled_config(saved, changed, idle=True)
+  assert json.loads(cfg.to_json()) == dict(saved, workdir=str(workdir), export_dir=changed.export_dir)
+  assert line.startswith("nothing to train: the run keeps the settings it was trained with; not applied: ")
+  assert "loss.sigmas: [1.0] -> [2.0]" in line and "optim.critic_lr: 0.0005 -> 0.0002" in line
+  assert "train.steps: 4 -> 6" in line and "workdir" not in line
+
+
+@pytest.mark.end_to_end
+def test_a_resume_with_nothing_to_train_records_no_new_settings(trained_run, tmp_path, caplog, no_export):
+  """A run at --steps given other settings: config.json and the checkpoint keep the ones it was trained with
+  (recording the new ones would claim what no step used, and the next resume would restore the old ones)."""
+  workdir = copy_of_trained_run(trained_run, tmp_path / "run")  # at step 4
+  before = dict(json.loads((workdir / "config.json").read_text()), workdir=str(workdir))  # the run is here now
+  cfg = config_builder.build_config(dict(TINY, workdir=str(workdir), steps=3, rep_lambda=-1.0, critic_lr=2e-4))
   with caplog.at_level(logging.WARNING, logger="absl"):
-    checkpointing.check_resume(config_builder.build_config(dict(TINY, workdir=str(workdir), steps=6)),
-                               str(workdir), latest)
-  assert not any("changed settings" in r.getMessage() for r in caplog.records)
+    assert trainer.train(cfg, strategy=make_two_replica_strategy()) == {}
+  assert json.loads((workdir / "config.json").read_text()) == before
+  [line] = [r.getMessage() for r in caplog.records if "not applied" in r.getMessage()]
+  assert "loss.rep_lambda: 1.0 -> -1.0" in line and "optim.critic_lr: 0.0005 -> 0.0002" in line
+  assert "train.steps: 4 -> 3" in line
+  assert not any("this run's own from here on" in r.getMessage() for r in caplog.records)
 
 
 def test_a_workdir_that_cannot_hold_a_run_is_refused_before_anything_is_created(tmp_path):
@@ -678,6 +696,27 @@ def test_a_state_file_naming_a_checkpoint_without_its_index_says_so(trained_run,
   assert line.endswith("checkpoint names ckpt-4, whose index file is missing: rebuilt from the checkpoints on "
                        "disk (ckpt-2)")
   assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-2")
+
+
+def test_a_garbled_state_file_is_rebuilt_without_tensorflows_warning_lines(tmp_path):
+  """TensorFlow logs a ParseError and "Checkpoint ignored" (each twice on the console) for a garbled state file,
+  at every look at it: only the project's own line names it."""
+  from mmd_gan_tf import checkpointing as checkpointing_lib  # pylint: disable=import-outside-toplevel
+  checkpoint_dir = tmp_path / "checkpoints"
+  tf.train.Checkpoint(v=tf.Variable(1.0)).save(str(checkpoint_dir / "ckpt"))
+  (checkpoint_dir / "checkpoint").write_bytes(b"garbage\x00\x01")
+  records = []
+  handler = logging.Handler(logging.DEBUG)
+  handler.emit = records.append
+  tf.get_logger().addHandler(handler)
+  try:
+    checkpointing_lib.refuse_outside_state(str(checkpoint_dir))  # main.py --mode=export looks first
+    line = checkpointing_lib.repair_checkpoint_state(str(checkpoint_dir))
+  finally:
+    tf.get_logger().removeHandler(handler)
+  assert line.endswith("checkpoint was missing or damaged: rebuilt from the checkpoints on disk (ckpt-1)")
+  assert [r.getMessage() for r in records] == []
+  assert tf.train.latest_checkpoint(str(checkpoint_dir)).endswith("ckpt-1")
 
 
 @pytest.mark.end_to_end
