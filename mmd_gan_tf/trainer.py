@@ -502,7 +502,10 @@ class Interrupted(Exception):
 class _StopRequests:
   """While active (main thread only), SIGTERM, SIGINT and SIGHUP ask the loop to stop at the next step boundary.
 
-  A second Ctrl-C while the first is pending stops at once (KeyboardInterrupt).
+  A second Ctrl-C while the first is pending stops at once (KeyboardInterrupt). Signals that arrive during one
+  TensorFlow call are taken in the order they came and each counts: Python runs its handlers only between
+  calls, once per kind of signal and in signal-number order, so they are read from the wakeup pipe, where
+  the interpreter writes each signal's number as it arrives.
   """
 
   # SIGHUP: the terminal closed or the ssh connection dropped under a foreground run.
@@ -513,9 +516,26 @@ class _StopRequests:
     self.trained = False  # the last step is done: only the export is left
     self.saved = False  # the interrupted step's checkpoint is written: nothing is left to stop
     self._previous = {}
+    self._pipe = None
+    self._previous_wakeup = -1
+
+  def _arrived(self, signum) -> list:
+    """The signals that arrived since the last look, oldest first ([signum] without the wakeup pipe; [] when
+    an earlier handler call of this batch took them all)."""
+    if self._pipe is None:
+      return [signum]
+    try:
+      numbers = os.read(self._pipe[0], 1024)
+    except BlockingIOError:
+      return []
+    return [signal.Signals(n) for n in numbers if n in self.SIGNALS]
 
   def _handle(self, signum, frame):
     del frame
+    for arrived in self._arrived(signum):
+      self._one(arrived)
+
+  def _one(self, signum):
     if self.trained:  # nothing left to save: the run ends as it would have
       logging.warning("%s received after the last step: every step is saved; finishing the export",
                       signal.Signals(signum).name)
@@ -531,11 +551,20 @@ class _StopRequests:
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
       self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+      self._pipe = os.pipe()
+      for end in self._pipe:
+        os.set_blocking(end, False)
+      self._previous_wakeup = signal.set_wakeup_fd(self._pipe[1], warn_on_full_buffer=False)
     return self
 
   def __exit__(self, *exc):
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
+    if self._pipe is not None:
+      signal.set_wakeup_fd(self._previous_wakeup)
+      for end in self._pipe:
+        os.close(end)
+      self._pipe = None
 
 
 def train(cfg: config_lib.Config, strategy: Optional[tf.distribute.Strategy] = None) -> dict:

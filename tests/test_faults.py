@@ -265,6 +265,35 @@ def test_a_second_ctrl_c_is_one_line_naming_what_is_kept(tmp_path, monkeypatch):
   assert "run the same command again" in line
 
 
+def test_sigterm_before_training_began_exits_to_be_run_again(tmp_path, monkeypatch):
+  """A scheduler's SIGTERM during start-up (before the trainer's handler): one line and exit 75, which a requeue
+  loop runs again (it was a silent 143 during the imports), also after the imports (here in this process)."""
+  import main  # pylint: disable=import-outside-toplevel
+
+  def stopped_while_starting(cfg, strategy=None):
+    main._stop_while_starting(signal.SIGTERM, None)  # pylint: disable=protected-access
+
+  monkeypatch.setattr(main, "_STARTUP_SIGNALS", [])
+  monkeypatch.setattr(trainer, "train", stopped_while_starting)
+  result = main_in_process(f"--workdir={tmp_path / 'run'}", "--steps=2")
+  assert result.returncode == 75 and "Traceback" not in result.stderr
+  assert "stopped by SIGTERM during start-up, before training: run the same command again" in result.stderr
+
+
+@pytest.mark.end_to_end
+def test_sigterm_during_the_imports_is_one_line_and_exit_75(tmp_path):
+  workdir = tmp_path / "run"
+  process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), f"--workdir={workdir}", "--steps=2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(tmp_path))
+  time.sleep(1.0)  # TensorFlow's import takes several seconds
+  process.send_signal(signal.SIGTERM)
+  stdout, stderr = process.communicate(timeout=120)
+  assert process.returncode == 75, stderr[-2000:]
+  assert stderr.strip().splitlines()[-1] == ("stopped by SIGTERM while starting: nothing was written; run the same "
+                                             "command again")
+  assert not workdir.exists() and not stdout
+
+
 def test_sample_tool_checks_its_input(exported, tmp_path):
   """tools/sample.py's checks, before any TensorFlow work (its one-line errors as a process: test_cli.py; its
   batched grid: test_train.py)."""
@@ -788,6 +817,25 @@ def test_a_second_ctrl_c_stops_at_once_only_until_the_stop_is_saved():
     stop._handle(signal.SIGINT, None)  # pylint: disable=protected-access
   stop.saved = True  # the loop saved the interrupted step: a late Ctrl-C changes nothing (exit 75, not 130)
   stop._handle(signal.SIGINT, None)  # pylint: disable=protected-access
+
+
+def test_signals_during_one_tensorflow_call_are_taken_in_their_order_and_each_counts():
+  """Python runs its handlers between calls, once per kind and in signal-number order: a SIGTERM then a Ctrl-C
+  during one long step ran as Ctrl-C then SIGTERM (a stop saved, exit 75), and a second Ctrl-C in that step was
+  lost. The wakeup pipe holds them as they came."""
+  assert threading.current_thread() is threading.main_thread()
+  with trainer._StopRequests() as stop:  # pylint: disable=protected-access
+    os.kill(os.getpid(), signal.SIGTERM)  # a real signal reaches the handler through the pipe
+    time.sleep(0.1)
+    assert stop.signal_name == "SIGTERM"
+  for first in (signal.SIGTERM, signal.SIGINT):
+    with trainer._StopRequests() as stop:  # pylint: disable=protected-access
+      os.write(stop._pipe[1], bytes([first, signal.SIGINT]))  # pylint: disable=protected-access
+      with pytest.raises(KeyboardInterrupt):  # the Ctrl-C after the first signal: stop at once
+        stop._handle(signal.SIGINT, None)  # pylint: disable=protected-access
+      assert stop.signal_name == first.name
+      stop._handle(signal.SIGTERM, None)  # pylint: disable=protected-access  # already taken: nothing more
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and signal.set_wakeup_fd(-1) == -1
 
 
 def test_a_lock_that_is_a_symbolic_link_is_refused_and_its_target_kept(tmp_path):
