@@ -631,6 +631,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   start_step = _resume_or_initialise(run)
   train_seconds = checkpointing.read_train_seconds(cfg.workdir, start_step,
                                                    resumed=run.manager.latest_checkpoint is not None)
+  _warn_if_nothing_to_train(run.cfg, start_step, train_seconds)  # with the --steps given, not the run's own
   if run.manager.latest_checkpoint:  # the settings given apply only where the run trains on
     run.cfg, note = checkpointing.settled_config(json.loads(run.run_config.numpy()), run.cfg,
                                                  idle=_nothing_to_train(run.cfg, start_step, train_seconds))
@@ -885,7 +886,6 @@ def _loop(run: _Run, iterator, writer, start_step: int, train_seconds: float, st
   time_limit = cfg.train.max_train_minutes * 60.0
   eval_clock = _EvalClock(cfg.eval.eval_every_minutes * 60.0, train_seconds)
   several_workers = distribute.num_workers(run.strategy) > 1
-  _warn_if_nothing_to_train(cfg, start_step, train_seconds)
   clock = time.monotonic()
   while current < cfg.train.steps and not (time_limit and train_seconds >= time_limit):
     metrics, count = advance(current)
