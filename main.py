@@ -16,44 +16,26 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # noqa: E402
-from absl import flags as absl_flags  # noqa: E402
-from absl import logging  # noqa: E402
-
-from mmd_gan_tf import console  # noqa: E402
+from mmd_gan_tf import startup  # noqa: E402  (no TensorFlow: before it)
 
 # SIGTERM / Ctrl-C: a checkpoint of the interrupted step was saved; rerun to continue (EX_TEMPFAIL).
-EXIT_INTERRUPTED = 75
-# SIGTERM or SIGHUP before the trainer's own handler is in place (imports, flags, set-up: ~10 s): a stop
-# like Ctrl-C's (nothing of this start is written yet), but with the exit code of a stop to run again (75), so
-# that a scheduler's requeue loop (`until ...; [ $? -ne 75 ]`) goes on; the trainer's handler replaces it.
-_STARTUP_SIGNALS = []
-
-
-def _stop_while_starting(signum, frame):  # pylint: disable=unused-argument
-  _STARTUP_SIGNALS.append(signal.Signals(signum).name)
-  raise KeyboardInterrupt
-
-
-if __name__ == "__main__":  # not where main.py is imported (cli.call in a notebook or a test process)
-  for _signum in (signal.SIGTERM, signal.SIGHUP):
-    signal.signal(_signum, _stop_while_starting)
+EXIT_INTERRUPTED = startup.EXIT_INTERRUPTED
 
 # The flags take their choices from the library's registries, so TensorFlow loads with them: first,
-# without the no-GPU noise. A Ctrl-C during these seconds of imports is one line, not a traceback.
-try:
+# without the no-GPU noise. A stop during these seconds of imports is one line, not a traceback (Ctrl-C) or a
+# silent exit (SIGTERM, SIGHUP: exit 75, and their handler stays through the set-up until the trainer's own).
+with startup.quiet_stops(__name__ == "__main__", keep=True):
+  from absl import app  # noqa: E402
+  from absl import flags as absl_flags  # noqa: E402
+  from absl import logging  # noqa: E402
+
+  from mmd_gan_tf import console  # noqa: E402
+
   console.import_tensorflow_quietly()
   from flags import build as config_builder  # noqa: E402
   from flags import definitions  # noqa: E402
   from flags import presets  # noqa: E402
   from mmd_gan_tf import cli  # noqa: E402
-except KeyboardInterrupt:
-  if _STARTUP_SIGNALS:
-    print(f"stopped by {_STARTUP_SIGNALS[0]} while starting: nothing was written; run the same command again",
-          file=sys.stderr)
-    sys.exit(EXIT_INTERRUPTED)
-  print("stopped by Ctrl-C while starting: nothing was written", file=sys.stderr)
-  sys.exit(130)
 
 # The run stopped on its own fault (a diverged loss, a full disk): one line says why and what is kept.
 EXIT_RUN_FAILED = 1
@@ -189,8 +171,8 @@ def main(argv) -> int:
     return EXIT_INTERRUPTED
   except KeyboardInterrupt:  # a second Ctrl-C, or one before the stop handler is in place: no checkpoint of this step
     from mmd_gan_tf import checkpointing  # pylint: disable=g-import-not-at-top
-    if _STARTUP_SIGNALS:  # SIGTERM / SIGHUP before training began: nothing of this start is lost
-      print(f"stopped by {_STARTUP_SIGNALS[0]} during start-up, before training: run the same command again",
+    if startup.SIGNALS:  # SIGTERM / SIGHUP before training began: nothing of this start is lost
+      print(f"stopped by {startup.SIGNALS[0]} during start-up, before training: run the same command again",
             file=sys.stderr)
       return EXIT_INTERRUPTED
     if checkpointing.checkpoints_on_disk(os.path.join(cfg.workdir, "checkpoints")):

@@ -567,7 +567,7 @@ def settled_config(saved: dict, cfg: config_lib.Config, idle: bool) -> Tuple[con
   """(the config a resumed run goes on with, a warning line or None); `saved` is its checkpoint's config.
 
   A run that trains takes the settings it is given as its own (the warning lists the changes). A run with
-  nothing to train (at --steps, or out of --max_train_minutes) keeps its recorded settings, only this
+  nothing to train (at the --steps or --max_train_minutes given) keeps its recorded settings, only this
   command's paths apply: the settings given would be recorded as the run's own but apply to no step, and the
   next resume would restore the checkpoint's anyway (the warning lists what was not applied).
   """
@@ -576,7 +576,8 @@ def settled_config(saved: dict, cfg: config_lib.Config, idle: bool) -> Tuple[con
     return cfg, ("resuming with changed settings (this run's own from here on): " + "; ".join(changed)
                  if changed else None)
   kept = dataclasses.replace(config_lib.config_from_dict(saved), workdir=cfg.workdir, export_dir=cfg.export_dir)
-  ignored = changed_settings(saved, cfg, unlisted=_PATHS)
+  # The budget (--steps, --max_train_minutes) was applied: it is what says there is nothing to train.
+  ignored = changed_settings(saved, cfg, unlisted=_PATHS + ("train.steps", "train.max_train_minutes"))
   return kept, ("nothing to train: the run keeps the settings it was trained with; not applied: " +
                 "; ".join(ignored) if ignored else None)
 

@@ -26,6 +26,7 @@ from absl import flags
 
 from mmd_gan_tf import config as config_lib
 from mmd_gan_tf import console
+from mmd_gan_tf import startup
 
 EXIT_USER_ERROR = 2
 # The shell's code for a process ended by SIGINT.
@@ -161,6 +162,9 @@ def guarded(main: Callable[[List[str]], int], quiet_after_error: bool = False) -
     except KeyboardInterrupt:  # a Ctrl-C the program did not handle itself: one line, not a traceback
       if flags.FLAGS["verbose"].value:
         raise
+      if startup.SIGNALS:  # SIGTERM / SIGHUP before the program's own handler (startup.quiet_stops(keep=True))
+        print(f"stopped by {startup.SIGNALS[0]}: run the same command again", file=sys.stderr)
+        return startup.EXIT_INTERRUPTED
       print("stopped by Ctrl-C", file=sys.stderr)
       return EXIT_CTRL_C
 
@@ -187,5 +191,6 @@ def run(main: Callable[[List[str]], int]) -> None:
   the first lines a user reads are the program's own.
   """
   define_verbose_flag()
-  console.import_tensorflow_quietly()
+  with startup.quiet_stops(active=True):  # a stop during the import: one line
+    console.import_tensorflow_quietly()
   app.run(guarded(main, quiet_after_error=True), flags_parser=_parse_flags)

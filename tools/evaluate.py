@@ -25,26 +25,30 @@ from typing import Callable, Dict, Iterator, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
+from mmd_gan_tf import startup  # noqa: E402  (no TensorFlow: before it)
 
-from mmd_gan_tf import console  # noqa: E402
+# A stop during the imports (5-15 s) is one line: Ctrl-C exits 130, SIGTERM / SIGHUP 75 (run it again).
+with startup.quiet_stops(__name__ == "__main__"):
+  import numpy as np  # noqa: E402
+  from absl import app  # noqa: E402
+  from absl import flags  # noqa: E402
+  from absl import logging  # noqa: E402
 
-tf = console.import_tensorflow_quietly()  # without the no-GPU lines of TensorFlow's CUDA build
+  from mmd_gan_tf import console  # noqa: E402
 
-from mmd_gan_tf import checkpointing  # noqa: E402
-from mmd_gan_tf import cli  # noqa: E402
-from mmd_gan_tf import files  # noqa: E402
-from mmd_gan_tf import images as images_lib  # noqa: E402
-from mmd_gan_tf import noise  # noqa: E402
-from mmd_gan_tf.metrics import feature_cache  # noqa: E402
-from mmd_gan_tf.metrics import features as features_lib  # noqa: E402
-from mmd_gan_tf.metrics import fid as fid_lib  # noqa: E402
-from mmd_gan_tf.metrics import inception  # noqa: E402
-from mmd_gan_tf.metrics import inception_weights  # noqa: E402
-from mmd_gan_tf.metrics import registry  # noqa: E402
+  tf = console.import_tensorflow_quietly()  # without the no-GPU lines of TensorFlow's CUDA build
+
+  from mmd_gan_tf import checkpointing  # noqa: E402
+  from mmd_gan_tf import cli  # noqa: E402
+  from mmd_gan_tf import files  # noqa: E402
+  from mmd_gan_tf import images as images_lib  # noqa: E402
+  from mmd_gan_tf import noise  # noqa: E402
+  from mmd_gan_tf.metrics import feature_cache  # noqa: E402
+  from mmd_gan_tf.metrics import features as features_lib  # noqa: E402
+  from mmd_gan_tf.metrics import fid as fid_lib  # noqa: E402
+  from mmd_gan_tf.metrics import inception  # noqa: E402
+  from mmd_gan_tf.metrics import inception_weights  # noqa: E402
+  from mmd_gan_tf.metrics import registry  # noqa: E402
 
 METRIC_CHOICES = tuple(registry.METRICS)  # --metrics choices: the registry's names, nothing else
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")

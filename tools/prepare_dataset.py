@@ -14,16 +14,20 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from mmd_gan_tf import startup  # noqa: E402  (no TensorFlow: before it)
 
-from mmd_gan_tf import cli  # noqa: E402
-from mmd_gan_tf import console  # noqa: E402
+# A stop during the imports (5-15 s) is one line: Ctrl-C exits 130, SIGTERM / SIGHUP 75 (run it again).
+with startup.quiet_stops(__name__ == "__main__"):
+  from absl import app, flags  # noqa: E402
 
-console.import_tensorflow_quietly()  # before the data modules import it: without the no-GPU lines
-from mmd_gan_tf.config import DataConfig  # noqa: E402
-from mmd_gan_tf.data import DATASETS  # noqa: E402
-from mmd_gan_tf.data import prepare as prepare_lib  # noqa: E402
-from mmd_gan_tf.data.prepare import prepare  # noqa: E402
+  from mmd_gan_tf import cli  # noqa: E402
+  from mmd_gan_tf import console  # noqa: E402
+
+  console.import_tensorflow_quietly()  # before the data modules import it: without the no-GPU lines
+  from mmd_gan_tf.config import DataConfig  # noqa: E402
+  from mmd_gan_tf.data import DATASETS  # noqa: E402
+  from mmd_gan_tf.data import prepare as prepare_lib  # noqa: E402
+  from mmd_gan_tf.data.prepare import prepare  # noqa: E402
 
 FLAGS = flags.FLAGS
 EXIT_INTERRUPTED = 75  # as main.py: interrupted, the same command continues

@@ -43,13 +43,17 @@ import sys
 import time
 from typing import Optional
 
-from absl import app
-from absl import flags
+from mmd_gan_tf import startup
 
-from mmd_gan_tf import checkpointing
-from mmd_gan_tf import cli
-from mmd_gan_tf import files
-from mmd_gan_tf.kernel_health import TAGS as KERNEL_TAGS, kernel_state
+# SIGTERM / SIGHUP before main forwards the stop signals to its runs (imports, flags): one line, exit 75.
+with startup.quiet_stops(__name__ == "__main__", keep=True):
+  from absl import app
+  from absl import flags
+
+  from mmd_gan_tf import checkpointing
+  from mmd_gan_tf import cli
+  from mmd_gan_tf import files
+  from mmd_gan_tf.kernel_health import TAGS as KERNEL_TAGS, kernel_state
 
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,18 +9,22 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
+from mmd_gan_tf import startup  # noqa: E402  (no TensorFlow: before it)
 
-from mmd_gan_tf import console  # noqa: E402
+# A stop during the imports (5-15 s) is one line: Ctrl-C exits 130, SIGTERM / SIGHUP 75 (run it again).
+with startup.quiet_stops(__name__ == "__main__"):
+  import numpy as np  # noqa: E402
+  from absl import app  # noqa: E402
+  from absl import flags  # noqa: E402
 
-tf = console.import_tensorflow_quietly()  # without the no-GPU lines of TensorFlow's CUDA build
+  from mmd_gan_tf import console  # noqa: E402
 
-from mmd_gan_tf import checkpointing  # noqa: E402
-from mmd_gan_tf import cli  # noqa: E402
-from mmd_gan_tf import images as images_lib  # noqa: E402
-from mmd_gan_tf import summaries  # noqa: E402
+  tf = console.import_tensorflow_quietly()  # without the no-GPU lines of TensorFlow's CUDA build
+
+  from mmd_gan_tf import checkpointing  # noqa: E402
+  from mmd_gan_tf import cli  # noqa: E402
+  from mmd_gan_tf import images as images_lib  # noqa: E402
+  from mmd_gan_tf import summaries  # noqa: E402
 
 MAX_GRID = 4096  # a grid of more images would be a PNG of hundreds of megapixels
 SOFTWARE = "mmd_gan_tf tools/sample.py"  # the PNG tEXt mark of its grids: the only files --out replaces
