@@ -30,7 +30,7 @@ from mmd_gan_tf import startup
 
 EXIT_USER_ERROR = 2
 # The shell's code for a process ended by SIGINT.
-EXIT_CTRL_C = 130
+EXIT_CTRL_C = startup.EXIT_CTRL_C
 
 # What a user can cause and fix: bad values (ValueError, also json.JSONDecodeError), files that are
 # missing or unreadable (OSError), flags that do not parse, app.UsageError (stray arguments).

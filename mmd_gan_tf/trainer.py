@@ -631,10 +631,9 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy, stop: _Stop
   start_step = _resume_or_initialise(run)
   train_seconds = checkpointing.read_train_seconds(cfg.workdir, start_step,
                                                    resumed=run.manager.latest_checkpoint is not None)
-  _warn_if_nothing_to_train(run.cfg, start_step, train_seconds)  # with the --steps given, not the run's own
+  idle = _warn_if_nothing_to_train(run.cfg, start_step, train_seconds)  # the --steps given, not the run's own
   if run.manager.latest_checkpoint:  # the settings given apply only where the run trains on
-    run.cfg, note = checkpointing.settled_config(json.loads(run.run_config.numpy()), run.cfg,
-                                                 idle=_nothing_to_train(run.cfg, start_step, train_seconds))
+    run.cfg, note = checkpointing.settled_config(json.loads(run.run_config.numpy()), run.cfg, idle=idle)
     if note:
       logging.warning(note)
   cfg = run.cfg  # a resume keeps the run's own --init_from
@@ -852,19 +851,17 @@ def _evaluate(run: _Run, writer, current: int, train_seconds: float) -> None:
   logging.info("step %d | %s", current, " ".join(f"{k}={v:.5g}" for k, v in scores.items()))
 
 
-def _nothing_to_train(cfg: config_lib.Config, start_step: int, train_seconds: float) -> bool:
-  """Whether the run is at --steps or has used its --max_train_minutes."""
-  return start_step >= cfg.train.steps or bool(cfg.train.max_train_minutes and
-                                               train_seconds >= cfg.train.max_train_minutes * 60.0)
-
-
-def _warn_if_nothing_to_train(cfg: config_lib.Config, start_step: int, train_seconds: float) -> None:
+def _warn_if_nothing_to_train(cfg: config_lib.Config, start_step: int, train_seconds: float) -> bool:
+  """Whether the run is at --steps or has used its --max_train_minutes (nothing to train), said in a warning."""
   if start_step >= cfg.train.steps:
     logging.warning("the run is at step %d, not below --steps=%d: nothing to train (give a larger --steps to "
                     "train on)", start_step, cfg.train.steps)
   elif cfg.train.max_train_minutes and train_seconds >= cfg.train.max_train_minutes * 60.0:
     logging.warning("the run has trained %.2f minutes, not below --max_train_minutes=%g: nothing to train (give "
                     "a larger --max_train_minutes to train on)", train_seconds / 60.0, cfg.train.max_train_minutes)
+  else:
+    return False
+  return True
 
 
 def _check_workdir_held(run: _Run, current: int) -> None:
