@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -136,6 +137,15 @@ def test_two_configurations_end_to_end(tmp_path):
   assert again.stdout.count("finished earlier with the same command: skipped") == 2  # no main.py started
   assert json.loads((out / "results.json").read_text())["configs"]["rep"]["points"] == \
       summary["configs"]["rep"]["points"]
+  # Another command into the same --out (one configuration, the other's run folder gone) keeps the earlier
+  # results: a later rerun of the first command would otherwise train them again.
+  shutil.rmtree(out / "runs" / "hinge_small")
+  other = subprocess.run([arg for arg in command if not arg.startswith("--config=")], capture_output=True,
+                         text=True, cwd=str(tmp_path), timeout=900, check=False, env=tool_env())
+  assert other.returncode == 0, other.stderr[-3000:]
+  kept = json.loads((out / "results.json").read_text())["configs"]
+  assert kept["hinge_small"] == summary["configs"]["hinge_small"] and set(kept) == {"rep", "hinge_small"}
+  assert len((out / "table.md").read_text().splitlines()) == 2 + 6
 
 
 @pytest.mark.end_to_end

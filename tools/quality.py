@@ -24,7 +24,9 @@ in-training KID every `budget / eval_points` (in steps with --steps, in minutes 
 --seed=k, seed-major order) and the tool also writes `<out>/seeds.md` and `over_seeds` in results.json: per
 configuration the last KID of every seed, their mean and standard deviation over seeds, the kernel state each
 seed ended in (healthy, saturated or all-zero, from the `kernel/*` means of TensorBoard) and
-`grids/<NAME>_median.png` (the grid of the seed with the median last KID). Re-running the same command skips finished runs and continues the others.
+`grids/<NAME>_median.png` (the grid of the seed with the median last KID). Re-running the same command skips
+finished runs and continues the others; another command into the same --out (more configurations, other seeds)
+keeps the results of the earlier ones in results.json and its tables.
 """
 
 import copy
@@ -35,6 +37,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -521,17 +524,38 @@ def short_title(common: str, steps, minutes) -> str:
   return f"{dataset}, {budget}"
 
 
+def base_name(name: str) -> str:
+  """The configuration a run belongs to: `rep_s2` -> `rep` (the runs of --seeds), other names as they are."""
+  return re.sub(r"_s\d+$", "", name)
+
+
+def merge_results(earlier: dict, current: dict) -> dict:
+  """The records results.json keeps: this invocation's, and every configuration of earlier invocations into the
+  same --out that this one did not reach (another --losses list: their finished runs are not trained again)."""
+  merged = {name: current.get(name, record) for name, record in earlier.items()}
+  merged.update(current)
+  return merged
+
+
+def _state(result: dict):
+  """The run's kernel end state, read from its run folder, or the one recorded earlier when the folder is gone."""
+  if os.path.isdir(result.get("workdir") or ""):
+    result["state"] = run_state(result["workdir"])
+  return result.get("state")
+
+
 def write_outputs(out: str, results: dict, argv: list, base_names=()) -> None:
   os.makedirs(os.path.join(out, "grids"), exist_ok=True)
   for name, result in results.items():
-    if result["grid"]:
+    if result["grid"] and os.path.isfile(result["grid"]):
       shutil.copyfile(result["grid"], os.path.join(out, "grids", f"{name}.png"))
   seeds = {}
   if FLAGS.seeds > 1:
-    seeds = over_seeds(results, base_names, FLAGS.seeds, {name: run_state(r["workdir"]) for name, r in results.items()})
+    base_names = list(dict.fromkeys([*base_names, *map(base_name, results)]))
+    seeds = over_seeds(results, base_names, FLAGS.seeds, {name: _state(r) for name, r in results.items()})
     for base, row in seeds.items():
       grid = results[row["median_run"]]["grid"]
-      if grid:
+      if grid and os.path.isfile(grid):
         shutil.copyfile(grid, os.path.join(out, "grids", f"{base}_median.png"))
     with open(os.path.join(out, "seeds.md"), "w", encoding="utf-8") as f:
       f.write(seeds_table(seeds))
@@ -584,7 +608,8 @@ def main(argv) -> int:
     except RuntimeError as e:
       print(f"error: {e}", file=sys.stderr)
       return 1
-    write_outputs(out, results, sys.argv, list(base))  # partial results are kept as runs finish
+    # partial results are kept as runs finish, beside those of earlier invocations
+    write_outputs(out, merge_results(earlier, results), sys.argv, list(base))
   print(f"wrote {out}/results.json, table.md, kid.png, grids/", flush=True)
   return 0
 
