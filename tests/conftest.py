@@ -33,7 +33,9 @@ tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
 # The helpers the fixtures below use (tests import them from helpers.py themselves).
-from helpers import TINY_RUN, FakeInception, _FakeInceptionWeights, make_two_replica_strategy  # noqa: E402
+from helpers import (  # noqa: E402
+    TINY_RUN, FakeInception, _FakeInceptionWeights, is_slow, make_two_replica_strategy, slow_tests,
+    unmatched_entries)
 
 
 @pytest.fixture
@@ -70,3 +72,32 @@ def no_export(monkeypatch):
   it; the export has tests of its own (test_train.py, test_faults.py, test_eval_default.py)."""
   from mmd_gan_tf import trainer  # pylint: disable=import-outside-toplevel
   monkeypatch.setattr(trainer.export_lib, "export_generator", lambda generator, cfg, export_dir, step=None: None)
+
+
+# The suite's two tiers (tests/slow_tests.txt says which tests are slow and why).
+TIERS = ("fast", "slow", "all")
+
+
+def pytest_addoption(parser):
+  parser.addoption("--tier", choices=TIERS, default=None,
+                   help="fast: leave out the tests of tests/slow_tests.txt (the default when no tests are named); "
+                        "slow: only those; all: every test (the default when files or tests are named)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect: the whole suite is seen when no tests are named
+def pytest_collection_modifyitems(config, items):
+  whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
+  tier = config.getoption("tier") or ("fast" if whole_suite else "all")
+  slow = slow_tests()
+  if whole_suite:
+    stale = unmatched_entries(slow, [item.nodeid for item in items])
+    if stale:
+      raise pytest.UsageError(f"tests/slow_tests.txt names no test as {', '.join(stale)}: rename or remove")
+  if tier == "all":
+    return
+  kept, left_out = [], []
+  for item in items:
+    (kept if is_slow(item.nodeid, slow) == (tier == "slow") else left_out).append(item)
+  if left_out:
+    config.hook.pytest_deselected(items=left_out)
+    items[:] = kept

@@ -21,6 +21,26 @@ from mmd_gan_tf import config as config_lib
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+SLOW_TESTS = ROOT / "tests" / "slow_tests.txt"
+
+
+def slow_tests() -> frozenset:
+  """The entries of tests/slow_tests.txt: test ids (file::function) and parametrization ids (file::function[id])."""
+  lines = SLOW_TESTS.read_text(encoding="utf-8").splitlines()
+  return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def is_slow(nodeid: str, entries) -> bool:
+  """Whether a test (its pytest node id) is in the slow tier: named itself or by its function."""
+  return nodeid in entries or nodeid.split("[", 1)[0] in entries
+
+
+def unmatched_entries(entries, nodeids) -> list:
+  """The entries of tests/slow_tests.txt that name none of `nodeids` (a renamed or removed test), sorted."""
+  found = set(nodeids) | {nodeid.split("[", 1)[0] for nodeid in nodeids}
+  return sorted(set(entries) - found)
+
+
 def colour_data_config(**fields) -> config_lib.DataConfig:
   """A DataConfig of colour images (3 channels; `shapes` draws its mixed colour shapes) unless `fields` say
   otherwise: what the data tests are about, where the library default is the quick run's one-channel digits."""
