@@ -156,9 +156,10 @@ def test_inception_and_matmul_rates(tmp_path):
                          "--inception_batch_size=4", "--matmul_size=256"], tmp_path)
   assert run["rows"] == []
   result = run["inception"]
-  assert result["matmul_size"] == 256 and result["matmul_gflops"] > 0
+  assert result["matmul_size"] == 256 and result["matmul_gflops"] > 0 and result["matmul_gflops_bfloat16"] > 0
   assert result["feature_extraction"]["images"] == 8 and result["feature_extraction"]["images_per_s"] > 0
-  assert "- float32 matmul 256 x 256: " in text and "- Inception feature extraction: 8 images" in text
+  assert "- float32 matmul 256 x 256: " in text and "- bfloat16 matmul 256 x 256: " in text
+  assert "- Inception feature extraction: 8 images" in text
 
 
 def test_gpu_script_parses_and_stays_in_the_repository():

@@ -5,7 +5,7 @@ the run config is resolved from that arch's paper preset (`PAPER_PRESETS`, throu
 main.py does), the networks and optimizers are built as the trainer builds them, and the trainer's own step,
 `trainer.iteration` (one simultaneous step, or n_critic critic steps and then one generator step), is timed on
 random real images on the strategy's devices. Warm-up steps, which include tracing, are not timed. With
---inception it also times Inception feature extraction and this machine's float32 matmul rate.
+--inception it also times Inception feature extraction and this machine's float32 and bfloat16 matmul rates.
 
   python -m tools.bench_step --output_md=step.md --output_json=step.json      # the full matrix
   python -m tools.bench_step --archs=dcgan --sizes=32 --width=0.25 --batch_size=16 --precisions=float32 \
@@ -87,7 +87,7 @@ def define_flags() -> None:
   flags.DEFINE_string("output_json", None, "JSON results file.")
   flags.DEFINE_string("output_md", None, "Markdown report (machine, command, table).")
   flags.DEFINE_bool("append", False, "Add this run to --output_json / --output_md instead of replacing them.")
-  flags.DEFINE_bool("inception", False, "Also time Inception feature extraction and a float32 matmul.")
+  flags.DEFINE_bool("inception", False, "Also time Inception feature extraction and float32 and bfloat16 matmuls.")
   flags.DEFINE_string("inception_weights", None, "FID Inception weights (.npz/.pb/.tgz); without them the "
                       "Inception timing is skipped (nothing is downloaded).")
   flags.DEFINE_integer("inception_images", 500, "Images (32 px, resized to 299) to extract features of.")
@@ -260,12 +260,13 @@ def profiled(run_step: Callable[[], dict], calls: int, profile_dir: Optional[str
                                   calls * steps_per_call)
 
 
-def matmul_gflops(size: int, repeats: int = 5) -> float:
-  """float32 GFLOP/s of an N x N matmul (2 N^3 flops): the ceiling any dense network can reach here."""
-  a = tf.random.stateless_normal([size, size], seed=[1, 2])
-  b = tf.random.stateless_normal([size, size], seed=[3, 4])
+def matmul_gflops(size: int, repeats: int = 5, dtype: tf.DType = tf.float32) -> float:
+  """GFLOP/s of an N x N matmul (2 N^3 flops) in `dtype`: the ceiling any dense network can reach here in that
+  precision (bfloat16: what the bfloat16 units, AMX or AVX-512 BF16 or a GPU's tensor cores, give)."""
+  a = tf.cast(tf.random.stateless_normal([size, size], seed=[1, 2]), dtype)
+  b = tf.cast(tf.random.stateless_normal([size, size], seed=[3, 4]), dtype)
   # The sum makes the result one scalar to fetch, so the host copy of N^2 values is not timed.
-  product = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)))
+  product = tf.function(lambda: tf.reduce_sum(tf.cast(tf.linalg.matmul(a, b), tf.float32)))
   product().numpy()
   seconds = []
   for _ in range(repeats):
@@ -289,6 +290,7 @@ def inception_rate(weights_path: str, num_images: int, batch_size: int) -> dict:
 
 def inception_section(weights_path: Optional[str], num_images: int, batch_size: int, matmul_size: int) -> dict:
   result = {"matmul_size": matmul_size, "matmul_gflops": matmul_gflops(matmul_size),
+            "matmul_gflops_bfloat16": matmul_gflops(matmul_size, dtype=tf.bfloat16),
             "tensor_float_32": tf.config.experimental.tensor_float_32_execution_enabled()}
   if weights_path:
     result["feature_extraction"] = inception_rate(weights_path, num_images, batch_size)
@@ -358,7 +360,9 @@ def _inception_lines(result: Optional[dict]) -> List[str]:
     return []
   n = result["matmul_size"]
   lines = ["", f"- float32 matmul {n} x {n}: {result['matmul_gflops']:.1f} GFLOP/s (TensorFloat-32, which GPU "
-           f"matmuls may use for float32: {'allowed' if result['tensor_float_32'] else 'off'})"]
+           f"matmuls may use for float32: {'allowed' if result['tensor_float_32'] else 'off'})",
+           f"- bfloat16 matmul {n} x {n}: {result['matmul_gflops_bfloat16']:.1f} GFLOP/s "
+           f"({result['matmul_gflops_bfloat16'] / result['matmul_gflops']:.2f}x float32)"]
   extraction = result.get("feature_extraction")
   if extraction:
     lines.append(f"- Inception feature extraction: {extraction['images']} images of 32 px in batches of "
