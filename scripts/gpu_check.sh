@@ -10,8 +10,8 @@
 #              at the version requirements.txt pins.
 #   gpu        nvidia-smi, and the GPUs TensorFlow sees.
 #   bench_step tools/bench_step.py: every arch x size at its preset's width and batch, float32, bfloat16 and auto,
-#              plus the float32 and bfloat16 matmul rates (its files are rewritten after each row: a timeout keeps the rows
-#              it finished).
+#              plus the float32 and bfloat16 matmul rates (its files are rewritten after each row: a timeout
+#              keeps the rows it finished).
 #   wang_rep   Wang et al.'s CIFAR-10 settings (rep loss, full width, 32 px, batch 64) on the built-in shapes
 #              data: 500 steps with --mixed_precision, timed.
 # At the end one table: stage, exit code (124 = timed out), seconds, result.
