@@ -101,6 +101,7 @@ def test_tiny_matrix_end_to_end(tmp_path):
     assert row["min_ms"] <= row["median_ms"]
     assert row["images_per_s"] == pytest.approx(8 / (row["median_ms"] / 1000))
     assert row["peak_device_mib"] is None  # no GPU here
+    assert row["gflop_per_step"] > 0  # the dense work of the traced step (tests/test_step_flops.py)
   # The schedules of the presets: Wang's one simultaneous step, Binkowski's 5 critic steps per generator step.
   assert [(r["preset"], r["schedule"], r["critic_steps"]) for r in rows] == [
       ("cifar10/rep", "simultaneous", 1), ("cifar10/mmd_gp", "alternating", 5)]
@@ -113,6 +114,8 @@ def test_tiny_matrix_end_to_end(tmp_path):
   assert table[0].startswith("| arch | size | preset | precision |") and len(table) == 2 + len(rows)
   assert table[2].startswith("| dcgan | 32 | cifar10/rep | float32 | off | 1 | 8 | 0.125 | 1 |")
   assert table[3].startswith("| dcgan5 | 32 | cifar10/mmd_gp | float32 | off | 1 | 8 | 0.125 | 5 |")
+  # GFLOP / step and GFLOP/s given, the fraction of the ceiling empty without --inception's matmul rates.
+  assert all(f"| {row['gflop_per_step']:.2f} | " in line and " |  | " in line for row, line in zip(rows, table[2:]))
   # --profile_steps: where each row's time went, per generator step, from a trace kept per row.
   for index, row in enumerate(rows):
     profile = row["profile"]
@@ -138,6 +141,16 @@ def test_a_row_with_xla_and_a_loop_of_steps():
   assert row["xla"] and row["steps_per_loop"] == 3 and row["critic_steps"] == 1 and row["replicas"] == 1
   assert 0 < row["min_ms"] <= row["median_ms"]
   assert row["images_per_s"] == pytest.approx(4 / (row["median_ms"] / 1000))
+  assert row["gflop_per_step"] is None  # the loop's steps run in a while loop: not counted
+
+
+def test_the_fraction_of_the_ceiling_uses_the_rows_precision():
+  row = {"precision": "auto: bfloat16", "gflop_per_step": 2.0, "median_ms": 100.0}
+  rates = {"matmul_gflops": 40.0, "matmul_gflops_bfloat16": 80.0}
+  assert bench_step.ceiling_fraction(row, rates) == pytest.approx(20.0 / 80.0)
+  assert bench_step.ceiling_fraction(dict(row, precision="float32"), rates) == pytest.approx(20.0 / 40.0)
+  assert bench_step.ceiling_fraction(row, {}) is None
+  assert bench_step.ceiling_fraction(dict(row, gflop_per_step=None), rates) is None
 
 
 def test_xla_rows_follow_the_trainers_rule_for_several_cpu_replicas():

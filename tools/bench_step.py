@@ -51,6 +51,7 @@ from mmd_gan_tf import losses  # noqa: E402
 from mmd_gan_tf import models  # noqa: E402
 from mmd_gan_tf import trainer  # noqa: E402
 from mmd_gan_tf.metrics import features, inception, inception_weights  # noqa: E402
+from tools import step_flops  # noqa: E402
 from tools import step_profile  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -218,6 +219,7 @@ def bench_row(strategy: tf.distribute.Strategy, cfg: config_lib.Config, warmup_s
     step, critic_count = trainer.make_counters()
   iterator = real_iterator(strategy, cfg)
   generator_step = steady_generator_step(cfg.train)
+  flops = None  # a loop's steps run in a while loop: not counted
   if steps_per_loop > 1:
     run_loop = trainer.loop_fn(strategy, nets, cfg, spec, step, critic_count, jit_compile=xla)
     count = tf.constant(steps_per_loop, tf.int64)
@@ -227,9 +229,11 @@ def bench_row(strategy: tf.distribute.Strategy, cfg: config_lib.Config, warmup_s
       return run_loop(iterator, count)
     seconds = [t / steps_per_loop for t in time_steps(run_step, warmup_steps, steps)]
   else:
-    fns = trainer.distributed_fns(strategy, nets, cfg, spec, step, critic_count, jit_compile=xla)
+    fns = [step_flops.CountedCalls(fn)
+           for fn in trainer.distributed_fns(strategy, nets, cfg, spec, step, critic_count, jit_compile=xla)]
     run_step = lambda: trainer.iteration(cfg, nets, fns, iterator, generator_step)
     seconds = time_steps(run_step, warmup_steps, steps)
+    flops = step_flops.flops_per_step(fns, warmup_steps + steps, iterator)
   profile = profiled(run_step, profile_steps, profile_dir, steps_per_loop) if profile_steps else None
   return {"arch": cfg.model.arch, "image_size": cfg.model.image_size, "preset": cfg.preset,
           "precision": (("auto: " if cfg.train.mixed_precision == "auto" else "")
@@ -241,6 +245,7 @@ def bench_row(strategy: tf.distribute.Strategy, cfg: config_lib.Config, warmup_s
           "replicas": strategy.num_replicas_in_sync, "generator_params": nets.generator.count_params(),
           "critic_params": sum(int(np.prod(v.shape)) for v in nets.critic_variables),
           "warmup_steps": warmup_steps, "steps": steps, **summarize(seconds, cfg.train.batch_size),
+          "gflop_per_step": None if flops is None else flops / 1e9,
           "peak_host_mib": peak_host_mib(), "peak_device_mib": peak_device_mib(),
           **({"profile": profile} if profile else {})}
 
@@ -329,29 +334,46 @@ def markdown(run: dict) -> str:
            f"- machine: {m['cpu']}, {m['cores']} logical cores; GPU: {', '.join(m['gpus']) or 'none'}; "
            f"TensorFlow {m['tensorflow']}; {m['platform']}; load average {m['load_average']:.2f} at the end"]
   if run["rows"]:
-    lines += _step_lines(run["rows"], m)
+    lines += _step_lines(run["rows"], m, run.get("inception") or {})
   for row in run["rows"]:
     lines += step_profile.markdown_lines(row)
   lines += _inception_lines(run.get("inception"))
   return "\n".join(lines) + "\n"
 
 
-def _step_lines(rows: List[dict], m: dict) -> List[str]:
+def ceiling_fraction(row: dict, inception: dict) -> Optional[float]:
+  """The row's dense FLOP rate as a fraction of this machine's matmul rate in the row's precision (--inception
+  measures both), None without either."""
+  ceiling = inception.get("matmul_gflops_bfloat16" if "bfloat16" in row["precision"] else "matmul_gflops")
+  if not ceiling or row.get("gflop_per_step") is None:
+    return None
+  return row["gflop_per_step"] / (row["median_ms"] / 1000.0) / ceiling
+
+
+def _step_lines(rows: List[dict], m: dict, inception: dict) -> List[str]:
   lines = [f"- strategy: {m['strategy']} over {', '.join(m['devices'])}",
            "- a step is the trainer's generator step (`trainer.iteration`: one simultaneous step, or `critic "
            "steps` critic steps then one generator step) on random real images; median and min over the timed "
            "steps after the warm-up steps (tracing is in the warm-up); images/s = batch / median; host MiB is the "
            "process's peak so far (it only grows over the rows), GPU MiB the peak of GPU:0 during the row; D params "
-           "include Li's decoder.", "",
+           "include Li's decoder.",
+           "- GFLOP / step: the convolutions and matmuls of the step's traced graphs, forward and backward, as "
+           "TensorFlow's op statistics count them (not counted for loops of steps); GFLOP/s = that / median; "
+           "of ceiling: GFLOP/s over this machine's matmul rate in the row's precision (with --inception).", "",
            "| arch | size | preset | precision | XLA | steps / loop | batch | width | critic steps | "
-           "ms / step (median) | min | images/s | G params | D params | peak host MiB | peak GPU MiB |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "ms / step (median) | min | images/s | GFLOP / step | GFLOP/s | of ceiling | G params | D params | "
+           "peak host MiB | peak GPU MiB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
+    gflop = r.get("gflop_per_step")
+    rate = None if gflop is None else gflop / (r["median_ms"] / 1000.0)
+    fraction = ceiling_fraction(r, inception)
     lines.append(f"| {r['arch']} | {r['image_size']} | {r['preset']} | {r['precision']} | "
                  f"{'on' if r.get('xla') else 'off'} | {r.get('steps_per_loop', 1)} | {r['batch_size']} | "
                  f"{r['width']:g} | {r['critic_steps']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | "
-                 f"{r['images_per_s']:.1f} | {r['generator_params']} | {r['critic_params']} | "
-                 f"{r['peak_host_mib']:.0f} | {_cell(r['peak_device_mib'], 0)} |")
+                 f"{r['images_per_s']:.1f} | {_cell(gflop, 2)} | {_cell(rate, 1)} | "
+                 f"{'' if fraction is None else f'{fraction:.0%}'} | {r['generator_params']} | "
+                 f"{r['critic_params']} | {r['peak_host_mib']:.0f} | {_cell(r['peak_device_mib'], 0)} |")
   return lines
 
 

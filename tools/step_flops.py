@@ -1,0 +1,67 @@
+"""The dense work of a traced training step, in FLOPs, for the step benchmark's fraction of the matmul ceiling.
+
+`graph_flops` sums TensorFlow's own op statistics (`ops.get_stats_for_node_def(..., "flops")`, 2 FLOPs per
+multiply-add) over the convolutions and matmuls of a traced graph, forward and backward (`Conv2DBackpropInput`,
+`Conv2DBackpropFilter`), including the graphs of functions it calls. The element-wise rest of a step (batch
+normalization, activations, the optimizer) is left out: the ceiling it is compared with is a matmul's rate.
+"""
+
+from typing import Optional
+
+from tensorflow.python.framework import ops as tf_ops  # get_stats_for_node_def: no public equivalent
+
+DENSE_OPS = frozenset({"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "Conv3D", "DepthwiseConv2dNative",
+                       "MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"})
+_FUNCTION_ATTRS = ("f", "then_branch", "else_branch", "body", "cond")
+
+
+def graph_flops(graph, op_types=DENSE_OPS) -> Optional[int]:
+  """FLOPs of the ops of `op_types` in `graph` and in the functions it calls (each call counted once); None when
+  one of them has shapes TensorFlow cannot count or calls a function whose graph is not at hand (a loop's body
+  runs a number of times the graph does not say, so loops are None too)."""
+  total = 0
+  for op in graph.get_operations():
+    if op.type in ("While", "StatelessWhile"):
+      return None
+    for attr in _FUNCTION_ATTRS:
+      if attr in op.node_def.attr and op.node_def.attr[attr].func.name:
+        nested = getattr(graph, "_functions", {}).get(op.node_def.attr[attr].func.name)
+        flops = graph_flops(nested.graph, op_types) if hasattr(nested, "graph") else None
+        if flops is None:
+          return None
+        total += flops
+    if op.type in op_types:
+      try:
+        flops = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value
+      except ValueError:  # a dimension unknown at tracing
+        return None
+      if flops is None:
+        return None
+      total += int(flops)
+  return total
+
+
+class CountedCalls:
+  """A step function that counts its calls (so a benchmark knows how often each ran per generator step)."""
+
+  def __init__(self, fn):
+    self.fn, self.calls = fn, 0
+
+  def __call__(self, *args):
+    self.calls += 1
+    return self.fn(*args)
+
+
+def flops_per_step(counted, generator_steps: int, *args) -> Optional[float]:
+  """FLOPs per generator step of the tf.functions in `counted` (CountedCalls), each weighted by its calls over
+  `generator_steps` steps; `args` are the arguments it was called with (for its traced graph). None if any
+  called function's dense work cannot be counted."""
+  total = 0.0
+  for step_fn in counted:
+    if not step_fn.calls:
+      continue
+    flops = graph_flops(step_fn.fn.get_concrete_function(*args).graph)
+    if flops is None:
+      return None
+    total += flops * step_fn.calls / generator_steps
+  return total
