@@ -38,6 +38,21 @@ def test_the_backward_pass_adds_the_input_and_filter_gradients():
   # Conv2DBackpropInput and Conv2DBackpropFilter each cost what the forward convolution costs.
   assert step_flops.graph_flops(_graph(forward_backward, IMAGES)) == 3 * CONV_FLOPS
 
+  def filter_gradient_only(x):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(tf.nn.conv2d(x, KERNEL, 1, "SAME") ** 2)
+    return tape.gradient(loss, KERNEL)
+  # The gradient function adds the images' gradient too, but nothing reads it: TensorFlow does not run it.
+  graph = _graph(filter_gradient_only, IMAGES)
+  assert "Conv2DBackpropInput" in {op.type for op in graph.get_operations()}
+  assert step_flops.graph_flops(graph) == 2 * CONV_FLOPS
+
+  def update(x):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(tf.nn.conv2d(x, KERNEL, 1, "SAME") ** 2)
+    KERNEL.assign_sub(0.1 * tape.gradient(loss, KERNEL))  # a variable write with no output: still run
+  assert step_flops.graph_flops(_graph(update, IMAGES)) == 2 * CONV_FLOPS
+
 
 def test_a_loop_or_an_unknown_shape_is_not_counted():
   def loop(a, b):

@@ -2,7 +2,7 @@
 
 `graph_flops` sums TensorFlow's own op statistics (`ops.get_stats_for_node_def(..., "flops")`, 2 FLOPs per
 multiply-add) over the convolutions and matmuls of a traced graph, forward and backward (`Conv2DBackpropInput`,
-`Conv2DBackpropFilter`), including the graphs of functions it calls. The element-wise rest of a step (batch
+`Conv2DBackpropFilter`) that the graph runs, including the graphs of functions it calls. The element-wise rest of a step (batch
 normalization, activations, the optimizer) is left out: the ceiling it is compared with is a matmul's rate.
 """
 
@@ -15,12 +15,32 @@ DENSE_OPS = frozenset({"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", 
 _FUNCTION_ATTRS = ("f", "then_branch", "else_branch", "body", "cond")
 
 
+def _live_ops(graph) -> set:
+  """The ops whose results the graph uses: its outputs, its control outputs and variable writes, and all they
+  depend on. A gradient function adds ops that nothing reads (a convolution's gradient with respect to the
+  images when only its filter's is asked for); TensorFlow prunes them before running the graph."""
+  roots = [tensor.op for tensor in graph.outputs] + list(getattr(graph, "control_outputs", []))
+  roots += [op for op in graph.get_operations() if op.type.startswith(("Assign", "ResourceApply"))]
+  live, stack = set(), list(roots)
+  while stack:
+    op = stack.pop()
+    if op.name in live:
+      continue
+    live.add(op.name)
+    stack.extend(tensor.op for tensor in op.inputs)
+    stack.extend(op.control_inputs)
+  return live
+
+
 def graph_flops(graph, op_types=DENSE_OPS) -> Optional[int]:
-  """FLOPs of the ops of `op_types` in `graph` and in the functions it calls (each call counted once); None when
-  one of them has shapes TensorFlow cannot count or calls a function whose graph is not at hand (a loop's body
-  runs a number of times the graph does not say, so loops are None too)."""
+  """FLOPs of the ops of `op_types` that `graph` runs (`_live_ops`), and of the functions it calls (each call
+  counted once); None when one of them has shapes TensorFlow cannot count or calls a function whose graph is
+  not at hand (a loop's body runs a number of times the graph does not say, so loops are None too)."""
   total = 0
+  live = _live_ops(graph)
   for op in graph.get_operations():
+    if op.name not in live:
+      continue
     if op.type in ("While", "StatelessWhile"):
       return None
     for attr in _FUNCTION_ATTRS:
