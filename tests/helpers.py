@@ -30,14 +30,19 @@ def slow_tests() -> frozenset:
   return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
+def _function_id(nodeid: str) -> str:
+  """A test's id without its parametrization: file::function."""
+  return nodeid.split("[", 1)[0]
+
+
 def is_slow(nodeid: str, entries) -> bool:
   """Whether a test (its pytest node id) is in the slow tier: named itself or by its function."""
-  return nodeid in entries or nodeid.split("[", 1)[0] in entries
+  return nodeid in entries or _function_id(nodeid) in entries
 
 
 def unmatched_entries(entries, nodeids) -> list:
   """The entries of tests/slow_tests.txt that name none of `nodeids` (a renamed or removed test), sorted."""
-  found = set(nodeids) | {nodeid.split("[", 1)[0] for nodeid in nodeids}
+  found = set(nodeids) | {_function_id(nodeid) for nodeid in nodeids}
   return sorted(set(entries) - found)
 
 

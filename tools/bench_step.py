@@ -341,13 +341,18 @@ def markdown(run: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def gflops(row: dict) -> Optional[float]:
+  """The row's dense FLOP rate, GFLOP per step over the median step time; None where the step was not counted."""
+  gflop = row.get("gflop_per_step")
+  return None if gflop is None else gflop / (row["median_ms"] / 1000.0)
+
+
 def ceiling_fraction(row: dict, inception: dict) -> Optional[float]:
   """The row's dense FLOP rate as a fraction of this machine's matmul rate in the row's precision (--inception
   measures both), None without either."""
   ceiling = inception.get("matmul_gflops_bfloat16" if "bfloat16" in row["precision"] else "matmul_gflops")
-  if not ceiling or row.get("gflop_per_step") is None:
-    return None
-  return row["gflop_per_step"] / (row["median_ms"] / 1000.0) / ceiling
+  rate = gflops(row)
+  return None if not ceiling or rate is None else rate / ceiling
 
 
 def _step_lines(rows: List[dict], m: dict, inception: dict) -> List[str]:
@@ -365,13 +370,11 @@ def _step_lines(rows: List[dict], m: dict, inception: dict) -> List[str]:
            "peak host MiB | peak GPU MiB |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
-    gflop = r.get("gflop_per_step")
-    rate = None if gflop is None else gflop / (r["median_ms"] / 1000.0)
     fraction = ceiling_fraction(r, inception)
     lines.append(f"| {r['arch']} | {r['image_size']} | {r['preset']} | {r['precision']} | "
                  f"{'on' if r.get('xla') else 'off'} | {r.get('steps_per_loop', 1)} | {r['batch_size']} | "
                  f"{r['width']:g} | {r['critic_steps']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | "
-                 f"{r['images_per_s']:.1f} | {_cell(gflop, 2)} | {_cell(rate, 1)} | "
+                 f"{r['images_per_s']:.1f} | {_cell(r.get('gflop_per_step'), 2)} | {_cell(gflops(r), 1)} | "
                  f"{'' if fraction is None else f'{fraction:.0%}'} | {r['generator_params']} | "
                  f"{r['critic_params']} | {r['peak_host_mib']:.0f} | {_cell(r['peak_device_mib'], 0)} |")
   return lines
