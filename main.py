@@ -1,6 +1,6 @@
 """Train, resume or export an MMD GAN.
 
-  python main.py                                   # built-in digits, rep_b, 1000 steps: 2 min (AMX) to 9.5 (AVX2) on 2 cores
+  python main.py                                   # built-in digits, rep_b, 1000 steps: 2 min (AMX) to 5 (AVX2) on 2 cores
   python main.py --dataset=cifar10 --loss=rep      # Wang et al.'s CIFAR-10 preset
   python main.py --dataset=lsun --loss=rep --data_dir=/data/lsun
   python main.py --dry_run                         # print the resolved config and exit

@@ -136,8 +136,9 @@ CONFIG_FLAGS = (
        "evaluation and stop signals happen between calls, at the same steps as with 1: a loop never runs past "
        "the next of their intervals."),
     _F("jit_compile", "train.jit_compile", "XLA-compile the per-replica training steps. auto: on with one replica "
-       "on an AVX2-only CPU for the losses without gradients of gradients, where it measured faster; off on CPUs "
-       "with AVX-512 (oneDNN beat XLA there), for the gradient-penalty and SMMD losses (much slower under XLA on "
+       "on an AVX2-only CPU running TensorFlow's own kernels (TF_ENABLE_ONEDNN_OPTS=0) for the losses without "
+       "gradients of gradients, where it measured faster; off where oneDNN's kernels run (they beat XLA; on by "
+       "default on x86-64 Linux), for the gradient-penalty and SMMD losses (much slower under XLA on "
        "a CPU), on GPUs (not yet measured) and with several logical CPU devices (XLA cannot place them).",
        config_lib.AUTO_TRUE_FALSE),
     _F("init_from", "train.init_from", "Start a fresh run from another run's variables: a run directory (its "

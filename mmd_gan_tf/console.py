@@ -13,6 +13,8 @@ import os
 import sys
 import tempfile
 
+from mmd_gan_tf import onednn
+
 # Substrings of the lines TensorFlow's CUDA build prints on a machine without a GPU (and the absl notice
 # that precedes them). Anything else printed during the import is passed through.
 NO_GPU_NOISE = (
@@ -54,12 +56,14 @@ def is_no_gpu_noise(line: str) -> bool:
 def import_tensorflow_quietly():
   """Imports TensorFlow and enumerates its devices with the no-GPU lines filtered out; returns the module.
 
-  Enumerating physical devices (where cuInit runs) does not initialise the runtime, so logical CPU
+  Before the import, `onednn.prefer` turns TensorFlow's oneDNN CPU kernels on where TensorFlow would leave
+  them off (unless the user set `TF_ENABLE_ONEDNN_OPTS`). Enumerating physical devices (where cuInit runs) does not initialise the runtime, so logical CPU
   devices can still be configured afterwards.
   """
   if "tensorflow" in sys.modules:
     quiet_tensorflow_logging()
     return sys.modules["tensorflow"]
+  onednn.prefer()
   sys.stderr.flush()
   saved = os.dup(2)
   with tempfile.TemporaryFile() as captured:

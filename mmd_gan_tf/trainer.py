@@ -33,6 +33,7 @@ from mmd_gan_tf import kernel_health
 from mmd_gan_tf import losses as losses_lib
 from mmd_gan_tf import models
 from mmd_gan_tf import noise
+from mmd_gan_tf import onednn
 from mmd_gan_tf import optimizers
 from mmd_gan_tf import steps as steps_lib
 from mmd_gan_tf import summaries
@@ -226,10 +227,12 @@ def cpu_has_avx512(cpuinfo_path: str = "/proc/cpuinfo") -> bool:
 def use_xla(cfg: config_lib.Config, strategy) -> bool:
   """Whether the per-replica steps are XLA-compiled: `--jit_compile=true|false`, or `auto`.
 
-  auto: on for a single CPU replica of an AVX2-only CPU and a loss whose critic update has no gradients of
-  gradients, where XLA measured faster (2-core AVX2 VM: the default run's networks 1.7x, a tiny network 2.0x).
-  Off on CPUs with AVX-512, where TensorFlow's oneDNN kernels beat XLA's code (AVX-512 BF16 VM: Wang's
-  SN-DCGAN, the ResNet and Li's DCGAN at quarter width 1.4-1.9x slower with XLA); off for the second-order
+  auto: on only for a single CPU replica of an AVX2-only CPU running TensorFlow's own kernels (oneDNN off:
+  `TF_ENABLE_ONEDNN_OPTS=0`) and a loss whose critic update has no gradients of gradients, where XLA measured
+  faster than those kernels (2-core AVX2 VM: the default run's networks 1.6-1.7x, a tiny network 2.0x). Off
+  where oneDNN runs (every x86-64 Linux CPU unless the user turns it off, `onednn`): its kernels beat XLA's
+  code (AVX2 VM: the default run's networks 2.5x slower with XLA; AVX-512 BF16 VM: Wang's SN-DCGAN, the
+  ResNet and Li's DCGAN at quarter width 1.4-1.9x slower) and on CPUs with AVX-512; off for the second-order
   losses (`LossSpec.second_order`: Binkowski's mmd_gp step took 91 s instead of 6.7 s), on GPUs (not yet
   measured), and with several CPU replicas: XLA cannot place the replicas of logical CPU devices (it pins
   every compiled replica step to the first one) nor compile the cross-worker collectives of a multi-worker
@@ -247,7 +250,8 @@ def use_xla(cfg: config_lib.Config, strategy) -> bool:
   if setting == "false":
     return False
   second_order = losses_lib.LOSSES[cfg.loss.name].second_order
-  return strategy.num_replicas_in_sync == 1 and not gpus and not second_order and not cpu_has_avx512()
+  return (strategy.num_replicas_in_sync == 1 and not gpus and not second_order and not cpu_has_avx512()
+          and not onednn.enabled())
 
 
 def replica_fns(nets, cfg, spec, generator_update=None, jit_compile: bool = False):
@@ -673,6 +677,7 @@ def _setup(cfg: config_lib.Config, strategy: tf.distribute.Strategy) -> _Run:
     raise ValueError(f"--batch_size={cfg.train.batch_size} must be divisible by the {replicas} replicas")
   xla = use_xla(cfg, strategy)  # may refuse the setting: before anything is written
   chief = distribute.is_chief(strategy)
+  logging.info("%s", onednn.state_line(onednn.enabled()))
   if cfg.train.mixed_precision == "auto":
     on, why = bfloat16_pays()
     logging.info("Mixed precision (bfloat16 compute): %s, --mixed_precision=auto on a %s", "on" if on else "off",

@@ -20,6 +20,10 @@ os.environ["MMD_GAN_TF_CACHE"] = tempfile.mkdtemp(prefix="mmd_gan_tf_test_cache_
 atexit.register(shutil.rmtree, os.environ["MMD_GAN_TF_CACHE"], ignore_errors=True)  # no litter in /tmp
 os.environ["MMD_GAN_TF_NO_DOWNLOAD"] = "1"  # no test reaches the network
 
+from mmd_gan_tf import onednn  # noqa: E402  (no TensorFlow: before it)
+
+onednn.prefer()  # the kernels main.py and the tools run (their test processes get the same from console)
+
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

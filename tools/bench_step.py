@@ -49,6 +49,7 @@ from mmd_gan_tf import files  # noqa: E402
 from mmd_gan_tf import images as images_lib  # noqa: E402
 from mmd_gan_tf import losses  # noqa: E402
 from mmd_gan_tf import models  # noqa: E402
+from mmd_gan_tf import onednn  # noqa: E402
 from mmd_gan_tf import trainer  # noqa: E402
 from mmd_gan_tf.metrics import features, inception, inception_weights  # noqa: E402
 from tools import step_flops  # noqa: E402
@@ -319,7 +320,13 @@ def machine(strategy: Optional[tf.distribute.Strategy]) -> dict:
   devices = [d.split("/device:")[-1] for d in getattr(strategy.extended, "worker_devices", ())] if strategy else []
   return {"cpu": cpu_model(), "cores": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__,
           "platform": platform.platform(), "strategy": type(strategy).__name__ if strategy else None,
-          "devices": devices, "load_average": os.getloadavg()[0]}
+          "devices": devices, "load_average": os.getloadavg()[0], "onednn": onednn.enabled()}
+
+
+def _onednn_note(m: dict) -> str:
+  if "onednn" not in m:  # a report written before the field existed
+    return ""
+  return " (oneDNN kernels on)" if m["onednn"] else " (oneDNN kernels off)"
 
 
 def _cell(value, digits: int = 1) -> str:
@@ -332,7 +339,7 @@ def markdown(run: dict) -> str:
   m = run["machine"]
   lines = [f"## Step benchmark, {run['date']}", "", f"- command: `{run['command']}`",
            f"- machine: {m['cpu']}, {m['cores']} logical cores; GPU: {', '.join(m['gpus']) or 'none'}; "
-           f"TensorFlow {m['tensorflow']}; {m['platform']}; load average {m['load_average']:.2f} at the end"]
+           f"TensorFlow {m['tensorflow']}{_onednn_note(m)}; {m['platform']}; load average {m['load_average']:.2f} at the end"]
   if run["rows"]:
     lines += _step_lines(run["rows"], m, run.get("inception") or {})
   for row in run["rows"]:
