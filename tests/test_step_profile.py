@@ -21,6 +21,9 @@ from tools import step_profile  # noqa: E402  pylint: disable=wrong-import-posit
     ("gradient_tape/generator/batch_normalization_2/moments/Tile_3", "Tile", "batch normalization"),
     ("gradient_tape/generator/batch_norm_1/FusedBatchNormGradV3", "_MklFusedBatchNormGradV3", "batch normalization"),
     ("adam/update/Sqrt", "Sqrt", "optimizer updates"),
+    ("adam_1/update_0_2/Mul_3", "Mul", "optimizer updates"),  # the second Adam (the generator's or critic's)
+    ("rms_prop_12/update/Sub", "Sub", "optimizer updates"),
+    ("adamantine/Mul", "Mul", "other (kernel maths, losses, power iterations, ...)"),
     ("critic/critic_network/Cast", "Cast", "casts"),
     ("Iterator::Root::Prefetch::Generator", "Iterator::Generator", "input pipeline"),
     ("CollectiveGatherV2", "CollectiveGatherV2", "collectives (all-gather, all-reduce)"),

@@ -13,18 +13,22 @@ host loop, waiting on the input pipeline).
 import collections
 import glob
 import os
+import re
 from typing import Dict, Iterable, List, Tuple
+
+# The optimizers' name scopes: Keras numbers the second and later ones of a type (`adam_1/update_3/Mul`).
+_OPTIMIZER_SCOPE = re.compile(r"(adam|rms_prop|sgd)(_\d+)?/")
 
 # The parts of a step, first match wins: (part, test on (op name, op type)). Names are TensorFlow's op
 # names, i.e. the Keras layer path (`critic/critic_network/sn_conv2d_3/...`, `gradient_tape/...` for the
-# backward pass, `adam/update/...` for the optimizer).
+# backward pass, `adam/update/...`, `adam_1/...` for the optimizers).
 PARTS = (
     ("convolutions", lambda name, kind: "Conv" in kind),
     ("matmuls", lambda name, kind: "MatMul" in kind or "Einsum" in kind),
     ("activation gradients", lambda name, kind: kind.endswith("ReluGrad") or kind == "TanhGrad"),
     ("activations", lambda name, kind: kind in ("Relu", "LeakyRelu", "Tanh", "Sigmoid")),
     ("batch normalization", lambda name, kind: "batch_norm" in name or "FusedBatchNorm" in kind),
-    ("optimizer updates", lambda name, kind: name.startswith(("adam/", "rms_prop/", "sgd/"))),
+    ("optimizer updates", lambda name, kind: _OPTIMIZER_SCOPE.match(name) is not None),
     ("casts", lambda name, kind: kind == "Cast"),
     ("input pipeline", lambda name, kind: kind.startswith("Iterator") or name.startswith("Iterator")),
     ("collectives (all-gather, all-reduce)", lambda name, kind: "Collective" in kind or "Nccl" in kind),
