@@ -7,13 +7,16 @@ The only pieces taken from mmd_gan_tf are the networks, the loss functions and o
 """
 
 import argparse
+import os
 
-import keras
-import numpy as np
-import tensorflow as tf
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # oneDNN CPU kernels on AVX2-only CPUs too (docs/api.md)
 
-import mmd_gan_tf as mg
-from mmd_gan_tf.data import shapes
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import mmd_gan_tf as mg  # noqa: E402
+from mmd_gan_tf.data import shapes  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--steps", type=int, default=1000)

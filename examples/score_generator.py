@@ -7,12 +7,15 @@ The real images are the built-in digits' test split (or `--real=file.npz:key`, u
 """
 
 import argparse
+import os
 
-import keras
-import numpy as np
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # oneDNN CPU kernels on AVX2-only CPUs too (docs/api.md)
 
-import mmd_gan_tf as mg
-from mmd_gan_tf.data import shapes
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import mmd_gan_tf as mg  # noqa: E402
+from mmd_gan_tf.data import shapes  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--generator", required=True, help="a .keras generator: z [b, z_dim] -> images in [-1, 1]")

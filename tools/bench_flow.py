@@ -14,16 +14,20 @@ import platform
 import sys
 import time
 
-import keras
-import numpy as np
-import tensorflow as tf
-from absl import app, flags
+from mmd_gan_tf import onednn
 
-from mmd_gan_tf import cli, losses, steps
-from mmd_gan_tf.config import Config, FlowConfig, LossConfig, ModelConfig, TrainConfig
-from mmd_gan_tf.flow.update import FlowGeneratorUpdate
-from mmd_gan_tf.flow.features import feature_dim, make_feature_map
-from mmd_gan_tf.models import build_critic, build_generator
+onednn.prefer()  # the CPU kernels main.py runs (before TensorFlow's import)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from mmd_gan_tf import cli, losses, steps  # noqa: E402
+from mmd_gan_tf.config import Config, FlowConfig, LossConfig, ModelConfig, TrainConfig  # noqa: E402
+from mmd_gan_tf.flow.update import FlowGeneratorUpdate  # noqa: E402
+from mmd_gan_tf.flow.features import feature_dim, make_feature_map  # noqa: E402
+from mmd_gan_tf.models import build_critic, build_generator  # noqa: E402
 
 FLAGS = flags.FLAGS
 

@@ -14,6 +14,9 @@ import platform
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mmd_gan_tf import onednn  # noqa: E402
+
+onednn.prefer()  # the CPU kernels main.py and tools/evaluate.py run (before TensorFlow's import)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
