@@ -191,6 +191,27 @@ def test_a_changed_command_is_refused_where_its_run_already_exists(tmp_path):
     quality.run_config("rep", command, str(tmp_path), earlier)
 
 
+def test_a_finished_record_outlives_a_shorter_restart_in_its_folder(tmp_path):
+  """A finished run's folder later held a restart of the same name stopped at its first evaluation: the record
+  (KID at 1500, end state) was replaced by that restart's step-1 KID and kernel state."""
+  workdir = tmp_path / "runs" / "rep_s0"
+  workdir.mkdir(parents=True)
+  (workdir / "eval.jsonl").write_text('{"step": 1, "train_seconds": 2.0, "kid": 0.52, "kid_std": 0.01}\n')
+  command = [sys.executable, "main.py", "--loss=rep", f"--workdir={workdir}"]
+  points = [{"step": 1, "train_seconds": 1.0, "kid": 0.51, "kid_std": 0.01},
+            {"step": 1500, "train_seconds": 900.0, "kid": 0.18, "kid_std": 0.01}]
+  earlier = {"command": "main.py --loss=rep --workdir=" + str(workdir), "workdir": str(workdir), "finished": True,
+             "points": points, "grid": "grids/rep_s0.png", "state": "healthy"}
+  result = quality.run_config("rep_s0", command, str(tmp_path), earlier)
+  assert result["points"] == points and result["grid"] == "grids/rep_s0.png"
+  assert quality._state(result) == "healthy"  # pylint: disable=protected-access
+  # The folder that does hold the finished run is read (its records may be newer than the copy in the record).
+  (workdir / "eval.jsonl").write_text("".join(json.dumps(dict(p, kid=p["kid"] + 0.001)) + "\n" for p in points))
+  result = quality.run_config("rep_s0", command, str(tmp_path), earlier)
+  assert [p["kid"] for p in result["points"]] == pytest.approx([0.511, 0.181])
+  assert quality._state(result) is None  # pylint: disable=protected-access  (no kernel scalars in that folder)
+
+
 def _quality_main(monkeypatch, *argv):
   """tools/quality.py ARGV in this process (its flags on a FlagValues of their own); starting a main.py child
   is a test failure."""

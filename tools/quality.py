@@ -421,7 +421,9 @@ def run_config(name: str, command: list, out: str, earlier: Optional[dict] = Non
   workdir = command[-1].split("=", 1)[1]
   if earlier and earlier.get("finished") and earlier.get("command") == shlex.join(command[1:]):
     print(f"[{name}] finished earlier with the same command: skipped", flush=True)
-    return dict(earlier, points=read_records(workdir) or earlier["points"], grid=latest_grid(workdir))
+    if not holds_the_finished_run(earlier):
+      return dict(earlier)  # the folder is gone, or a later unfinished restart replaced the finished run
+    return dict(earlier, points=read_records(workdir), grid=latest_grid(workdir))
   if earlier and earlier.get("command") != shlex.join(command[1:]) and os.path.isdir(workdir):
     # main.py would resume that run (already at its steps: nothing trained) and its points would be reported
     # as this command's.
@@ -537,9 +539,19 @@ def merge_results(earlier: dict, current: dict) -> dict:
   return merged
 
 
+def holds_the_finished_run(result: dict) -> bool:
+  """Whether the run folder of a finished `result` still holds that run: its evaluations reach the recorded last
+  step (a folder that is gone, or a restart of the same name that stopped earlier, does not)."""
+  workdir = result.get("workdir") or ""
+  recorded = [p["step"] for p in result.get("points") or []]
+  found = [p["step"] for p in read_records(workdir)] if os.path.isdir(workdir) else []
+  return bool(found) and max(found) >= max(recorded, default=0)
+
+
 def _state(result: dict):
-  """The run's kernel end state, read from its run folder, or the one recorded earlier when the folder is gone."""
-  if os.path.isdir(result.get("workdir") or ""):
+  """The run's kernel end state, read from its run folder, or the one recorded earlier when the folder no longer
+  holds that run (`holds_the_finished_run`)."""
+  if holds_the_finished_run(result):
     result["state"] = run_state(result["workdir"])
   return result.get("state")
 
