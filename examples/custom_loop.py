@@ -7,9 +7,10 @@ The only pieces taken from mmd_gan_tf are the networks, the loss functions and o
 """
 
 import argparse
-import os
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # oneDNN CPU kernels on AVX2-only CPUs too (docs/api.md)
+from mmd_gan_tf import onednn  # noqa: E402  (imports no TensorFlow)
+
+onednn.prefer()  # oneDNN CPU kernels on AVX2-only CPUs too, before TensorFlow's import (docs/api.md)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -8,11 +8,12 @@ run this from a clone. Any other flag of `main.py` is a key of the dict given to
 
 import argparse
 import json
-import os
 import pathlib
 import sys
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # oneDNN CPU kernels on AVX2-only CPUs too (docs/api.md)
+from mmd_gan_tf import onednn  # noqa: E402  (imports no TensorFlow)
+
+onednn.prefer()  # oneDNN CPU kernels on AVX2-only CPUs too, before TensorFlow's import (docs/api.md)
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the clone's flags/ package
 
 from flags import build  # noqa: E402
