@@ -231,6 +231,19 @@ def test_dataset_source_reads_the_data_module(tmp_path):
   evaluate.check_flags_used(args, (source, source))  # --image_size given, and read
 
 
+def test_a_tfds_source_reads_tfds_data_dir_and_other_sources_refuse_it(tmp_path):
+  empty = tmp_path / "tfds"
+  empty.mkdir()
+  args = _args(tmp_path, "a", "b", f"--tfds_data_dir={empty}")
+  source = evaluate.make_source("cifar10:test", 4, args)
+  evaluate.check_flags_used(args, (source, source))  # read by a TFDS source
+  with pytest.raises(Exception, match="not prepared in tfds_data_dir '" + str(empty)):
+    next(source.batches())  # looked for the data there (and downloads nothing)
+  shapes = evaluate.make_source("shapes:train", 4, args)
+  with pytest.raises(ValueError, match="--tfds_data_dir=.* has no effect: only a dataset:split source of TFDS"):
+    evaluate.check_flags_used(args, (shapes, shapes))
+
+
 def test_inception_score_needs_logits(image_files, tmp_path):
   from mmd_gan_tf.metrics import inception_weights  # pylint: disable=import-outside-toplevel
   weights = inception_weights.load_inception_weights(str(asset_path(WEIGHTS)))

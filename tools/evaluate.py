@@ -7,7 +7,8 @@ SRC (for --real and --fake) is one of
   * a SavedModel generator directory (its `sample(num_samples, seed)` endpoint; `generate(z)` otherwise),
   * an image folder (png / jpg / webp / bmp, read in sorted order),
   * an .npz file (`file.npz:key` picks the array; without a key, the only 3-d or 4-d array),
-  * `dataset:split` (e.g. `cifar10:test`), read with `mmd_gan_tf.data.make_dataset`, no shuffling.
+  * `dataset:split` (e.g. `cifar10:test`), read with `mmd_gan_tf.data.make_dataset`, no shuffling (a TFDS
+    dataset from --tfds_data_dir, as main.py reads it).
 The first --num images of each source are used (a generator draws --num). Features of non-generator
 sources are cached on disk (see `mmd_gan_tf.metrics.feature_cache`).
 """
@@ -88,6 +89,8 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
   flags.DEFINE_enum("z_distribution", "normal", list(noise.Z_DISTRIBUTIONS),
                     "z of a generator that only has generate(z).", **define)
   flags.DEFINE_integer("image_size", 32, "For dataset:split sources.", **define)
+  flags.DEFINE_string("tfds_data_dir", None, "For dataset:split sources of TFDS: where `tfds build` put them "
+                      "(main.py's --tfds_data_dir; default: TFDS's, ~/tensorflow_datasets).", **define)
   flags.DEFINE_string("cache_dir", None, "Feature and weights cache (default: ~/.cache/mmd_gan_tf).", **define)
   flags.DEFINE_bool("no_cache", False, "Do not read or write cached features.", **define)
   flags.DEFINE_bool("no_progress", False, "No progress bars.", **define)
@@ -224,9 +227,10 @@ def folder_source(spec: str, num: int, args) -> Source:
 def dataset_source(spec: str, num: int, args) -> Source:
   from mmd_gan_tf.config import DataConfig  # pylint: disable=import-outside-toplevel
   from mmd_gan_tf.data import first_images, image_identity  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf.data.pipeline import DATASETS  # pylint: disable=import-outside-toplevel
   name, split = spec.split(":", 1)
   cfg = DataConfig(dataset=name, split=split, image_size=args.image_size,
-                   channels=1 if name == "mnist" else 3, image_range="sigmoid")
+                   channels=1 if name == "mnist" else 3, image_range="sigmoid", tfds_data_dir=args.tfds_data_dir)
 
   def batches():
     try:
@@ -236,7 +240,9 @@ def dataset_source(spec: str, num: int, args) -> Source:
       raise ValueError(f"{spec}: {error}: lower --num") from None
 
   identity = {"kind": "dataset", **image_identity(cfg), "num": num}
-  return Source(spec, "dataset", num, batches, "pixels", identity, reads=("image_size",))
+  tfds = name in DATASETS and "tfds_data_dir" in DATASETS[name].options
+  reads = ("image_size", "tfds_data_dir") if tfds else ("image_size",)
+  return Source(spec, "dataset", num, batches, "pixels", identity, reads=reads)
 
 
 def generator_source(spec: str, num: int, args) -> Source:
@@ -323,6 +329,7 @@ METRIC_FLAGS = {"kid_subsets": "kid", "kid_subset_size": "kid", "fid_min_samples
 # The flags that only some sources read, and which.
 SOURCE_FLAGS = {"image_range": "float images (an .npz of floats, a generator without uint8 output)",
                 "image_size": "a dataset:split source",
+                "tfds_data_dir": "a dataset:split source of TFDS",
                 "z_distribution": "a SavedModel with only a generate(z) signature"}
 
 
