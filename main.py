@@ -5,6 +5,7 @@
   python main.py --dataset=lsun --loss=rep --data_dir=/data/lsun
   python main.py --dry_run                         # print the resolved config and exit
   python main.py --mode=export --workdir=runs/...  # export the generator of the latest checkpoint
+  python main.py --mode=export_best --workdir=runs/...  # the best-KID checkpoint's, to <workdir>/export_best_kid
 
 Re-running with the same --workdir resumes from the latest checkpoint.
 """
@@ -68,57 +69,82 @@ def _run_settings(given: dict):
   return checkpointing.at_workdir(saved, workdir)
 
 
-def _exportable(cfg) -> str:
-  """The checkpoint folder of the run --mode=export would export; ValueError when there is none."""
-  checkpoint_dir = os.path.join(cfg.workdir, "checkpoints")
-  if not os.path.isdir(checkpoint_dir):
+# --mode: (checkpoint folder in the run, default export folder in the run, what is exported)
+EXPORT_MODES = {"export": ("checkpoints", "export", "the newest readable checkpoint"),
+                "export_best": ("best_kid", "export_best_kid", "the best-KID checkpoint")}
+
+
+def _exportable(cfg, mode: str = "export") -> str:
+  """The checkpoint folder of the run `--mode=<mode>` would export; ValueError when there is none."""
+  checkpoint_dir = os.path.join(cfg.workdir, EXPORT_MODES[mode][0])
+  if mode == "export_best":
+    from mmd_gan_tf import checkpointing  # pylint: disable=g-import-not-at-top
+    if not checkpointing.checkpoints_on_disk(checkpoint_dir):
+      raise ValueError(f"--workdir={cfg.workdir} has no best-KID checkpoint (best_kid/): its training evaluated "
+                       "no KID (see --eval_every); --mode=export exports its latest checkpoint")
+  elif not os.path.isdir(checkpoint_dir):
     raise ValueError(f"--workdir={cfg.workdir} has no checkpoint to export")
   return checkpoint_dir
 
 
-def _export(cfg) -> None:
+def _best_kid_of(prefix: str):
+  """The KID recorded in a best-KID checkpoint, or None when it does not hold one."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    return float(tf.train.load_variable(prefix, "best_kid/.ATTRIBUTES/VARIABLE_VALUE"))
+  except (tf.errors.OpError, ValueError):
+    return None
+
+
+def _export(cfg, mode: str = "export", export_dir=None) -> None:
+  """Exports the generator of the run's newest readable checkpoint (`export`) or of its best-KID checkpoint
+  (`export_best`) to `export_dir` (default: the run's `export/` or `export_best_kid/`)."""
   from mmd_gan_tf import checkpointing, export, trainer  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  checkpoint_dir = _exportable(cfg)
+  checkpoint_dir = _exportable(cfg, mode)
+  best = mode == "export_best"
   # A run that trains here exports when it ends; its checkpoint rotation would race this export. A read-only
-  # run directory has no run training in it: it is read as it is (nothing repaired or moved).
+  # run directory has no run training in it: it is read as it is (nothing repaired or moved). The best-KID
+  # folder is the evaluation's own (it sets an unreadable checkpoint aside itself): it is only read here.
   writable = os.access(cfg.workdir, os.W_OK) and os.access(checkpoint_dir, os.W_OK)
   lock = (checkpointing.WorkdirLock(cfg.workdir, advice="that run exports its generator itself when it ends")
           if writable else None)
   exported = False
   try:
     checkpointing.refuse_outside_state(checkpoint_dir)
-    if writable:
+    if writable and not best:
       for line in filter(None, [checkpointing.repair_checkpoint_state(checkpoint_dir)]):
         print(f"warning: {line}", file=sys.stderr)
       for bad, error, folder in checkpointing.quarantine_unreadable(checkpoint_dir):
         print(f"warning: checkpoint {bad} is unreadable ({error}): moved to checkpoints/{folder}/, exporting "
               "the previous one", file=sys.stderr)
     listed = checkpointing.checkpoint_list(checkpoint_dir)
-    if writable:  # the quarantine above left the newest listed one readable
+    if writable and not best:  # the quarantine above left the newest listed one readable
       latest = listed[-1] if listed else None
     else:
       latest = next((p for p in reversed(listed) if checkpointing.readable(p)), None)
     if latest is None:
-      raise ValueError(f"--workdir={cfg.workdir} has no checkpoint to export")
+      raise ValueError(f"--workdir={cfg.workdir} has no {'readable best-KID ' if best else ''}checkpoint to export")
     # Where the run is now (it may have been moved since): the export path is checked against it.
     saved = checkpointing.at_workdir(checkpointing.load_config(cfg.workdir), cfg.workdir)
     nets = trainer.build_networks(saved)
     step = tf.Variable(0, dtype=tf.int64)
     checkpoint = trainer.make_checkpoint(nets, step, critic_count=tf.Variable(0, dtype=tf.int64))
     checkpoint.restore(latest).expect_partial()
-    export_dir = cfg.export_dir or os.path.join(cfg.workdir, "export")
+    export_dir = export_dir or os.path.join(cfg.workdir, EXPORT_MODES[mode][1])
     newer = export.exported_step(export_dir)
     if newer is not None and newer > int(step.numpy()):
-      raise ValueError(f"{export_dir} holds the generator of step {newer}, newer than the newest readable "
-                       f"checkpoint ({os.path.basename(latest)}, step {int(step.numpy())}): it is kept; give "
+      raise ValueError(f"{export_dir} holds the generator of step {newer}, newer than {EXPORT_MODES[mode][2]} "
+                       f"({os.path.basename(latest)}, step {int(step.numpy())}): it is kept; give "
                        "another --export_dir to export that checkpoint")
     trainer.export(nets.generator, saved, export_dir, int(step.numpy()))
     exported = True
   finally:
     if lock is not None:
       lock.release(restore=not exported)  # a refused export leaves the run as it was
-  print(f"Exported the generator of {latest} (step {int(step.numpy())}) to {export_dir}")
+  kid = _best_kid_of(latest) if best else None
+  print(f"Exported the generator of {latest} (step {int(step.numpy())}"
+        f"{f', KID {kid:.5g}' if kid is not None else ''}) to {export_dir}")
 
 
 def main(argv) -> int:
@@ -127,10 +153,10 @@ def main(argv) -> int:
   given = _flag_values()
   base = _run_settings(given)
   cfg = config_builder.build_config(given, base=base)  # ValueError: one line via mmd_gan_tf.cli
-  if FLAGS.mode == "export":
+  if FLAGS.mode in EXPORT_MODES:
     ignored = sorted(set(given) - {"workdir", "export_dir"} - (set() if "workdir" in given else {"dataset", "loss"}))
     if ignored:
-      raise ValueError(f"--mode=export exports the run's generator as it was trained: "
+      raise ValueError(f"--mode={FLAGS.mode} exports the run's generator as it was trained: "
                        f"{' '.join('--' + name for name in ignored)} would have no effect; leave them out")
   if base is not None and FLAGS.mode == "train":
     print(f"resuming {cfg.workdir}: its own settings, changed only by the flags given", file=sys.stderr)
@@ -145,16 +171,17 @@ def main(argv) -> int:
     if base is not None and FLAGS.mode == "train":  # what the run would refuse, the dry run refuses
       from mmd_gan_tf import checkpointing  # pylint: disable=g-import-not-at-top
       checkpointing.refuse_incompatible(json.loads(base.to_json()), cfg, cfg.workdir)
-    if FLAGS.mode == "export":
-      _exportable(cfg)
+    if FLAGS.mode in EXPORT_MODES:
+      _exportable(cfg, FLAGS.mode)
     print(cfg.to_json())
     return 0
   logging.set_verbosity(logging.INFO)
   from mmd_gan_tf import trainer  # pylint: disable=g-import-not-at-top
-  if FLAGS.mode == "export":
+  if FLAGS.mode in EXPORT_MODES:
     try:
       with cli.signals_as_interrupt():  # SIGTERM and SIGHUP stop an export as Ctrl-C does
-        _export(cfg)
+        # The best generator goes to --export_dir only when given: a run's own export_dir holds its latest.
+        _export(cfg, FLAGS.mode, cfg.export_dir if FLAGS.mode == "export" or "export_dir" in given else None)
     except trainer.DiskFullError as e:
       print(cli.one_line(e), file=sys.stderr)
       return EXIT_RUN_FAILED

@@ -231,7 +231,9 @@ def define_flags(flag_values: absl_flags.FlagValues = absl_flags.FLAGS) -> None:
   Safe to call once per FlagValues.
   """
   f = _Definer(flag_values)
-  f.DEFINE_enum("mode", "train", ["train", "export"], "train, or export the generator of the latest checkpoint.")
+  f.DEFINE_enum("mode", "train", ["train", "export", "export_best"],
+                "train; export: the generator of the latest checkpoint to <workdir>/export (or --export_dir); "
+                "export_best: that of the best-KID checkpoint (best_kid/) to <workdir>/export_best_kid.")
   f.DEFINE_bool("dry_run", False, "Print the resolved config (preset + overrides) and exit.")
   for flag in CONFIG_FLAGS:
     _define(f, flag)

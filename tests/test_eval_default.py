@@ -228,3 +228,31 @@ def test_a_resume_drops_the_logs_of_the_steps_after_its_checkpoint(tmp_path, fak
   assert os.path.basename(tf.train.latest_checkpoint(str(workdir / "best_kid"))) == "ckpt-6"  # KID 4, not 5's 5
   assert sorted(p.name for p in (workdir / "samples").iterdir()) == ["notes.txt"] + [
       f"step_{step:07d}.png" for step in (2, 4, 5)]  # step 6's grid went with its step; another file stays
+
+
+@pytest.mark.end_to_end
+def test_export_best_exports_the_best_kid_generator_beside_the_latest(tmp_path, fake_inception, monkeypatch):
+  """The best-KID checkpoint was kept but nothing exported it: `--mode=export_best` writes its generator to
+  <workdir>/export_best_kid, and the run's latest export stays as it was."""
+  from helpers import main_in_process  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf import export  # pylint: disable=import-outside-toplevel
+  from mmd_gan_tf.metrics import training_eval  # pylint: disable=import-outside-toplevel
+  scores = lambda *args, seed, **kwargs: {"kid": tf.constant(1.0 + (seed - 2.0) ** 2, tf.float64),  # best: step 2
+                                          "kid_std": tf.constant(0.0, tf.float64)}
+  monkeypatch.setattr(training_eval, "generator_scores", scores)
+  workdir = tmp_path / "run"
+  trainer.train(_cfg(workdir, steps=4, eval_every=1, eval_num_samples=8, kid_subset_size=4, kid_subsets=2,
+                     eval_at_start=False), strategy=make_two_replica_strategy())
+  latest = (workdir / "export" / "saved_model.pb").read_bytes()
+  assert export.exported_step(str(workdir / "export")) == 4
+  for dry_run in (("--dry_run",), ()):
+    result = main_in_process("--mode=export_best", f"--workdir={workdir}", *dry_run)
+    assert result.returncode == 0, result.stderr[-1000:]
+  assert "best_kid/ckpt-2 (step 2, KID 1)" in result.stdout and "export_best_kid" in result.stdout
+  assert export.exported_step(str(workdir / "export_best_kid")) == 2
+  assert (workdir / "export" / "saved_model.pb").read_bytes() == latest
+  # A run whose training evaluated no KID has nothing to export this way: one line, nothing written.
+  for dry_run in (("--dry_run",), ()):
+    result = main_in_process("--mode=export_best", f"--workdir={tmp_path / 'missing'}", *dry_run)
+    assert result.returncode == 2 and "has no best-KID checkpoint (best_kid/)" in result.stderr.splitlines()[-1]
+  assert not (tmp_path / "missing").exists()
