@@ -144,3 +144,30 @@ def test_the_preset_and_scoring_examples_run(tmp_path):
                "--num=8", "--subset_size=4", f"--inception_weights={weights}")
   assert scored.returncode == 0, scored.stderr[-2000:]
   assert re.search(r"KID x 10\^3: [-\d.]+ \+- [\d.]+ \(8 vs 8 images\)", scored.stdout)
+
+
+# The examples that train, or need the Inception weights or 1000 x 2048 features, run elsewhere: the examples'
+# own tests above, test_kid.py, test_fid.py, test_inception.py.
+_NOT_RUN_HERE = ("mg.train(", ".fit(", "load_fid_inception", "extract_features", "mg.kid(", "mg.fid(")
+
+
+def test_the_api_pages_examples_run(tmp_path, monkeypatch):
+  """Each python block of docs/api.md, run on its own in a namespace that holds what the page calls its
+  inputs (images, features, a critic): a renamed function or a wrong module path in the page fails here."""
+  import keras  # pylint: disable=import-outside-toplevel
+  monkeypatch.chdir(tmp_path)  # the examples save .keras files
+  blocks = re.findall(r"```python\n(.*?)```", API_DOC.read_text(encoding="utf-8"), re.DOTALL)
+  run = [block for block in blocks if not any(marker in block for marker in _NOT_RUN_HERE)]
+  assert len(run) >= 20, len(run)
+  rng = np.random.default_rng(0)
+  images = lambda n=8: tf.constant(rng.uniform(-1, 1, (n, 32, 32, 3)), tf.float32)
+  namespace = dict(mg=mg, tf=tf, keras=keras, np=np, batch=8, real_images=images(), fake_images=images(),
+                   images=images(), more_images=images(), real_features=tf.random.normal([8, 16]),
+                   fake_features=tf.random.normal([8, 16]), cfg=mg.LossConfig(),
+                   critic=mg.build_critic(mg.ModelConfig(arch="dcgan", width=0.125, channels=3, critic_dim=16)))
+  namespace["points"] = namespace["real_images"]
+  for number, block in enumerate(run, 1):
+    try:
+      exec(compile(block, f"docs/api.md example {number}", "exec"), dict(namespace))  # pylint: disable=exec-used
+    except Exception as error:  # pylint: disable=broad-except
+      pytest.fail(f"docs/api.md example {number} fails: {type(error).__name__}: {error}\n{block}")
