@@ -928,7 +928,7 @@ def test_sigterm_during_an_export_is_one_line_and_resumable(trained_run, monkeyp
   sys.path.insert(0, str(ROOT))
   import main  # pylint: disable=import-outside-toplevel
 
-  def export_until_signalled(cfg):  # pylint: disable=unused-argument
+  def export_until_signalled(cfg, mode, export_dir):  # pylint: disable=unused-argument
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(30)  # the handler interrupts this
 
