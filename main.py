@@ -87,19 +87,10 @@ def _exportable(cfg, mode: str = "export") -> str:
   return checkpoint_dir
 
 
-def _best_kid_of(prefix: str):
-  """The KID recorded in a best-KID checkpoint, or None when it does not hold one."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  try:
-    return float(tf.train.load_variable(prefix, "best_kid/.ATTRIBUTES/VARIABLE_VALUE"))
-  except (tf.errors.OpError, ValueError):
-    return None
-
-
 def _export(cfg, mode: str = "export", export_dir=None) -> None:
   """Exports the generator of the run's newest readable checkpoint (`export`) or of its best-KID checkpoint
   (`export_best`) to `export_dir` (default: the run's `export/` or `export_best_kid/`)."""
-  from mmd_gan_tf import checkpointing, export, trainer  # pylint: disable=g-import-not-at-top
+  from mmd_gan_tf import checkpointing, evaluation, export, trainer  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   checkpoint_dir = _exportable(cfg, mode)
   best = mode == "export_best"
@@ -142,7 +133,7 @@ def _export(cfg, mode: str = "export", export_dir=None) -> None:
   finally:
     if lock is not None:
       lock.release(restore=not exported)  # a refused export leaves the run as it was
-  kid = _best_kid_of(latest) if best else None
+  kid = evaluation.recorded_best_kid(latest) if best else None
   print(f"Exported the generator of {latest} (step {int(step.numpy())}"
         f"{f', KID {kid:.5g}' if kid is not None else ''}) to {export_dir}")
 

@@ -24,6 +24,14 @@ from mmd_gan_tf.metrics import inception_weights
 from mmd_gan_tf.metrics import training_eval
 
 
+def recorded_best_kid(prefix: str) -> Optional[float]:
+  """The best KID a checkpoint of best_kid/ recorded, or None when it holds none or does not read back."""
+  try:
+    return float(tf.train.load_variable(prefix, "best_kid/.ATTRIBUTES/VARIABLE_VALUE"))
+  except (tf.errors.OpError, ValueError):
+    return None
+
+
 class Evaluator:
   """KID (and FID) of generated vs cached real Inception features every `eval_every` steps.
 
@@ -65,9 +73,8 @@ class Evaluator:
     best_kid/ holds a better generator of a step after `step` (evaluated by an attempt killed before its next
     checkpoint) keeps that one's KID as the best, so that no worse generator replaces it."""
     for prefix in checkpointing.checkpoints_on_disk(self._best_dir):
-      try:
-        later_best = float(tf.train.load_variable(prefix, "best_kid/.ATTRIBUTES/VARIABLE_VALUE"))
-      except (tf.errors.OpError, ValueError):
+      later_best = recorded_best_kid(prefix)
+      if later_best is None:
         continue
       if int(prefix.rsplit("-", 1)[1]) > step and later_best < float(self.best_kid.numpy()):
         if self._log_path:
